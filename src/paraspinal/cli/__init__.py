@@ -1,0 +1,1 @@
+"""Command-line interface (``paraspinal``): the top layer, thin wrappers over ``pipeline``."""

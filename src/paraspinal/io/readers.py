@@ -1,0 +1,213 @@
+"""Read images and label maps from NIfTI, NRRD, MHA/MHD and DICOM series folders.
+
+Every reader returns an :class:`~paraspinal.io.image.Image` whose affine is RAS+ (NIfTI
+convention). ITK-based formats (NRRD, MHA, DICOM) are LPS+ on disk and are converted by negating
+the x and y rows. Any problem with the file becomes an :class:`~paraspinal.errors.InputError`
+naming the file, never a library traceback.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from paraspinal.errors import InputError
+from paraspinal.io.image import Image
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
+IMAGE_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def image_suffix(path: str | Path) -> str | None:
+    """The recognised image suffix of ``path`` (``.nii.gz`` counts as one), or None."""
+    name = Path(path).name.lower()
+    return next((s for s in IMAGE_SUFFIXES if name.endswith(s)), None)
+
+
+def strip_image_suffix(path: str | Path) -> str:
+    """File name without its image suffix: ``a/TUM01_water.nii.gz`` -> ``TUM01_water``."""
+    name = Path(path).name
+    suffix = image_suffix(path)
+    return name[: -len(suffix)] if suffix else name
+
+
+def read_image(path: str | Path) -> Image:
+    """Read a 3-D image (NIfTI, NRRD, MHA/MHD, or a folder holding one DICOM series).
+
+    Trailing singleton dimensions (e.g. a 4-D file with one volume) are dropped. 2-D images,
+    4-D images with several volumes, and NaN/inf voxels are refused.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError("file not found", path=p)
+    if p.is_dir():
+        array, affine, meta = _read_dicom_series(p)
+    else:
+        suffix = image_suffix(p)
+        if suffix in NIFTI_SUFFIXES:
+            array, affine, meta = _read_nifti(p)
+        elif suffix in ITK_SUFFIXES:
+            array, affine, meta = _read_itk(p)
+        else:
+            raise InputError(
+                f"unsupported file type (expected one of {', '.join(IMAGE_SUFFIXES)} or a DICOM folder)",
+                path=p,
+            )
+    array = _as_3d(array, path=p)
+    _check_finite(array, path=p)
+    return Image(array=array, affine=affine, source=str(p), metadata=meta)
+
+
+def read_label_map(path: str | Path) -> Image:
+    """Read a label map: like :func:`read_image`, then require integer labels >= 0.
+
+    Float files whose values are all whole numbers are accepted and cast to int32.
+    """
+    image = read_image(path)
+    array = image.array
+    if not np.issubdtype(array.dtype, np.integer):
+        if np.issubdtype(array.dtype, np.bool_):
+            array = array.astype(np.int32)
+        else:
+            rounded = np.rint(array)
+            if not np.array_equal(rounded, array):
+                raise InputError("label map holds non-integer values; is this an image, not labels?", path=path)
+            array = rounded.astype(np.int32)
+    if array.size and int(array.min()) < 0:
+        raise InputError(f"label map holds negative values (minimum {int(array.min())})", path=path)
+    if array.dtype.itemsize > 4 or array.dtype.kind == "u":
+        if array.size and int(array.max()) > np.iinfo(np.int32).max:
+            raise InputError("label values exceed the int32 range", path=path)
+        array = array.astype(np.int32)
+    return image.with_array(array)
+
+
+def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+        array = np.asanyarray(img.dataobj)  # forces the full read: truncation surfaces here
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
+        raise InputError(f"cannot read NIfTI: corrupt or truncated file ({_short(exc)})", path=path) from None
+    except Exception as exc:  # noqa: BLE001 - nibabel raises its own ImageFileError and friends
+        raise InputError(f"cannot read NIfTI ({_short(exc)})", path=path) from None
+    affine = img.affine
+    if affine is None or not np.all(np.isfinite(affine)):
+        raise InputError("NIfTI header has no valid affine", path=path)
+    if abs(np.linalg.det(np.asarray(affine)[:3, :3])) < 1e-12:
+        raise InputError("NIfTI affine is singular (zero voxel size)", path=path)
+    header = img.header
+    meta: dict[str, object] = {
+        "format": "nifti",
+        "qform_code": int(header["qform_code"]) if "qform_code" in header else None,
+        "sform_code": int(header["sform_code"]) if "sform_code" in header else None,
+    }
+    return np.asarray(array), np.asarray(affine, dtype=np.float64), meta
+
+
+def _itk_affine(image) -> np.ndarray:
+    """RAS+ affine of a SimpleITK image (ITK is LPS+ and indexes x fastest)."""
+    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
+    spacing = np.asarray(image.GetSpacing(), dtype=np.float64)
+    origin = np.asarray(image.GetOrigin(), dtype=np.float64)
+    affine = np.eye(4)
+    affine[:3, :3] = direction * spacing[np.newaxis, :]
+    affine[:3, 3] = origin
+    return _LPS_TO_RAS @ affine
+
+
+def _itk_array(image) -> np.ndarray:
+    import SimpleITK as sitk
+
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise ValueError(f"{image.GetNumberOfComponentsPerPixel()} components per voxel (vector image)")
+    # GetArrayFromImage returns (z, y, x); transpose to (i, j, k) = (x, y, z).
+    return np.asarray(sitk.GetArrayFromImage(image)).transpose(*reversed(range(image.GetDimension())))
+
+
+def _read_itk(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+    import SimpleITK as sitk
+
+    try:
+        image = sitk.ReadImage(str(path))
+        dim = image.GetDimension()
+        array = _itk_array(image)
+    except (RuntimeError, ValueError) as exc:
+        raise InputError(f"cannot read image: corrupt or truncated file ({_short(exc)})", path=path) from None
+    if dim != 3:
+        raise InputError(f"image is {dim}-D (shape {array.shape}); a 3-D volume is required", path=path)
+    return array, _itk_affine(image), {"format": path.suffix.lstrip(".").lower()}
+
+
+def _read_dicom_series(folder: Path) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+    """Read the single DICOM series in ``folder``; several series are refused with their list."""
+    import SimpleITK as sitk
+
+    reader = sitk.ImageSeriesReader()
+    series_ids = list(reader.GetGDCMSeriesIDs(str(folder)) or [])
+    if not series_ids:
+        raise InputError("no DICOM series found in this folder", path=folder)
+    if len(series_ids) > 1:
+        listing = "; ".join(f"{uid} ({_series_label(folder, uid)})" for uid in series_ids)
+        raise InputError(f"folder holds {len(series_ids)} DICOM series, choose one: {listing}", path=folder)
+    files = reader.GetGDCMSeriesFileNames(str(folder), series_ids[0])
+    reader.SetFileNames(files)
+    try:
+        image = reader.Execute()
+        array = _itk_array(image)
+    except (RuntimeError, ValueError) as exc:
+        raise InputError(f"cannot read DICOM series ({_short(exc)})", path=folder) from None
+    if image.GetDimension() != 3:
+        raise InputError(f"DICOM series is {image.GetDimension()}-D; a 3-D volume is required", path=folder)
+    meta: dict[str, object] = {"format": "dicom", "series_instance_uid": series_ids[0], "n_files": len(files)}
+    return array, _itk_affine(image), meta
+
+
+def _series_label(folder: Path, uid: str) -> str:
+    """Series description and slice count, for listing series (no patient data)."""
+    import SimpleITK as sitk
+
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)
+    description = ""
+    try:
+        import pydicom
+
+        ds = pydicom.dcmread(files[0], stop_before_pixels=True)
+        description = str(getattr(ds, "SeriesDescription", "") or "")
+    except Exception:  # noqa: BLE001 - a listing must never fail on one odd file
+        description = ""
+    label = f"{len(files)} files"
+    return f"{description}, {label}" if description else label
+
+
+def _as_3d(array: np.ndarray, *, path: Path) -> np.ndarray:
+    shape = array.shape
+    while array.ndim > 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim == 3:
+        return array
+    if array.ndim < 3:
+        raise InputError(f"image is {array.ndim}-D (shape {shape}); a 3-D volume is required", path=path)
+    raise InputError(
+        f"image is {array.ndim}-D (shape {shape}) with {int(np.prod(shape[3:]))} volumes; "
+        "a single 3-D volume is required (split the series first)",
+        path=path,
+    )
+
+
+def _check_finite(array: np.ndarray, *, path: Path) -> None:
+    if np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.complexfloating):
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        if bad:
+            raise InputError(f"image holds {bad} NaN or infinite voxels", path=path)
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."

@@ -1,0 +1,110 @@
+"""Level tables from LPM CSVs, per-level CSVs, mappings and disc masks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from paraspinal.anatomy import load_scheme
+from paraspinal.errors import LevelsError
+from paraspinal.io.image import Image
+from paraspinal.levels import levels_from_disc_mask, levels_from_mapping, normalise_level_name, read_levels_csv
+from tests.phantoms import ras_affine
+
+LPM_CSV = (
+    ",pid,slice_start,slice_stop,img_shape_z,img_shape_xy,img_spacing_x,img_spacing_y,img_spacing_z\n"
+    "0,01_water_img,0,28,63,400,1.0184999704361,1.0184999704361,4\n"
+    "0,02_water_img,6,34,63,400,1.0184999704361,1.0184999704361,4\n"
+)
+
+
+def test_lpm_csv_picks_the_case_and_keeps_half_open_range(tmp_path: Path) -> None:
+    path = tmp_path / "lpm.csv"
+    path.write_text(LPM_CSV)
+    table = read_levels_csv(path, n_slices=63, case_id="02_water_img")
+    (level,) = table.levels
+    assert (level.name, level.slice_start, level.slice_stop, level.disc_slice) == ("L2-L5", 6, 34, None)
+    assert list(level.slices) == list(range(6, 34))
+    # LPM ids are file-name prefixes: the image "01_water_img_img_L2-L5" finds row "01_water_img"
+    assert read_levels_csv(path, n_slices=63, case_id="01_water_img_img_L2-L5").levels[0].slice_stop == 28
+
+
+def test_lpm_csv_with_several_cases_needs_a_case_id(tmp_path: Path) -> None:
+    path = tmp_path / "lpm.csv"
+    path.write_text(LPM_CSV)
+    with pytest.raises(
+        LevelsError, match=r"lpm\.csv: levels CSV holds 2 cases \(01_water_img, 02_water_img\); name the case"
+    ):
+        read_levels_csv(path, n_slices=63)
+    with pytest.raises(LevelsError, match=r"lpm\.csv: no rows for case TUM99 \(column pid\)"):
+        read_levels_csv(path, n_slices=63, case_id="TUM99")
+
+
+def test_per_level_csv_with_disc_slices_and_ranges(tmp_path: Path) -> None:
+    path = tmp_path / "levels.csv"
+    path.write_text("level,slice\nL4-L5,2\nl3/l4,11\nL2L3,19\n")
+    table = read_levels_csv(path, n_slices=29)
+    assert table.names == ("L2/L3", "L3/L4", "L4/L5")  # cranial to caudal
+    assert [lv.disc_slice for lv in table] == [19, 11, 2]
+    ranged = tmp_path / "ranged.csv"
+    ranged.write_text("level,slice_start,slice_stop,disc_slice\nL4/L5,1,4,2\n")
+    (lv,) = read_levels_csv(ranged, n_slices=29).levels
+    assert (lv.slice_start, lv.slice_stop, lv.disc_slice) == (1, 4, 2)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            "level,slice\nL4/L5,29\n",
+            r"level L4/L5: slices 29\.\.29 are outside the image's 29 axial slices \(0\.\.28\)",
+        ),
+        (
+            "pid,slice_start,slice_stop\nTUM01,0,40\n",
+            r"level L2-L5: slices 0\.\.39 are outside the image's 29 axial slices",
+        ),
+        ("level,slice_start,slice_stop\nL4/L5,5,5\n", r"level L4/L5: slice_start 5 must be below slice_stop 5"),
+        ("level,slice\nL4/L5,-1\n", r"level L4/L5: slices -1\.\.-1 are outside"),
+        ("level,slice\nL4/L5,2.5\n", r"column slice must hold whole slice numbers"),
+        ("level,slice\nL4/L5,2\nL4-L5,3\n", r"level L4/L5 is listed twice"),
+        ("a,b\n1,2\n", r"levels CSV needs columns level \+ slice"),
+        ("level,slice_start,slice_stop,disc_slice\nL4/L5,1,4,30\n", r"level L4/L5: disc slice 30 is outside"),
+    ],
+)
+def test_bad_level_csvs_name_file_and_problem(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad_levels.csv"
+    path.write_text(content)
+    with pytest.raises(LevelsError, match=r"bad_levels\.csv: " + message):
+        read_levels_csv(path, n_slices=29)
+
+
+def test_level_names_are_normalised() -> None:
+    assert normalise_level_name("l5-s1") == "L5/S1"
+    assert normalise_level_name("T12 L1") == "T12/L1"
+    assert normalise_level_name("L2-L5") == "L2-L5"  # a range, not a disc
+
+
+def test_levels_from_disc_mask_find_nearest_slice_and_distance(tmp_path: Path) -> None:
+    shape = (20, 20, 12)
+    labels = np.zeros(shape, np.int16)
+    labels[5:15, 5:15, 3:5] = 201  # centroid at slice 3.5 -> nearest 3 or 4, 0.5 slices away
+    labels[5:15, 5:15, 8] = 202  # centroid exactly on slice 8
+    path = tmp_path / "discs.toml"
+    path.write_text(
+        'key = "discs"\nname = "d"\ndescription = "d"\nreference = "r"\n'
+        '[[labels]]\nvalue = 201\nname = "L4/L5"\nstructure = "disc_L4_L5"\nside = "none"\n'
+        '[[labels]]\nvalue = 202\nname = "L3/L4"\nstructure = "disc_L3_L4"\nside = "none"\n'
+    )
+    table = levels_from_disc_mask(Image(labels, ras_affine((1.0, 1.0, 3.0))), scheme=load_scheme(path))
+    assert table.names == ("L3/L4", "L4/L5")
+    l34, l45 = table.levels
+    assert (l34.disc_slice, l34.distance_mm, l34.slice_start, l34.slice_stop) == (8, 0.0, 8, 9)
+    assert l45.disc_slice in (3, 4) and l45.distance_mm == pytest.approx(1.5)
+    assert (l45.slice_start, l45.slice_stop) == (3, 5)
+
+
+def test_mapping_levels_validate_range() -> None:
+    with pytest.raises(LevelsError, match=r"level L4/L5: slices 8\.\.11 are outside the image's 10 axial slices"):
+        levels_from_mapping({"L4/L5": (8, 12)}, n_slices=10)
