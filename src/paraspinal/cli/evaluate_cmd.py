@@ -1,0 +1,95 @@
+"""``paraspinal evaluate``: segmentation accuracy and measurement agreement against manual masks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from paraspinal.cli.console import console, print_frame
+from paraspinal.cli.main import app
+from paraspinal.errors import InputError
+from paraspinal.measurement import INFILTRATION_METHODS
+
+
+def _parse_margins(items: list[str]) -> dict[str, float]:
+    """``["fat_fraction=2"]`` -> ``{"fat_fraction": 2.0}``; anything else is a usage error."""
+    margins: dict[str, float] = {}
+    for item in items:
+        metric, sep, value = item.partition("=")
+        try:
+            number = float(value) if sep else float("nan")
+        except ValueError:
+            number = float("nan")
+        if not metric.strip() or not number > 0:
+            raise typer.BadParameter(f"expected METRIC=POSITIVE_NUMBER, got {item!r}", param_hint="--tost-margin")
+        margins[metric.strip()] = number
+    return margins
+
+
+@app.command("evaluate")
+def evaluate_command(
+    pred: Path = typer.Option(..., "--pred", "-p", help="Predicted label map, or a folder of them."),
+    ref: Path = typer.Option(..., "--ref", "-r", help="Reference (manual) label map, or a folder matched by case id."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    levels: Path | None = typer.Option(None, "--levels",
+                                       help="Levels CSV (LPM pid/slice_start/slice_stop, or level/slice)."),
+    image: Path | None = typer.Option(None, "--image", help="T1/T2 image (fat bright), or a folder of <case>_* images: "
+                                      "fat infiltration and fat-voxel classification."),
+    water: Path | None = typer.Option(None, "--water", help="Dixon water image or folder (fat fraction)."),
+    fat: Path | None = typer.Option(None, "--fat", help="Dixon fat image or folder (fat fraction)."),
+    image_name: str = typer.Option("image", "--image-name", help="Name of --image in the tables, e.g. t1 or t2."),
+    scheme: str = typer.Option("lpm4", "--scheme", "-s", help="Label scheme key or TOML/JSON file."),
+    methods: str = typer.Option(",".join(INFILTRATION_METHODS), "--methods",
+                                help="Fat-infiltration methods, comma-separated."),
+    tost_margin_pct: float = typer.Option(5.0, "--tost-margin-pct", min=0.0,
+                                          help="TOST equivalence margin, % of the manual mean (LPM: 5)."),
+    tost_margin: list[str] = typer.Option([], "--tost-margin", help="Absolute TOST margin for one metric, "
+                                          "METRIC=VALUE in its unit (e.g. fat_fraction=2); repeatable."),
+    alpha: float = typer.Option(0.05, "--alpha", min=1e-6, max=0.5, help="Significance level of TOST."),
+    assume_aligned: bool = typer.Option(
+        False, "--assume-aligned", help="Accept files whose header differs from the reference's on the same grid."
+    ),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PNG plots."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but warnings and errors."),
+) -> int:
+    """Dice, IoU, HD95, ASSD and volume error per case, label and level; ICC, Bland-Altman, TOST and
+    kappa for measurements on automatic vs manual masks. Writes CSV, summary.json and plots."""
+    from paraspinal.evaluation.run import evaluate, write_outputs
+
+    out_console = console(quiet=quiet)
+    method_list = tuple(m.strip() for m in methods.split(",") if m.strip())
+    unknown = sorted(set(method_list) - set(INFILTRATION_METHODS))
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(INFILTRATION_METHODS)}",
+            param_hint="--methods",
+        )
+    margins = _parse_margins(tost_margin)
+    if out.exists() and not out.is_dir():
+        raise InputError("output path exists and is not a folder", path=out)
+
+    def progress(record) -> None:
+        for warning in record.warnings:
+            typer.echo(f"paraspinal: warning: {record.case_id}: {warning}", err=True)
+        for error in record.errors:
+            typer.echo(f"paraspinal: error: {record.case_id}: {error}", err=True)
+        out_console.print(f"{record.case_id}: {record.status}")
+
+    result = evaluate(pred, ref, scheme=scheme, levels_csv=levels, water=water, fat=fat, image=image,
+                      image_name=image_name, infiltration_methods=method_list, tost_margin_pct=tost_margin_pct,
+                      tost_margins=margins, alpha=alpha, assume_aligned=assume_aligned, progress=progress)
+    for warning in result.warnings:
+        typer.echo(f"paraspinal: warning: {warning}", err=True)
+    files = write_outputs(result, out, plots=plots)
+
+    if not result.overlap.empty:
+        whole = result.overlap[(result.overlap["level"] == "all") & result.overlap["metric"].isin(["dice", "hd95"])]
+        table = whole.pivot_table(index="name", columns="metric", values="value", aggfunc="mean", sort=False)
+        print_frame(out_console, table.reset_index(), title="mean over cases (whole volume)")
+    out_console.print(f"wrote {len(files)} files to {out}")
+    if result.n_failed:
+        typer.echo(f"paraspinal: error: {result.n_failed} of {len(result.cases)} case(s) failed; "
+                   f"see {out / 'summary.json'}", err=True)
+        return 1
+    return 0
