@@ -11,6 +11,7 @@ RANKS = {
     "errors": 0,
     "anatomy": 0,
     "sample": 0,
+    "models": 0,
     "io": 1,
     "preprocessing": 2,
     "backends": 3,
@@ -20,6 +21,7 @@ RANKS = {
     "evaluation": 5.5,
     "reporting": 6,
     "pipeline": 7,
+    "training": 7,
     "batch": 8,
     "cli": 9,
 }

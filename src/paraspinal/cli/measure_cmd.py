@@ -8,6 +8,13 @@ import typer
 
 from paraspinal.cli.console import console, print_frame
 from paraspinal.cli.main import app
+from paraspinal.cli.series_cmd import (
+    case_id_from_option,
+    contrast_option,
+    plane_option,
+    resample_uneven_option,
+    series_option,
+)
 from paraspinal.errors import InputError
 from paraspinal.measurement import INFILTRATION_METHODS
 from paraspinal.pipeline import MeasureRequest, measure_request
@@ -16,7 +23,9 @@ from paraspinal.reporting import summary_frame
 
 @app.command("measure")
 def measure_command(
-    image: Path | None = typer.Argument(None, help="T1/T2 image (fat bright) for the fat-infiltration methods."),
+    image: Path | None = typer.Argument(
+        None, help="T1/T2 image (fat bright) for the fat-infiltration methods; a file, or a DICOM folder/zip."
+    ),
     labels: Path | None = typer.Option(None, "--labels", "-l", help="Label map on the image grid."),
     water: Path | None = typer.Option(None, "--water", help="Dixon water image."),
     fat: Path | None = typer.Option(None, "--fat", help="Dixon fat image."),
@@ -28,6 +37,11 @@ def measure_command(
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     case_id: str | None = typer.Option(None, "--case-id", help="Case id (default: from the file name)."),
+    case_id_from: str = case_id_from_option(),
+    series: list[str] | None = series_option(),
+    plane: str | None = plane_option(),
+    contrast: str | None = contrast_option(),
+    resample_uneven: bool = resample_uneven_option(),
     image_name: str = typer.Option("image", "--image-name", help="Name of IMAGE in the table, e.g. t1 or t2."),
     methods: str = typer.Option(
         ",".join(INFILTRATION_METHODS), "--methods", help="Fat-infiltration methods, comma-separated (empty for none)."
@@ -81,6 +95,11 @@ def measure_command(
             out_dir=out,
             assume_aligned=assume_aligned,
             infiltration_methods=method_list,
+            series=tuple(series or ()),
+            plane=plane,
+            contrast=contrast,
+            resample_uneven=resample_uneven,
+            case_id_from=case_id_from,
         )
     if out.exists() and not out.is_dir():
         raise InputError("output path exists and is not a folder", path=out)

@@ -1,5 +1,8 @@
-"""Input/output: the :class:`Image` type, readers, writers, orientation and grid checks."""
+"""Input/output: the :class:`Image` type, readers (DICOM discovery too), writers (DICOM-SEG too), grid checks."""
 
+from paraspinal.io.dicom import SeriesInfo, discover_series, read_dicom, scan_dicom
+from paraspinal.io.dicom_seg import write_dicom_seg
+from paraspinal.io.dicom_select import SeriesChoice, select_series
 from paraspinal.io.geometry import check_same_grid, grid_differences
 from paraspinal.io.image import Image
 from paraspinal.io.orientation import AxialFrame, axial_frame, axis_codes, slice_axis, slice_positions_mm
@@ -10,16 +13,23 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "AxialFrame",
     "Image",
+    "SeriesChoice",
+    "SeriesInfo",
     "axial_frame",
     "axis_codes",
     "check_same_grid",
+    "discover_series",
     "grid_differences",
     "image_suffix",
+    "read_dicom",
     "read_image",
     "read_label_map",
+    "scan_dicom",
+    "select_series",
     "slice_axis",
     "slice_positions_mm",
     "strip_image_suffix",
+    "write_dicom_seg",
     "write_label_map",
     "write_nifti",
 ]

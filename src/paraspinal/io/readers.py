@@ -1,13 +1,14 @@
-"""Read images and label maps from NIfTI, NRRD, MHA/MHD and DICOM series folders.
+"""Read images and label maps from NIfTI, NRRD, MHA/MHD and DICOM (folders, zips, files).
 
 Every reader returns an :class:`~paraspinal.io.image.Image` whose affine is RAS+ (NIfTI
-convention). ITK-based formats (NRRD, MHA, DICOM) are LPS+ on disk and are converted by negating
-the x and y rows. Any problem with the file becomes an :class:`~paraspinal.errors.InputError`
-naming the file, never a library traceback.
+convention). ITK-based formats (NRRD, MHA) and DICOM are LPS+ on disk and are converted by
+negating the x and y rows; DICOM is read by :mod:`paraspinal.io.dicom`. Any problem with the file
+becomes an :class:`~paraspinal.errors.InputError` naming the file, never a library traceback.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import zlib
 from pathlib import Path
@@ -15,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from paraspinal.errors import InputError
+from paraspinal.io.dicom import is_dicom_path, read_dicom_choice
+from paraspinal.io.dicom_select import SeriesChoice
 from paraspinal.io.image import Image
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -36,39 +39,43 @@ def strip_image_suffix(path: str | Path) -> str:
     return name[: -len(suffix)] if suffix else name
 
 
-def read_image(path: str | Path) -> Image:
-    """Read a 3-D image (NIfTI, NRRD, MHA/MHD, or a folder holding one DICOM series).
+def read_image(path: str | Path, *, series: SeriesChoice | None = None) -> Image:
+    """Read a 3-D image (NIfTI, NRRD, MHA/MHD, or DICOM: a folder, a zip or a file).
 
     Trailing singleton dimensions (e.g. a 4-D file with one volume) are dropped. 2-D images,
-    4-D images with several volumes, and NaN/inf voxels are refused.
+    4-D images with several volumes, and NaN/inf voxels are refused. A DICOM input holding several
+    series needs ``series`` to pick one (see :mod:`paraspinal.io.dicom`).
     """
     p = Path(path)
     if not p.exists():
         raise InputError("file not found", path=p)
-    if p.is_dir():
-        array, affine, meta = _read_dicom_series(p)
+    suffix = image_suffix(p)
+    if suffix is None and is_dicom_path(p):
+        image = read_dicom_choice(p, series)
+        array, affine, meta = image.array, image.affine, image.metadata
+    elif suffix in NIFTI_SUFFIXES:
+        array, affine, meta = _read_nifti(p)
+    elif suffix in ITK_SUFFIXES:
+        array, affine, meta = _read_itk(p)
     else:
-        suffix = image_suffix(p)
-        if suffix in NIFTI_SUFFIXES:
-            array, affine, meta = _read_nifti(p)
-        elif suffix in ITK_SUFFIXES:
-            array, affine, meta = _read_itk(p)
-        else:
-            raise InputError(
-                f"unsupported file type (expected one of {', '.join(IMAGE_SUFFIXES)} or a DICOM folder)",
-                path=p,
-            )
+        raise InputError(
+            f"unsupported file type (expected one of {', '.join(IMAGE_SUFFIXES)}, or DICOM: a folder, .zip or .dcm)",
+            path=p,
+        )
     array = _as_3d(array, path=p)
     _check_finite(array, path=p)
     return Image(array=array, affine=affine, source=str(p), metadata=meta)
 
 
-def read_label_map(path: str | Path) -> Image:
+def read_label_map(path: str | Path, *, series: SeriesChoice | None = None) -> Image:
     """Read a label map: like :func:`read_image`, then require integer labels >= 0.
 
-    Float files whose values are all whole numbers are accepted and cast to int32.
+    Float files whose values are all whole numbers are accepted and cast to int32. Unevenly spaced
+    DICOM label series are resampled with nearest-neighbour interpolation when resampling is asked.
     """
-    image = read_image(path)
+    if series is not None and series.uneven == "linear":
+        series = dataclasses.replace(series, uneven="nearest")
+    image = read_image(path, series=series)
     array = image.array
     if not np.issubdtype(array.dtype, np.integer):
         if np.issubdtype(array.dtype, np.bool_):
@@ -143,47 +150,6 @@ def _read_itk(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
     if dim != 3:
         raise InputError(f"image is {dim}-D (shape {array.shape}); a 3-D volume is required", path=path)
     return array, _itk_affine(image), {"format": path.suffix.lstrip(".").lower()}
-
-
-def _read_dicom_series(folder: Path) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
-    """Read the single DICOM series in ``folder``; several series are refused with their list."""
-    import SimpleITK as sitk
-
-    reader = sitk.ImageSeriesReader()
-    series_ids = list(reader.GetGDCMSeriesIDs(str(folder)) or [])
-    if not series_ids:
-        raise InputError("no DICOM series found in this folder", path=folder)
-    if len(series_ids) > 1:
-        listing = "; ".join(f"{uid} ({_series_label(folder, uid)})" for uid in series_ids)
-        raise InputError(f"folder holds {len(series_ids)} DICOM series, choose one: {listing}", path=folder)
-    files = reader.GetGDCMSeriesFileNames(str(folder), series_ids[0])
-    reader.SetFileNames(files)
-    try:
-        image = reader.Execute()
-        array = _itk_array(image)
-    except (RuntimeError, ValueError) as exc:
-        raise InputError(f"cannot read DICOM series ({_short(exc)})", path=folder) from None
-    if image.GetDimension() != 3:
-        raise InputError(f"DICOM series is {image.GetDimension()}-D; a 3-D volume is required", path=folder)
-    meta: dict[str, object] = {"format": "dicom", "series_instance_uid": series_ids[0], "n_files": len(files)}
-    return array, _itk_affine(image), meta
-
-
-def _series_label(folder: Path, uid: str) -> str:
-    """Series description and slice count, for listing series (no patient data)."""
-    import SimpleITK as sitk
-
-    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)
-    description = ""
-    try:
-        import pydicom
-
-        ds = pydicom.dcmread(files[0], stop_before_pixels=True)
-        description = str(getattr(ds, "SeriesDescription", "") or "")
-    except Exception:  # noqa: BLE001 - a listing must never fail on one odd file
-        description = ""
-    label = f"{len(files)} files"
-    return f"{description}, {label}" if description else label
 
 
 def _as_3d(array: np.ndarray, *, path: Path) -> np.ndarray:

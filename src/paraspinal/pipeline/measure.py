@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,17 +12,28 @@ import numpy as np
 from paraspinal.anatomy import load_registry, load_scheme
 from paraspinal.errors import InputError
 from paraspinal.io import Image, check_same_grid, read_image, read_label_map, strip_image_suffix
+from paraspinal.io.dicom import DICOM_FILE_SUFFIXES, dicom_patient_id, is_dicom_path
+from paraspinal.io.dicom_select import SeriesChoice, choice_for_role
 from paraspinal.io.orientation import axial_frame
+from paraspinal.io.readers import image_suffix
 from paraspinal.levels import LevelTable, levels_from_disc_mask, read_levels_csv
 from paraspinal.measurement import INFILTRATION_METHODS, Measurements, measure_case
 from paraspinal.reporting import AtomicOutputs, write_measurements
 
 _ROLE_SUFFIX = re.compile(r"[_\-.](water|fat|labels?|seg|dseg|mask|t1|t2|img|image)$", re.IGNORECASE)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+CASE_ID_SOURCES = ("path", "patient-id")
 
 
 def case_id_from_path(path: str | Path) -> str:
-    """Case id from a file name: image suffix and a trailing role word removed (``TUM01_water.nii.gz`` -> ``TUM01``)."""
+    """Case id from a file name: image suffix and a trailing role word removed (``TUM01_water.nii.gz`` -> ``TUM01``).
+
+    DICOM folders give their own name, zips and ``.dcm`` files their name without the suffix.
+    """
     stem = strip_image_suffix(path)
+    for suffix in (".zip", *DICOM_FILE_SUFFIXES):
+        if stem.lower().endswith(suffix) and len(stem) > len(suffix):
+            stem = stem[: -len(suffix)]
     while True:
         shorter = _ROLE_SUFFIX.sub("", stem)
         if shorter == stem or not shorter:
@@ -45,6 +57,11 @@ class MeasureRequest:
     assume_aligned: bool = False
     infiltration_methods: tuple[str, ...] = INFILTRATION_METHODS
     seed: int = 0
+    series: tuple[str, ...] = ()
+    plane: str | None = None
+    contrast: str | None = None
+    resample_uneven: bool = False
+    case_id_from: str = "path"
 
 
 @dataclass(frozen=True)
@@ -61,13 +78,18 @@ def measure_request(request: MeasureRequest) -> MeasureResult:
         given = request.water or request.fat
         raise InputError("Dixon fat fraction needs both --water and --fat", path=given)
     scheme = load_scheme(request.scheme)
-    labels = read_label_map(request.labels)
+    choices = _dicom_choices(request)
+    labels = read_label_map(request.labels, series=choices.get("labels"))
     images: dict[str, Image | None] = {}
     for role, path in (("water", request.water), ("fat", request.fat), ("image", request.image)):
         images[role] = (
-            None if path is None else check_same_grid(labels, read_image(path), assume_aligned=request.assume_aligned)
+            None
+            if path is None
+            else check_same_grid(
+                labels, read_image(path, series=choices.get(role)), assume_aligned=request.assume_aligned
+            )
         )
-    case_id = request.case_id or case_id_from_path(request.image or request.water or request.labels)
+    case_id = request.case_id or _case_id(request, choices)
     levels = _levels(request, labels=labels, scheme_key=request.scheme, case_id=case_id)
     measurements = measure_case(
         labels,
@@ -92,9 +114,104 @@ def measure_request(request: MeasureRequest) -> MeasureResult:
         )
         if v is not None
     }
+    notes = []
+    for role, image in (("labels", labels), *images.items()):
+        if image is not None and image.metadata.get("format") == "dicom":
+            inputs[f"{role}_series"] = _series_summary(image)
+            notes.extend(f"{role}: {note}" for note in _dicom_notes(image))
+    if notes:
+        measurements = dataclasses.replace(measurements, warnings=(*measurements.warnings, *notes))
     with AtomicOutputs(request.out_dir) as outputs:
         files = write_measurements(measurements, outputs, case_id=case_id, levels=levels, inputs=inputs)
     return MeasureResult(case_id, measurements, levels, files)
+
+
+def _dicom_inputs(request: MeasureRequest) -> dict[str, Path]:
+    paths = {"labels": request.labels, "water": request.water, "fat": request.fat, "image": request.image}
+    return {
+        role: path
+        for role, path in paths.items()
+        if path is not None and Path(path).exists() and image_suffix(path) is None and is_dicom_path(path)
+    }
+
+
+def _dicom_choices(request: MeasureRequest) -> dict[str, SeriesChoice]:
+    """How to pick each DICOM input's series; options that could apply to no DICOM input are refused."""
+    dicom = _dicom_inputs(request)
+    if request.case_id_from not in CASE_ID_SOURCES:
+        raise InputError(f"unknown case id source '{request.case_id_from}'; choose from {', '.join(CASE_ID_SOURCES)}")
+    asked = [
+        name
+        for name, given in (
+            ("--series", request.series),
+            ("--plane", request.plane),
+            ("--contrast", request.contrast),
+            ("--resample-uneven", request.resample_uneven),
+        )
+        if given
+    ]
+    if asked and not dicom:
+        for path in (request.labels, request.water, request.fat, request.image):
+            if path is not None and not Path(path).exists():
+                raise InputError("file not found", path=path)
+        raise InputError(f"{', '.join(asked)}: only for DICOM inputs (a folder, .zip or .dcm), and none was given")
+    for item in request.series:
+        role = item.partition("=")[0].strip() if "=" in item else None
+        if role is not None and role not in dicom and role in ("labels", "water", "fat", "image"):
+            raise InputError(f"--series {item}: the {role} input is not DICOM")
+    return {
+        role: choice_for_role(
+            request.series,
+            role=role,
+            plane=request.plane,
+            contrast=request.contrast,
+            resample_uneven=request.resample_uneven,
+        )
+        for role in dicom
+    }
+
+
+def _case_id(request: MeasureRequest, choices: dict[str, SeriesChoice]) -> str:
+    """Case id from the input path, or (only when asked) from the DICOM PatientID."""
+    if request.case_id_from == "patient-id":
+        dicom = _dicom_inputs(request)
+        role = next((r for r in ("image", "water", "labels", "fat") if r in dicom), None)
+        if role is None:
+            raise InputError("--case-id-from patient-id needs a DICOM input")
+        patient_id = _UNSAFE.sub("_", dicom_patient_id(dicom[role], choices[role])).strip("._")
+        if not patient_id:
+            raise InputError("the DICOM series has no usable PatientID; pass --case-id", path=dicom[role])
+        return patient_id
+    return case_id_from_path(request.image or request.water or request.labels)
+
+
+def _series_summary(image: Image) -> str:
+    """``UID (description; plane[, tilted N deg]; N files)`` for the case JSON (no patient data)."""
+    meta = image.metadata
+    tilt = float(meta.get("tilt_deg") or 0.0)  # type: ignore[arg-type]
+    plane = f"{meta.get('plane')}, tilted {tilt:.1f} deg" if tilt >= 0.05 else str(meta.get("plane"))
+    description = f"{meta.get('series_description')}; " if meta.get("series_description") else ""
+    return f"{meta.get('series_key')} ({description}{plane}; {image.shape[0]}x{image.shape[1]}x{image.shape[2]} voxels)"
+
+
+def _dicom_notes(image: Image) -> list[str]:
+    """Warnings about how a DICOM series was read: resampling, and stacks that are not plain axial."""
+    meta = image.metadata
+    notes = []
+    if meta.get("resampled"):
+        notes.append(f"series {meta.get('series_key')}: {meta['resampled']}")
+    tilt = float(meta.get("tilt_deg") or 0.0)  # type: ignore[arg-type]
+    if meta.get("plane") != "axial":
+        notes.append(
+            f"series {meta.get('series_key')} is a {meta.get('plane')} stack; axial slices are taken "
+            "along the voxel axis closest to the patient's S axis"
+        )
+    elif tilt >= 0.5:
+        notes.append(
+            f"series {meta.get('series_key')} is tilted {tilt:.1f} deg from axial; areas are measured "
+            "in the slice plane"
+        )
+    return notes
 
 
 def _levels(request: MeasureRequest, *, labels: Image, scheme_key: str, case_id: str) -> LevelTable | None:
