@@ -1,0 +1,280 @@
+"""``paraspinal run``: MRI in; label maps, measurements, QC images and an HTML report out.
+
+Exit codes: 0 every case ok; 1 error (nothing run, or every case failed); 2 usage; 3 finished,
+but some cases failed (each listed on stderr with its error).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from paraspinal.batch import BatchOptions, BatchProgress, run_batch
+from paraspinal.batch.runner import BackendFactory
+from paraspinal.cli.console import console, print_frame
+from paraspinal.cli.main import app
+from paraspinal.errors import ParaspinalError
+from paraspinal.measurement import INFILTRATION_METHODS
+from paraspinal.pipeline.cases import Case, discover_cases, read_cases_csv
+from paraspinal.pipeline.run import RunOptions, RunResult
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2, 3
+
+
+class RunLog:
+    """Where a run's progress goes: a rich progress bar, JSON lines on stderr, or nothing (quiet)."""
+
+    def __init__(self, *, quiet: bool, log_json: bool) -> None:
+        self.quiet = quiet
+        self.log_json = log_json
+        self.out = console(quiet=quiet)
+        self._err = Console(stderr=True, highlight=False)
+        self._progress: Progress | None = None
+        self._task = None
+
+    def json(self, event: str, **fields: object) -> None:
+        if self.log_json:
+            sys.stderr.write(json.dumps({"event": event, **fields}, default=str) + "\n")
+            sys.stderr.flush()
+
+    def warning(self, message: str) -> None:
+        if self.log_json:
+            self.json("warning", message=message)
+        elif not self.quiet:
+            typer.echo(f"paraspinal: warning: {message}", err=True)
+
+    def error(self, message: str, **fields: object) -> None:
+        if self.log_json:
+            self.json("error", message=message, **fields)
+        else:
+            typer.echo(f"paraspinal: error: {message}", err=True)
+
+    def start(self, n_cases: int) -> None:
+        if not (self.quiet or self.log_json) and self._err.is_terminal:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=self._err,
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("cases", total=n_cases)
+
+    def progress(self, p: BatchProgress) -> None:
+        """One case finished: advance the bar (done/failed/remaining, rate, ETA) and log it."""
+        result = p.last
+        if self._progress is not None and self._task is not None:
+            eta = f", ETA {p.eta_s / 60:.1f} min" if p.eta_s is not None else ""
+            self._progress.update(
+                self._task,
+                completed=p.done + p.failed + p.skipped,
+                total=p.total,
+                description=f"done {p.done + p.skipped}, failed {p.failed}, left {p.remaining}; "
+                f"{p.rate_per_min:.1f}/min{eta}",
+            )
+        if result is not None:
+            self.json(
+                "case_end",
+                case_id=result.case_id,
+                status=result.status,
+                error=result.error,
+                seconds=round(sum(result.timings_s.values()), 3),
+                warnings=list(result.warnings),
+                checks={c.name: c.status for c in result.checks},
+                done=p.done,
+                failed=p.failed,
+                skipped=p.skipped,
+                remaining=p.remaining,
+                rate_per_min=round(p.rate_per_min, 2),
+                eta_s=None if p.eta_s is None else round(p.eta_s, 1),
+            )
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def execute(
+    cases: Sequence[Case],
+    *,
+    out: Path,
+    options: RunOptions,
+    backend_factory: BackendFactory | None,
+    batch: BatchOptions,
+    log: RunLog,
+    command: Sequence[str],
+) -> tuple[int, RunResult | None]:
+    """Run ``cases`` (resumable, in parallel when asked) with progress; returns the exit code and result."""
+    log.json(
+        "run_start",
+        n_cases=len(cases),
+        out=str(out),
+        workers=batch.workers,
+        scheduler=batch.scheduler,
+        part=f"{batch.part_id + 1}/{batch.num_parts}",
+    )
+    log.start(len(cases))
+    try:
+        result = run_batch(
+            cases,
+            options=options,
+            out_dir=out,
+            batch=batch,
+            backend_factory=backend_factory,
+            on_progress=log.progress,
+            command=command,
+        )
+    except ParaspinalError as exc:
+        log.stop()
+        log.error(str(exc))
+        return EXIT_ERROR, None
+    finally:
+        log.stop()
+    for case in result.cases:
+        for warning in case.warnings:
+            log.warning(f"{case.case_id}: {warning}")
+    for case in result.cases:
+        if not case.ok:
+            log.error(f"{case.case_id}: {case.error}", case_id=case.case_id)
+    rows = [
+        {
+            "case": c.case_id,
+            "status": c.status,
+            "time_s": round(sum(c.timings_s.values()), 1),
+            "checks": ", ".join(f"{k.name}: {k.status}" for k in c.checks if k.status == "warning") or "",
+        }
+        for c in result.cases
+    ]
+    if not log.log_json:
+        import pandas as pd
+
+        print_frame(log.out, pd.DataFrame(rows), title=f"{result.n_ok} of {len(result.cases)} case(s) ok")
+    if result.n_failed == 0:
+        code = EXIT_OK
+    elif result.n_ok == 0:
+        code = EXIT_ERROR
+    else:
+        code = EXIT_SOME_FAILED
+    report = result.files.get("report")
+    log.json(
+        "run_end",
+        n_ok=result.n_ok,
+        n_failed=result.n_failed,
+        report=str(report) if report else None,
+        manifest=str(result.files.get("manifest")),
+        exit_code=code,
+    )
+    if report is not None:
+        log.out.print(f"report: {report}")
+    return code, result
+
+
+def parse_methods(methods: str) -> tuple[str, ...]:
+    """``"otsu,gmm2"`` -> ``("otsu", "gmm2")``; unknown names are a usage error."""
+    chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
+    unknown = sorted(set(chosen) - set(INFILTRATION_METHODS))
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(INFILTRATION_METHODS)}",
+            param_hint="--methods",
+        )
+    return chosen
+
+
+@app.command("run")
+def run_command(
+    inputs: list[Path] = typer.Argument(
+        ...,
+        help="Image files and/or folders of cases, matched by name: P01.nii.gz or P01_t2.nii.gz (one image), "
+        "P01_water + P01_fat (Dixon), P01_dseg (existing mask: measured, not segmented), P01_levels.csv.",
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    labels: Path | None = typer.Option(
+        None, "--labels", "-l", help="Existing label map for a single case: re-measure it instead of segmenting."
+    ),
+    levels: Path | None = typer.Option(
+        None, "--levels", help="Levels CSV for all cases (LPM pid/slice_start/slice_stop, or case_id/level/slice)."
+    ),
+    scheme: str = typer.Option("lpm4", "--scheme", "-s", help="Label scheme of given label maps."),
+    methods: str = typer.Option(
+        ",".join(INFILTRATION_METHODS), "--methods", help="Fat-infiltration methods on T1/T2 images (empty: none)."
+    ),
+    assume_aligned: bool = typer.Option(
+        False, "--assume-aligned", help="Accept images whose header differs on the same voxel grid."
+    ),
+    largest_component: bool = typer.Option(
+        True, "--largest-component/--no-largest-component", help="Keep each label's largest component (segmentations)."
+    ),
+    qc: bool = typer.Option(True, "--qc/--no-qc", help="Write QC images."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write HTML reports."),
+    embed_images: bool = typer.Option(
+        True, "--embed-images/--link-images", help="Case reports embed their images (one file) or link to them."
+    ),
+    workers: int = typer.Option(
+        1, "--workers", "-w", min=1, help="Local worker processes (each loads the model once)."
+    ),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Dask scheduler address (tcp://host:8786); workers must see the output folder."
+    ),
+    num_parts: int = typer.Option(1, "--num-parts", min=1, help="Split the cohort into this many parts (array jobs)."),
+    part_id: int = typer.Option(0, "--part-id", min=0, help="Which part (0-based) this process runs."),
+    resume: bool = typer.Option(
+        True, "--resume/--no-resume", help="Skip cases already finished in OUT (their folder is complete)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+    log_json: bool = typer.Option(False, "--log-json", help="Log progress as JSON lines on stderr."),
+) -> int:
+    """Segment, measure and report one case or a cohort: label maps, tables, QC images, HTML.
+
+    INPUT may be image files, folders of cases matched by name, or a cases CSV (columns case_id, image,
+    image_name, water, fat, labels, levels). Runs resume by default: finished cases are skipped.
+    """
+    if part_id >= num_parts:
+        raise typer.BadParameter(f"must be below --num-parts ({num_parts})", param_hint="--part-id")
+    log = RunLog(quiet=quiet, log_json=log_json)
+    options = RunOptions(
+        scheme=scheme,
+        levels_csv=levels,
+        assume_aligned=assume_aligned,
+        largest_component=largest_component,
+        infiltration_methods=parse_methods(methods),
+        qc=qc,
+        report=report,
+        embed_images=embed_images,
+    )
+    csvs = [p for p in inputs if p.suffix.lower() == ".csv"]
+    try:
+        if csvs and len(csvs) != len(inputs):
+            raise typer.BadParameter("give either cases CSV files or images/folders, not both", param_hint="INPUT")
+        discovery = None if csvs else discover_cases(inputs)
+        cases = [c for csv in csvs for c in read_cases_csv(csv)] if csvs else list(discovery.cases)  # type: ignore[union-attr]
+    except ParaspinalError as exc:
+        if not log_json:
+            raise
+        log.error(str(exc))
+        return EXIT_ERROR
+    if labels is not None:
+        if len(cases) != 1:
+            raise typer.BadParameter(f"--labels needs exactly one case, found {len(cases)}", param_hint="--labels")
+        cases = [dataclasses.replace(cases[0], labels=labels)]
+    for warning in discovery.warnings if discovery is not None else ():
+        log.warning(warning)
+    command = ["paraspinal", "run", *map(str, inputs), "-o", str(out)]
+    command += [f"--labels={labels}"] * (labels is not None) + [f"--levels={levels}"] * (levels is not None)
+    batch = BatchOptions(workers=workers, scheduler=scheduler, num_parts=num_parts, part_id=part_id, resume=resume)
+    code, result = execute(
+        cases, out=out, options=options, backend_factory=None, batch=batch, log=log, command=command
+    )
+    if result is not None and len(result.cases) == 1 and "report" in result.cases[0].files:
+        log.out.print(f"case report: {result.cases[0].files['report']}")
+    return code

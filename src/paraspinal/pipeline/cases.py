@@ -1,0 +1,322 @@
+"""Find the cases of a ``paraspinal run`` (files and folders in, cases matched by name out) and their levels.
+
+A case is one image (T1/T2), a Dixon water/fat pair, or either of these plus an existing label map
+(then segmentation is skipped). Files are matched by name: the image suffix is dropped, then one
+trailing role word (after ``_`` or ``-``, any case) tells the role and the rest is the case id:
+
+=====================================  ==========  ====================
+name ends with                         role        example
+=====================================  ==========  ====================
+``_water``                             water       ``P01_water.nii.gz``
+``_fat``                               fat         ``P01_fat.nii.gz``
+``_dseg`` ``_seg`` ``_labels`` ``_mask``  labels   ``P01_dseg.nii.gz``
+``_t1`` ``_t1w`` ``_t2`` ``_t2w``      image       ``P01_t2.nii.gz`` (named ``t2`` in the tables)
+``_image`` ``_img`` or no role word    image       ``P01.nii.gz``
+=====================================  ==========  ====================
+
+LPM_Segmentator's ``P01_water_img`` counts as ``P01``'s water image. A ``<case>_levels.csv`` next to
+the images gives that case's levels. A folder given directly that holds no image files but other
+files is read as one DICOM series (case id: the folder name); sub-folders of a cohort folder are
+not searched. Two files with the same case and role, a water image without its fat image (or the
+reverse), and a label map without an image are errors that list every such name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from paraspinal.anatomy import LabelScheme, load_registry
+from paraspinal.errors import InputError, LevelsError
+from paraspinal.io import Image, axial_frame, image_suffix, strip_image_suffix
+from paraspinal.levels import LevelTable, levels_from_disc_mask, read_levels_csv
+
+__all__ = [
+    "Case",
+    "Discovery",
+    "check_levels_csv",
+    "discover_cases",
+    "levels_for_case",
+    "parse_case_name",
+    "read_cases_csv",
+]
+
+_ROLE_WORDS: tuple[tuple[str, str, str], ...] = (
+    # (word, role, image name in the tables)
+    ("water", "water", "water"),
+    ("fat", "fat", "fat"),
+    ("dseg", "labels", ""),
+    ("seg", "labels", ""),
+    ("labels", "labels", ""),
+    ("mask", "labels", ""),
+    ("t1w", "image", "t1"),
+    ("t2w", "image", "t2"),
+    ("t1", "image", "t1"),
+    ("t2", "image", "t2"),
+    ("image", "image", "image"),
+    ("img", "image", "image"),
+)
+_SEPARATORS = ("_", "-")
+LEVELS_SUFFIX = "_levels.csv"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One case's input files (paths only). ``labels`` set means: measure this mask, do not segment."""
+
+    case_id: str
+    image: Path | None = None
+    image_name: str = "image"
+    water: Path | None = None
+    fat: Path | None = None
+    labels: Path | None = None
+    levels: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not self.case_id or self.case_id in (".", "..") or any(c in self.case_id for c in "/\\\0"):
+            raise InputError(f"case id {self.case_id!r} cannot name an output folder")
+        if (self.water is None) != (self.fat is None):
+            given = self.water or self.fat
+            raise InputError(f"case {self.case_id}: a Dixon case needs both a water and a fat image", path=given)
+        if self.image is None and self.water is None:
+            raise InputError(f"case {self.case_id}: no image (T1/T2 or water/fat) to measure", path=self.labels)
+
+    @property
+    def needs_segmentation(self) -> bool:
+        return self.labels is None
+
+    @property
+    def segmentation_input(self) -> str:
+        """Role of the image a backend segments: the water image of a Dixon pair, else the T1/T2 image."""
+        return "water" if self.water is not None else "image"
+
+    def inputs(self) -> dict[str, Path]:
+        """Input files by role (only those given)."""
+        found = {
+            "image": self.image,
+            "water": self.water,
+            "fat": self.fat,
+            "labels": self.labels,
+            "levels": self.levels,
+        }
+        return {role: path for role, path in found.items() if path is not None}
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """Cases found (sorted by id) and notes about what was skipped."""
+
+    cases: tuple[Case, ...]
+    warnings: tuple[str, ...] = ()
+
+
+def parse_case_name(path: str | Path) -> tuple[str, str, str]:
+    """``(case_id, role, image_name)`` of an image file from its name (see module docstring)."""
+    stem = strip_image_suffix(path)
+    case_id, role, name = stem, "image", "image"
+    words = _role_word(stem)
+    if words is not None:
+        case_id, role, name = words
+        if role == "image" and name == "image":  # P01_water_img: the role word before _img decides
+            inner = _role_word(case_id)
+            if inner is not None and inner[1] in ("water", "fat"):
+                case_id, role, name = inner
+    return case_id, role, name
+
+
+def _role_word(stem: str) -> tuple[str, str, str] | None:
+    lower = stem.lower()
+    for word, role, name in _ROLE_WORDS:
+        for sep in _SEPARATORS:
+            ending = sep + word
+            if lower.endswith(ending) and len(stem) > len(ending):
+                return stem[: -len(ending)], role, name
+    return None
+
+
+def discover_cases(inputs: Sequence[str | Path]) -> Discovery:
+    """Cases from files and folders, matched by name across all of them (see module docstring).
+
+    Raises :class:`InputError` for a missing path, an unsupported file, a folder without images,
+    or names that do not make unambiguous cases (every problem listed in one line).
+    """
+    if not inputs:
+        raise InputError("no input given: name image files or folders")
+    files: list[Path] = []
+    levels_files: dict[str, Path] = {}
+    warnings: list[str] = []
+    for raw in inputs:
+        path = Path(raw)
+        if not path.exists():
+            raise InputError("not found", path=path)
+        if path.is_file():
+            if path.name.lower().endswith(LEVELS_SUFFIX):
+                levels_files[path.name[: -len(LEVELS_SUFFIX)]] = path
+                continue
+            if image_suffix(path) is None:
+                raise InputError(
+                    "not an image file (.nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd or a DICOM folder)", path=path
+                )
+            files.append(path)
+            continue
+        found, levels_found, skipped = _scan_folder(path)
+        levels_files.update(levels_found)
+        if found:
+            files.extend(found)
+            if skipped:
+                warnings.append(
+                    f"{path}: skipped {len(skipped)} sub-folder(s) ({', '.join(skipped[:5])}"
+                    f"{', ...' if len(skipped) > 5 else ''}); give a DICOM folder directly"
+                )
+        elif _holds_files(path):
+            files.append(path)  # a DICOM series folder
+        else:
+            raise InputError("folder holds no image files (.nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd)", path=path)
+    return Discovery(_group(files, levels_files), tuple(warnings))
+
+
+def _scan_folder(folder: Path) -> tuple[list[Path], dict[str, Path], list[str]]:
+    images: list[Path] = []
+    levels: dict[str, Path] = {}
+    skipped: list[str] = []
+    for item in sorted(folder.iterdir()):
+        if item.name.startswith("."):
+            continue
+        if item.is_dir():
+            skipped.append(item.name)
+        elif item.name.lower().endswith(LEVELS_SUFFIX):
+            levels[item.name[: -len(LEVELS_SUFFIX)]] = item
+        elif image_suffix(item) is not None:
+            images.append(item)
+    return images, levels, skipped
+
+
+def _holds_files(folder: Path) -> bool:
+    return any(p.is_file() and not p.name.startswith(".") for p in folder.iterdir())
+
+
+def _group(files: Sequence[Path], levels_files: dict[str, Path]) -> tuple[Case, ...]:
+    roles: dict[str, dict[str, list[tuple[Path, str]]]] = {}
+    for path in files:
+        if path.is_dir():
+            case_id, role, name = path.name, "image", "image"
+        else:
+            case_id, role, name = parse_case_name(path)
+        roles.setdefault(case_id, {}).setdefault(role, []).append((path, name))
+    problems: list[str] = []
+    cases: list[Case] = []
+    for case_id in sorted(roles):
+        by_role = roles[case_id]
+        for role, entries in sorted(by_role.items()):
+            if len(entries) > 1:
+                names = ", ".join(str(p) for p, _ in entries)
+                problems.append(f"case {case_id} has {len(entries)} {role} files ({names})")
+        if ("water" in by_role) != ("fat" in by_role):
+            have, lack = ("water", "fat") if "water" in by_role else ("fat", "water")
+            problems.append(f"case {case_id} has a {have} image but no {lack} image ({by_role[have][0][0]})")
+        if "labels" in by_role and not ({"image", "water", "fat"} & set(by_role)):
+            problems.append(f"case {case_id} has a label map but no image ({by_role['labels'][0][0]})")
+        if any(len(v) > 1 for v in by_role.values()) or ("water" in by_role) != ("fat" in by_role):
+            continue
+        if not ({"image", "water"} & set(by_role)):
+            continue
+
+        def first(role: str, entries: dict = by_role) -> Path | None:
+            return entries[role][0][0] if role in entries else None
+
+        cases.append(
+            Case(
+                case_id=case_id,
+                image=first("image"),
+                image_name=by_role["image"][0][1] if "image" in by_role else "image",
+                water=first("water"),
+                fat=first("fat"),
+                labels=first("labels"),
+                levels=levels_files.get(case_id),
+            )
+        )
+    if problems:
+        shown = "; ".join(problems[:10])
+        more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise InputError(f"cannot match cases by file name: {shown}{more}; rename or move the files")
+    if not cases:
+        raise InputError("no cases found in the inputs")
+    return tuple(cases)
+
+
+def check_levels_csv(path: str | Path, *, n_cases: int) -> None:
+    """A levels CSV shared by several cases must say which rows are whose (``case_id``, ``pid`` or ``CT_id``)."""
+    if not Path(path).is_file():
+        raise LevelsError("levels file not found", path=path)
+    try:
+        columns = {str(c).strip() for c in pd.read_csv(path, nrows=0).columns}
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise LevelsError(f"cannot parse levels CSV ({' '.join(str(exc).split())[:120]})", path=path) from None
+    if not columns & {"case_id", "pid", "CT_id"}:
+        raise LevelsError(
+            f"levels CSV has no case_id (or pid) column, so its rows cannot be matched to {n_cases} cases",
+            path=path,
+        )
+
+
+def levels_for_case(
+    case: Case, *, labels: Image, scheme: LabelScheme, levels_csv: str | Path | None = None
+) -> tuple[LevelTable | None, str]:
+    """The case's levels and where they came from: its own CSV, else the run's CSV (rows for this case),
+    else the named discs of its label map, else none (then measurements are per slice only)."""
+    n_slices = axial_frame(labels).n_slices
+    source = case.levels or levels_csv
+    if source is not None:
+        return read_levels_csv(source, n_slices=n_slices, case_id=case.case_id), str(source)
+    registry = load_registry()
+    present = {int(v) for v in np.unique(labels.array)} & set(scheme.values)
+    structures = [registry[scheme.entry(v).structure] for v in present]
+    if any(s.category == "disc" and s.level for s in structures):
+        return levels_from_disc_mask(labels, scheme=scheme, registry=registry), "discs in the label map"
+    return None, "none (per slice over the whole stack)"
+
+
+CASES_CSV_COLUMNS = ("case_id", "image", "image_name", "water", "fat", "labels", "levels")
+
+
+def read_cases_csv(path: str | Path) -> tuple[Case, ...]:
+    """Cases from a CSV with a ``case_id`` column and any of ``image, image_name, water, fat, labels, levels``.
+
+    Relative paths are read relative to the CSV's folder; empty cells mean "not given". A row that
+    cannot form a case is an error naming it; missing or corrupt files fail only their case, when it runs.
+    """
+    p = Path(path)
+    try:
+        frame = pd.read_csv(p, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read cases CSV ({' '.join(str(exc).split())[:120]})", path=p) from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    unknown = sorted(set(frame.columns) - set(CASES_CSV_COLUMNS))
+    if "case_id" not in frame.columns or unknown:
+        raise InputError(
+            f"cases CSV needs a case_id column and only {', '.join(CASES_CSV_COLUMNS)}"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else ""),
+            path=p,
+        )
+    ids = frame["case_id"].str.strip()
+    repeated = sorted(set(ids[ids.duplicated()]))
+    if repeated:
+        raise InputError(f"case ids repeated: {', '.join(repeated[:10])}", path=p)
+
+    def resolve(value: str) -> Path | None:
+        value = value.strip()
+        return None if not value else (p.parent / value if not Path(value).is_absolute() else Path(value))
+
+    cases = []
+    for row in frame.to_dict("records"):
+        fields = {c: resolve(row[c]) for c in ("image", "water", "fat", "labels", "levels") if c in row}
+        name = row.get("image_name", "").strip() or "image"
+        try:
+            cases.append(Case(case_id=row["case_id"].strip(), image_name=name, **fields))
+        except InputError as exc:
+            raise InputError(exc.message, path=p) from None
+    return tuple(cases)
