@@ -96,11 +96,15 @@ def main() -> None:
         make_cases(folder, args.cases, seed=1, with_masks=not args.segment, corrupt=set())
         rows = [(w, *throughput(folder, work, workers=w, options=options)) for w in (1, 2)]
         base = rows[0][1]
-        print(f"{args.cases} cases ({'segmented' if args.segment else 'given masks'}, "
-              f"{'tables only' if args.no_qc else 'QC + reports'}), workdir {work}")
+        print(
+            f"{args.cases} cases ({'segmented' if args.segment else 'given masks'}, "
+            f"{'tables only' if args.no_qc else 'QC + reports'}), workdir {work}"
+        )
         print(f"{'workers':>7} {'seconds':>9} {'cases/min':>10} {'speed-up':>9} {'peak MB/worker':>15} {'ok':>5}")
         for workers, seconds, peak, ok in rows:
-            print(f"{workers:>7} {seconds:>9.1f} {ok / seconds * 60:>10.1f} {base / seconds:>9.2f} {peak:>15.0f} {ok:>5}")
+            print(
+                f"{workers:>7} {seconds:>9.1f} {ok / seconds * 60:>10.1f} {base / seconds:>9.2f} {peak:>15.0f} {ok:>5}"
+            )
     if args.soak:
         rng = np.random.default_rng(7)
         bad = set(rng.choice(args.soak, size=round(args.soak * args.corrupt_share), replace=False).tolist())

@@ -32,20 +32,29 @@ def evaluate_command(
     pred: Path = typer.Option(..., "--pred", "-p", help="Predicted label map, or a folder of them."),
     ref: Path = typer.Option(..., "--ref", "-r", help="Reference (manual) label map, or a folder matched by case id."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    levels: Path | None = typer.Option(None, "--levels",
-                                       help="Levels CSV (LPM pid/slice_start/slice_stop, or level/slice)."),
-    image: Path | None = typer.Option(None, "--image", help="T1/T2 image (fat bright), or a folder of <case>_* images: "
-                                      "fat infiltration and fat-voxel classification."),
+    levels: Path | None = typer.Option(
+        None, "--levels", help="Levels CSV (LPM pid/slice_start/slice_stop, or level/slice)."
+    ),
+    image: Path | None = typer.Option(
+        None,
+        "--image",
+        help="T1/T2 image (fat bright), or a folder of <case>_* images: fat infiltration and fat-voxel classification.",
+    ),
     water: Path | None = typer.Option(None, "--water", help="Dixon water image or folder (fat fraction)."),
     fat: Path | None = typer.Option(None, "--fat", help="Dixon fat image or folder (fat fraction)."),
     image_name: str = typer.Option("image", "--image-name", help="Name of --image in the tables, e.g. t1 or t2."),
     scheme: str = typer.Option("lpm4", "--scheme", "-s", help="Label scheme key or TOML/JSON file."),
-    methods: str = typer.Option(",".join(INFILTRATION_METHODS), "--methods",
-                                help="Fat-infiltration methods, comma-separated."),
-    tost_margin_pct: float = typer.Option(5.0, "--tost-margin-pct", min=0.0,
-                                          help="TOST equivalence margin, % of the manual mean (LPM: 5)."),
-    tost_margin: list[str] = typer.Option([], "--tost-margin", help="Absolute TOST margin for one metric, "
-                                          "METRIC=VALUE in its unit (e.g. fat_fraction=2); repeatable."),
+    methods: str = typer.Option(
+        ",".join(INFILTRATION_METHODS), "--methods", help="Fat-infiltration methods, comma-separated."
+    ),
+    tost_margin_pct: float = typer.Option(
+        5.0, "--tost-margin-pct", min=0.0, help="TOST equivalence margin, % of the manual mean (LPM: 5)."
+    ),
+    tost_margin: list[str] = typer.Option(
+        [],
+        "--tost-margin",
+        help="Absolute TOST margin for one metric, METRIC=VALUE in its unit (e.g. fat_fraction=2); repeatable.",
+    ),
     alpha: float = typer.Option(0.05, "--alpha", min=1e-6, max=0.5, help="Significance level of TOST."),
     assume_aligned: bool = typer.Option(
         False, "--assume-aligned", help="Accept files whose header differs from the reference's on the same grid."
@@ -76,9 +85,22 @@ def evaluate_command(
             typer.echo(f"paraspinal: error: {record.case_id}: {error}", err=True)
         out_console.print(f"{record.case_id}: {record.status}")
 
-    result = evaluate(pred, ref, scheme=scheme, levels_csv=levels, water=water, fat=fat, image=image,
-                      image_name=image_name, infiltration_methods=method_list, tost_margin_pct=tost_margin_pct,
-                      tost_margins=margins, alpha=alpha, assume_aligned=assume_aligned, progress=progress)
+    result = evaluate(
+        pred,
+        ref,
+        scheme=scheme,
+        levels_csv=levels,
+        water=water,
+        fat=fat,
+        image=image,
+        image_name=image_name,
+        infiltration_methods=method_list,
+        tost_margin_pct=tost_margin_pct,
+        tost_margins=margins,
+        alpha=alpha,
+        assume_aligned=assume_aligned,
+        progress=progress,
+    )
     for warning in result.warnings:
         typer.echo(f"paraspinal: warning: {warning}", err=True)
     files = write_outputs(result, out, plots=plots)
@@ -89,7 +111,9 @@ def evaluate_command(
         print_frame(out_console, table.reset_index(), title="mean over cases (whole volume)")
     out_console.print(f"wrote {len(files)} files to {out}")
     if result.n_failed:
-        typer.echo(f"paraspinal: error: {result.n_failed} of {len(result.cases)} case(s) failed; "
-                   f"see {out / 'summary.json'}", err=True)
+        typer.echo(
+            f"paraspinal: error: {result.n_failed} of {len(result.cases)} case(s) failed; see {out / 'summary.json'}",
+            err=True,
+        )
         return 1
     return 0

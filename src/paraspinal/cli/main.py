@@ -38,7 +38,16 @@ def _root(
 
 def _register_commands() -> None:
     # Imported for their side effect of adding commands to ``app``.
-    from paraspinal.cli import demo_cmd, evaluate_cmd, labels_cmd, measure_cmd, run_cmd, series_cmd  # noqa: F401
+    from paraspinal.cli import (  # noqa: F401
+        demo_cmd,
+        evaluate_cmd,
+        labels_cmd,
+        measure_cmd,
+        run_cmd,
+        segment_cmd,
+        series_cmd,
+        train_cmd,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

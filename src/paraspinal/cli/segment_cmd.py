@@ -1,0 +1,101 @@
+"""``paraspinal segment``: label the paraspinal muscles of one image with the bundled (or a given) model."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from paraspinal.backends import UNetOnnxBackend, bundled_model_dir
+from paraspinal.cli.console import console
+from paraspinal.cli.main import app
+from paraspinal.errors import InputError
+from paraspinal.io import read_image, strip_image_suffix, write_label_map
+from paraspinal.postprocessing import keep_largest_component
+
+
+def output_paths(image: Path, out: Path) -> tuple[Path, Path]:
+    """Label-map and sidecar paths: ``OUT/{stem}_dseg.nii.gz``, or ``OUT`` itself when it names a NIfTI file."""
+    name = out.name.lower()
+    if name.endswith((".nii.gz", ".nii")):
+        if "_dseg" not in out.name:
+            raise typer.BadParameter(
+                "the label map's file name must contain _dseg, e.g. case_dseg.nii.gz", param_hint="--out"
+            )
+        stem = out.name[: -len(".nii.gz")] if name.endswith(".nii.gz") else out.name[: -len(".nii")]
+        return out, out.with_name(stem + ".json")
+    if out.exists() and not out.is_dir():
+        raise InputError("output path exists and is not a folder", path=out)
+    stem = strip_image_suffix(image)
+    return out / f"{stem}_dseg.nii.gz", out / f"{stem}_dseg.json"
+
+
+@app.command("segment")
+def segment_command(
+    image: Path = typer.Argument(..., help="Axial image to segment (NIfTI, NRRD, MHA/MHD or a DICOM folder)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder, or a file name like case_dseg.nii.gz."),
+    model: Path | None = typer.Option(None, "--model", "-m", help="Model folder (default: the bundled tum01_muscle)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda (ONNX Runtime CUDA provider) or auto."),
+    flip: bool = typer.Option(
+        True, "--tta/--no-tta", help="Average with the left-right mirrored image (sides swapped)."
+    ),
+    cleanup: bool = typer.Option(
+        True, "--cleanup/--no-cleanup", help="Keep only the largest connected component of each label."
+    ),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for ONNX Runtime (default: all cores)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+) -> None:
+    """Segment the paraspinal muscles; write the label map (NIfTI, _dseg) and a JSON sidecar with provenance."""
+    out_console = console(quiet=quiet)
+    labels_path, sidecar_path = output_paths(image, out)
+    source = read_image(image)
+    backend = UNetOnnxBackend(model or bundled_model_dir(), device=device, test_time_flip=flip, threads=threads)
+    result = backend.segment(source)
+    labels = result.labels
+    records = []
+    if cleanup:
+        labels, records = keep_largest_component(labels)
+    sidecar = {
+        "source": str(image),
+        "scheme": result.scheme.key,
+        "labels": {str(v): result.scheme.entry(v).name for v in result.scheme.values},
+        "provenance": backend.provenance,
+        "segmentation": {k: v for k, v in result.info.items() if k not in backend.provenance},
+        "postprocessing": [
+            {"label": r.label, "step": r.step, "components": r.components_before, "voxels_removed": r.voxels_removed}
+            for r in records
+        ],
+    }
+    write_label_map(labels, labels_path)
+    _write_json(sidecar, sidecar_path)
+    _print_volumes(out_console, labels.array, result.scheme, voxel_mm3=labels.voxel_volume_mm3, title=str(labels_path))
+
+
+def _write_json(document: dict[str, object], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _print_volumes(out_console, array: np.ndarray, scheme, *, voxel_mm3: float, title: str) -> None:
+    counts = np.bincount(array.ravel().astype(np.int64), minlength=max(scheme.values) + 1)
+    table = Table(title=f"wrote {title}", title_justify="left")
+    for column in ("label", "name", "voxels", "volume mL"):
+        table.add_column(column, justify="left" if column == "name" else "right")
+    for value in scheme.values:
+        table.add_row(
+            str(value), scheme.entry(value).name, str(int(counts[value])), f"{counts[value] * voxel_mm3 / 1000:.1f}"
+        )
+    out_console.print(table)

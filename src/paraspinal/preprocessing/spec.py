@@ -1,0 +1,135 @@
+"""What a model expects of its input, and the one function that prepares a volume for it.
+
+:func:`prepare_volume` reorients to ``spec.axcodes`` (slices along the third axis), scales
+intensities by per-image percentiles, and resamples in-plane to ``spec.spacing_mm`` only when the
+image's spacing differs from it by more than ``spec.spacing_tolerance`` (relative). Training and
+inference both call it, so a model sees the same kind of array in both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from paraspinal.io.image import Image
+from paraspinal.preprocessing.intensity import percentile_scale
+from paraspinal.preprocessing.orientation import Oriented, reorient
+from paraspinal.preprocessing.resample import inplane_shape_for_spacing, resize_inplane
+
+_AXIS_PAIRS = ({"R", "L"}, {"A", "P"}, {"S", "I"})
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A model's input convention (stored in model.json under ``input``).
+
+    Attributes:
+        axcodes: patient direction of array axes 0, 1, 2 after reorientation; axis 2 must be S or I
+            (axial slices), axes 0 and 1 the in-plane directions.
+        spacing_mm: in-plane pixel size (mm) along axes 0 and 1 that the model was trained at.
+        spacing_tolerance: relative spacing difference tolerated before resampling in-plane.
+        lower_percentile, upper_percentile: intensity percentiles mapped to 0 and 1 (clipped).
+        size_multiple: slice height and width are padded to a multiple of this (pixels).
+    """
+
+    axcodes: tuple[str, str, str] = ("R", "A", "S")
+    spacing_mm: tuple[float, float] = (1.0, 1.0)
+    spacing_tolerance: float = 0.1
+    lower_percentile: float = 0.5
+    upper_percentile: float = 99.5
+    size_multiple: int = 16
+
+    def __post_init__(self) -> None:
+        codes = tuple(str(c).upper() for c in self.axcodes)
+        if (
+            len(codes) != 3
+            or codes[2] not in {"S", "I"}
+            or any(sum(code in pair for code in codes) != 1 for pair in _AXIS_PAIRS)
+        ):
+            raise ValueError(f"axcodes must name R/L, A/P and S/I once each with S or I last, got {self.axcodes}")
+        object.__setattr__(self, "axcodes", codes)
+        object.__setattr__(self, "spacing_mm", tuple(float(s) for s in self.spacing_mm))
+
+    @property
+    def lr_axis(self) -> int:
+        """Array axis (0 or 1) that runs between the patient's left and right."""
+        return 0 if self.axcodes[0] in {"R", "L"} else 1
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "axcodes": list(self.axcodes),
+            "spacing_mm": list(self.spacing_mm),
+            "spacing_tolerance": self.spacing_tolerance,
+            "resampling": "in-plane only, linear, when the relative spacing difference exceeds spacing_tolerance",
+            "normalisation": {
+                "method": "percentile",
+                "lower_percentile": self.lower_percentile,
+                "upper_percentile": self.upper_percentile,
+                "clip": [0.0, 1.0],
+            },
+            "size_multiple": self.size_multiple,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> InputSpec:
+        norm = data.get("normalisation", {})
+        assert isinstance(norm, dict)
+        return cls(
+            axcodes=tuple(data["axcodes"]),  # type: ignore[arg-type]
+            spacing_mm=tuple(data["spacing_mm"]),  # type: ignore[arg-type]
+            spacing_tolerance=float(data.get("spacing_tolerance", 0.1)),  # type: ignore[arg-type]
+            lower_percentile=float(norm.get("lower_percentile", 0.5)),
+            upper_percentile=float(norm.get("upper_percentile", 99.5)),
+            size_multiple=int(data.get("size_multiple", 16)),  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
+class PreparedVolume:
+    """A volume ready for a model, and how to get back to the original grid.
+
+    Attributes:
+        array: float32 ``(nx, ny, n_slices)`` in ``spec.axcodes`` order, intensities in [0, 1].
+        oriented: the reorientation (before any resampling), see :func:`restore_orientation`.
+        resampled: whether the in-plane grid was resampled (then ``array.shape[:2]`` differs from
+            ``oriented.array.shape[:2]``).
+        spacing_mm: in-plane pixel size of ``array`` (mm).
+    """
+
+    array: np.ndarray
+    oriented: Oriented
+    resampled: bool
+    spacing_mm: tuple[float, float]
+
+
+def needs_resampling(spacing_mm: tuple[float, float], spec: InputSpec) -> bool:
+    """Whether in-plane ``spacing_mm`` differs from the spec's by more than its tolerance."""
+    return any(abs(s / t - 1.0) > spec.spacing_tolerance for s, t in zip(spacing_mm, spec.spacing_mm, strict=True))
+
+
+def prepare_volume(
+    image: Image, spec: InputSpec, *, labels: Image | None = None
+) -> tuple[PreparedVolume, np.ndarray | None]:
+    """Reorient, normalise and (if needed) resample ``image`` for a model with ``spec``.
+
+    ``labels`` on the same grid (training) are reoriented and resampled with nearest neighbour
+    alongside; returns ``(prepared, prepared_labels_or_None)``.
+    """
+    oriented = reorient(image, axcodes=spec.axcodes)
+    scaled = percentile_scale(
+        oriented.array, lower_percentile=spec.lower_percentile, upper_percentile=spec.upper_percentile
+    )
+    spacing = oriented.spacing_mm[:2]
+    label_array = None if labels is None else reorient(labels, axcodes=spec.axcodes).array
+    resampled = needs_resampling(spacing, spec)
+    if resampled:
+        shape_xy = inplane_shape_for_spacing(scaled.shape[:2], spacing_mm=spacing, target_spacing_mm=spec.spacing_mm)
+        scaled = resize_inplane(scaled, shape_xy=shape_xy, order=1)
+        if label_array is not None:
+            label_array = resize_inplane(label_array, shape_xy=shape_xy, order=0)
+        spacing = tuple(n * s / m for n, s, m in zip(oriented.array.shape[:2], spacing, shape_xy, strict=True))
+    prepared = PreparedVolume(
+        array=scaled, oriented=oriented, resampled=resampled, spacing_mm=(float(spacing[0]), float(spacing[1]))
+    )
+    return prepared, label_array

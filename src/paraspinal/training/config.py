@@ -1,0 +1,134 @@
+"""Training configuration: defaults, overridable from a TOML file and the command line.
+
+TOML layout (every table and key optional)::
+
+    [training]                # scheme, seed, epochs, steps_per_epoch, batch_size, learning_rate, ...
+    [model]                   # base_channels, max_channels, levels, convs_per_level
+    [input]                   # axcodes, spacing_mm (default: the dataset's median), spacing_tolerance, percentiles
+    [augment]                 # see AugmentConfig
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from paraspinal.errors import InputError
+from paraspinal.training.augment import AugmentConfig
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Network size (see :class:`paraspinal.training.unet.UNetConfig`)."""
+
+    base_channels: int = 12
+    max_channels: int = 192
+    levels: int = 6
+    convs_per_level: int = 2
+
+
+@dataclass(frozen=True)
+class InputOptions:
+    """Input convention; ``spacing_mm`` None = the median in-plane spacing of the dataset."""
+
+    axcodes: tuple[str, str, str] = ("R", "A", "S")
+    spacing_mm: tuple[float, float] | None = None
+    spacing_tolerance: float = 0.1
+    lower_percentile: float = 0.5
+    upper_percentile: float = 99.5
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (stored in model.json).
+
+    ``validation_slices`` = ``[start, stop)`` holds out those axial slices (indices along the
+    model's slice axis, 0 = most inferior for axcodes ending in S) of every image;
+    ``validation_cases`` holds out whole cases. With neither, the per-epoch Dice is measured on
+    the training images themselves (a fit check, not an accuracy claim).
+    """
+
+    scheme: str | None = None
+    name: str = "paraspinal_unet"
+    description: str = ""
+    seed: int = 0
+    epochs: int = 30
+    steps_per_epoch: int = 50
+    batch_size: int = 8
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    threads: int = 2
+    time_limit_minutes: float | None = None
+    validation_slices: tuple[int, int] | None = None
+    validation_cases: tuple[str, ...] = ()
+    validate_every: int = 1
+    save_safetensors: bool = True
+    model: ModelOptions = field(default_factory=ModelOptions)
+    input: InputOptions = field(default_factory=InputOptions)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_TABLES = {"model": ModelOptions, "input": InputOptions, "augment": AugmentConfig}
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """Defaults, updated by the TOML file at ``path``, then by non-None ``overrides`` (training keys)."""
+    config = TrainConfig()
+    if path is not None:
+        path = Path(path)
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError("config file not found", path=path) from None
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise InputError(f"not a valid TOML file: {exc}", path=path) from None
+        config = _apply(config, document, path=path)
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return _apply(config, {"training": clean}, path=None) if clean else config
+
+
+def _apply(config: TrainConfig, document: dict[str, Any], *, path: Path | None) -> TrainConfig:
+    unknown_tables = sorted(set(document) - {"training", *_TABLES})
+    if unknown_tables:
+        raise InputError(f"unknown table(s) {unknown_tables} (known: training, model, input, augment)", path=path)
+    changes: dict[str, Any] = {}
+    for table, cls in _TABLES.items():
+        if table in document:
+            changes[table] = _update(getattr(config, table), document[table], cls, table=table, path=path)
+    if "training" in document:
+        known = {f.name for f in fields(TrainConfig)} - set(_TABLES)
+        changes.update(_checked(document["training"], known, table="training", path=path))
+    if "validation_slices" in changes and changes["validation_slices"] is not None:
+        start, stop = (int(v) for v in changes["validation_slices"])
+        if not 0 <= start < stop:
+            raise InputError(
+                f"validation_slices must be [start, stop) with 0 <= start < stop, got {[start, stop]}", path=path
+            )
+        changes["validation_slices"] = (start, stop)
+    for key in ("validation_cases",):
+        if key in changes:
+            changes[key] = tuple(str(v) for v in changes[key])
+    return replace(config, **changes)
+
+
+def _update(current: Any, values: Any, cls: type, *, table: str, path: Path | None) -> Any:
+    known = {f.name for f in fields(cls)}
+    checked = _checked(values, known, table=table, path=path)
+    for key in ("axcodes", "spacing_mm"):
+        if checked.get(key) is not None:
+            checked[key] = tuple(checked[key])
+    return replace(current, **checked)
+
+
+def _checked(values: Any, known: set[str], *, table: str, path: Path | None) -> dict[str, Any]:
+    if not isinstance(values, dict):
+        raise InputError(f"[{table}] must be a table", path=path)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InputError(f"unknown key(s) {unknown} in [{table}] (known: {', '.join(sorted(known))})", path=path)
+    return dict(values)

@@ -1,0 +1,421 @@
+"""Train the 2-D U-Net on an nnU-Net v2 raw dataset and write a self-describing model folder.
+
+Output folder: ``model.json`` (architecture, input convention, label scheme, classes, training
+data and settings, validation Dice, weights hashes), ``model.onnx`` (inference, no torch needed),
+``model.safetensors`` (optional, for reuse in PyTorch) and ``training_log.json`` (per-epoch loss
+and Dice). The folder appears complete or not at all. Runs are deterministic for a given seed,
+config and thread count (numpy ``Generator`` for sampling and augmentation, ``torch.Generator``
+for the initial weights), unless ``time_limit_minutes`` cuts the run short.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from torch import nn
+
+from paraspinal import __version__
+from paraspinal.anatomy import LabelScheme, list_schemes, load_scheme
+from paraspinal.backends.unet_onnx import MODEL_FORMAT, file_sha256
+from paraspinal.errors import InputError
+from paraspinal.io import read_label_map
+from paraspinal.preprocessing import InputSpec, foreground_box
+from paraspinal.preprocessing.orientation import reorient
+from paraspinal.training.augment import augment_slice
+from paraspinal.training.config import TrainConfig
+from paraspinal.training.dataset import DatasetInfo, TrainingImage, check_scheme, load_training_images, read_dataset
+from paraspinal.training.export import export_onnx, save_safetensors
+from paraspinal.training.unet import UNet2D, UNetConfig
+
+EpochCallback = Callable[[int, float, dict[str, dict[int, float | None]]], None]
+History = list[dict[str, dict[int, float | None]]]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a run produced: the model folder, per-epoch mean loss and validation Dice."""
+
+    model_dir: Path
+    losses: list[float]
+    dice: list[dict[str, dict[int, float | None]]]
+    card: dict[str, object]
+
+
+@dataclass(frozen=True)
+class _Split:
+    train: list[tuple[int, int]]  # (image index, slice index)
+    val: dict[int, list[int]]  # image index -> slice indices
+    val_kind: str
+
+
+def train(
+    dataset_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    config: TrainConfig,
+    on_epoch: EpochCallback | None = None,
+    show_progress: bool = False,
+) -> TrainResult:
+    """Train on ``dataset_dir`` (nnU-Net v2 raw format) and write the model folder ``out_dir``."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise InputError("output folder exists and is not empty", path=out_dir)
+    if config.scheme is None:
+        raise InputError(
+            "the dataset's label scheme is required for side-aware flips: pass --scheme KEY (see `paraspinal "
+            "labels`) or set scheme in [training]",
+            path=dataset_dir,
+        )
+    scheme = load_scheme(config.scheme)
+    info = read_dataset(dataset_dir)
+    check_scheme(info, scheme)
+    spec = _input_spec(info, config)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)  # torch's thread count is per process: restored below
+    try:
+        return _run(
+            out_dir,
+            config=config,
+            scheme=scheme,
+            info=info,
+            spec=spec,
+            on_epoch=on_epoch,
+            show_progress=show_progress,
+        )
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run(
+    out_dir: Path,
+    *,
+    config: TrainConfig,
+    scheme: LabelScheme,
+    info: DatasetInfo,
+    spec: InputSpec,
+    on_epoch: EpochCallback | None,
+    show_progress: bool,
+) -> TrainResult:
+    """The training loop proper (see :func:`train`), then the model folder."""
+    started = time.perf_counter()
+    images = load_training_images(info, spec)
+    split = _split(images, config)
+    class_values = info.class_values
+    swap = scheme.side_swap_map()
+    swap_lut = np.array([class_values.index(swap.get(v, v)) for v in class_values], dtype=np.int64)
+
+    arch = UNetConfig(
+        in_channels=1,
+        n_classes=len(class_values),
+        base_channels=config.model.base_channels,
+        max_channels=config.model.max_channels,
+        levels=config.model.levels,
+        convs_per_level=config.model.convs_per_level,
+    )
+    model = _init_weights(UNet2D(arch), seed=config.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    rng = np.random.default_rng(config.seed)
+    total_steps = config.epochs * config.steps_per_epoch
+    limit_s = None if config.time_limit_minutes is None else 60.0 * config.time_limit_minutes
+    losses: list[float] = []
+    history: History = []
+    progress = _progress(show_progress, total_steps)
+    step = 0
+    with progress:
+        task = progress.add_task("training", total=total_steps, loss=float("nan"))
+        for epoch in range(config.epochs):
+            model.train()
+            epoch_loss = 0.0
+            for _ in range(config.steps_per_epoch):
+                fraction = step / total_steps
+                if limit_s is not None:
+                    fraction = max(fraction, (time.perf_counter() - started) / limit_s)
+                for group in optimizer.param_groups:
+                    group["lr"] = config.learning_rate * max(1.0 - fraction, 0.0) ** 0.9
+                x, y = _batch(images, split.train, rng=rng, config=config, swap_lut=swap_lut, lr_axis=spec.lr_axis)
+                logits = model(x)
+                loss = _loss(logits, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                epoch_loss += float(loss.detach())
+                step += 1
+                progress.update(task, advance=1, loss=float(loss.detach()))
+            losses.append(epoch_loss / config.steps_per_epoch)
+            last = epoch == config.epochs - 1 or (limit_s is not None and time.perf_counter() - started > limit_s)
+            dice: dict[str, dict[int, float | None]] = {}
+            if split.val and ((epoch + 1) % config.validate_every == 0 or last):
+                dice = _validate(model, images, split.val, class_values, size_multiple=arch.size_multiple)
+            history.append(dice)
+            if on_epoch is not None:
+                on_epoch(epoch, losses[-1], dice)
+            if last:
+                break
+    duration = time.perf_counter() - started
+    card = _card(info, scheme, spec, arch, config, images, split, losses, history, duration)
+    bundled = isinstance(config.scheme, str) and config.scheme in list_schemes()
+    _write_model(
+        out_dir,
+        model,
+        card,
+        losses,
+        history,
+        save_weights=config.save_safetensors,
+        scheme_file=None if bundled else Path(str(config.scheme)),
+    )
+    return TrainResult(
+        model_dir=out_dir, losses=losses, dice=history, card=json.loads((out_dir / "model.json").read_text())
+    )
+
+
+def _input_spec(info: DatasetInfo, config: TrainConfig) -> InputSpec:
+    opts = config.input
+    spacing = opts.spacing_mm
+    if spacing is None:
+        spacings = [reorient(read_label_map(case.labels), axcodes=opts.axcodes).spacing_mm[:2] for case in info.cases]
+        spacing = tuple(float(v) for v in np.median(np.asarray(spacings), axis=0))
+    return InputSpec(
+        axcodes=opts.axcodes,
+        spacing_mm=spacing,  # type: ignore[arg-type]
+        spacing_tolerance=opts.spacing_tolerance,
+        lower_percentile=opts.lower_percentile,
+        upper_percentile=opts.upper_percentile,
+        size_multiple=2 ** (config.model.levels - 1),
+    )
+
+
+def _split(images: list[TrainingImage], config: TrainConfig) -> _Split:
+    known = {im.case_id for im in images}
+    unknown = sorted(set(config.validation_cases) - known)
+    if unknown:
+        raise InputError(f"validation case(s) {unknown} are not in the dataset")
+    train: list[tuple[int, int]] = []
+    val: dict[int, list[int]] = {}
+    for index, im in enumerate(images):
+        n = im.image.shape[2]
+        if im.case_id in config.validation_cases:
+            val[index] = list(range(n))
+            continue
+        held = set()
+        if config.validation_slices is not None:
+            start, stop = config.validation_slices
+            if start >= n:
+                raise InputError(f"validation_slices start {start} is beyond the {n} slices of {im.name}")
+            held = set(range(start, min(stop, n)))
+            val[index] = sorted(held)
+        train += [(index, k) for k in range(n) if k not in held]
+    if not train:
+        raise InputError("no training slices left after holding out the validation data")
+    if val:
+        return _Split(train, val, "held-out slices/cases")
+    return _Split(train, {i: list(range(im.image.shape[2])) for i, im in enumerate(images)}, "training images (fit)")
+
+
+def _init_weights(model: UNet2D, *, seed: int) -> UNet2D:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+                nn.init.kaiming_normal_(module.weight, a=0.01, generator=generator)
+                if module.bias is not None:
+                    module.bias.zero_()
+    return model
+
+
+def _batch(
+    images: list[TrainingImage],
+    train: list[tuple[int, int]],
+    *,
+    rng: np.random.Generator,
+    config: TrainConfig,
+    swap_lut: np.ndarray,
+    lr_axis: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of augmented crops: images (b, 1, crop, crop) float32 and class maps (b, crop, crop) int64."""
+    xs, ys = [], []
+    for _ in range(config.batch_size):
+        index, k = train[int(rng.integers(len(train)))]
+        im = images[index]
+        x, y = augment_slice(
+            im.image[:, :, k], im.classes[:, :, k], rng=rng, config=config.augment, swap_lut=swap_lut, lr_axis=lr_axis
+        )
+        xs.append(x)
+        ys.append(y)
+    return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys))
+
+
+def _loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy plus soft Dice over the foreground classes (batch Dice)."""
+    ce = F.cross_entropy(logits, target)
+    probs = torch.softmax(logits, dim=1)[:, 1:]
+    onehot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(probs.dtype)
+    dims = (0, 2, 3)
+    intersection = (probs * onehot).sum(dims)
+    denominator = probs.sum(dims) + onehot.sum(dims)
+    dice = (2 * intersection + 1.0) / (denominator + 1.0)
+    return ce + (1.0 - dice.mean())
+
+
+@torch.no_grad()
+def _validate(
+    model: UNet2D,
+    images: list[TrainingImage],
+    val: dict[int, list[int]],
+    class_values: tuple[int, ...],
+    *,
+    size_multiple: int,
+) -> dict[str, dict[int, float | None]]:
+    """Dice per label value over each validation image's held-out slices (pooled)."""
+    model.eval()
+    out: dict[str, dict[int, float | None]] = {}
+    for index, slices in val.items():
+        im = images[index]
+        volume = im.image[:, :, slices]
+        bx, by = foreground_box(volume, margin_px=8)
+        crop = volume[bx, by]
+        pad = [(-n) % size_multiple for n in crop.shape[:2]]
+        padded = np.pad(crop, ((0, pad[0]), (0, pad[1]), (0, 0)))
+        batch = torch.from_numpy(np.ascontiguousarray(np.moveaxis(padded, 2, 0)[:, None]))
+        pred = np.concatenate([model(batch[i : i + 4]).argmax(1).numpy() for i in range(0, len(batch), 4)])
+        full = np.zeros(volume.shape, dtype=np.uint8)
+        full[bx, by] = np.moveaxis(pred, 0, 2)[: crop.shape[0], : crop.shape[1]]
+        ref = im.classes[:, :, slices]
+        scores: dict[int, float | None] = {}
+        for c, value in enumerate(class_values):
+            if c == 0:
+                continue
+            a, b = full == c, ref == c
+            total = int(a.sum() + b.sum())
+            scores[value] = None if total == 0 else 2.0 * int((a & b).sum()) / total
+        out[im.name] = scores
+    model.train()
+    return out
+
+
+def _progress(enabled: bool, total: int) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.3f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=False,
+    )
+
+
+def _card(
+    info: DatasetInfo,
+    scheme: LabelScheme,
+    spec: InputSpec,
+    arch: UNetConfig,
+    config: TrainConfig,
+    images: list[TrainingImage],
+    split: _Split,
+    losses: list[float],
+    history: History,
+    duration: float,
+) -> dict[str, object]:
+    """The model card (model.json) without the weights entry."""
+    final = next((d for d in reversed(history) if d), {})
+    cfg = replace(config, scheme=scheme.key).to_dict()
+    return {
+        "format": MODEL_FORMAT,
+        "name": config.name,
+        "description": config.description,
+        "architecture": arch.to_dict(),
+        "input": {**spec.to_dict(), "channels": 1},
+        "output": {
+            "scheme": scheme.key,
+            "class_values": list(info.class_values),
+            "labels": {str(v): scheme.entry(v).name for v in info.class_values if v},
+            "postprocessing": "keep the largest connected component per label (paraspinal.postprocessing)",
+        },
+        "training": {
+            "dataset": info.name,
+            "dataset_channels": list(info.channel_names),
+            "cases": [case.case_id for case in info.cases],
+            "images": [im.name for im in images],
+            "n_training_slices": len(split.train),
+            "validation": {
+                "on": split.val_kind,
+                "slices": None if config.validation_slices is None else list(config.validation_slices),
+                "cases": list(config.validation_cases),
+                "final_dice": {name: {str(k): v for k, v in scores.items()} for name, scores in final.items()},
+            },
+            "epochs_run": len(losses),
+            "final_loss": losses[-1] if losses else None,
+            "duration_s": round(duration, 1),
+            "config": cfg,
+            "torch_version": torch.__version__,
+            "paraspinal_version": __version__,
+        },
+    }
+
+
+def _write_model(
+    out_dir: Path,
+    model: UNet2D,
+    card: dict[str, object],
+    losses: list[float],
+    history: History,
+    *,
+    save_weights: bool,
+    scheme_file: Path | None,
+) -> None:
+    """Write the model folder into a temporary sibling and rename it into place."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        export_onnx(model, tmp / "model.onnx")
+        weights: dict[str, str] = {"onnx": "model.onnx", "onnx_sha256": file_sha256(tmp / "model.onnx")}
+        if save_weights:
+            save_safetensors(model, tmp / "model.safetensors")
+            weights |= {
+                "safetensors": "model.safetensors",
+                "safetensors_sha256": file_sha256(tmp / "model.safetensors"),
+            }
+        card = {**card, "weights": weights}
+        if scheme_file is not None:  # a user's scheme file travels with the model
+            name = "scheme" + scheme_file.suffix.lower()
+            shutil.copyfile(scheme_file, tmp / name)
+            card["output"] = {**card["output"], "scheme_file": name}  # type: ignore[dict-item]
+        (tmp / "model.json").write_text(json.dumps(card, indent=2, default=_json_default) + "\n", encoding="utf-8")
+        log = {"loss": losses, "dice": [{n: {str(k): v for k, v in s.items()} for n, s in d.items()} for d in history]}
+        (tmp / "training_log.json").write_text(json.dumps(log, indent=1) + "\n", encoding="utf-8")
+        if out_dir.exists():
+            out_dir.rmdir()  # empty (checked at the start)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,107 @@
+"""Model input preparation: percentile scaling, exact reorientation, in-plane resampling, body box."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from paraspinal.io import Image
+from paraspinal.preprocessing import (
+    InputSpec,
+    foreground_box,
+    percentile_scale,
+    prepare_volume,
+    reorient,
+    resize_inplane,
+    restore_orientation,
+)
+from tests.phantoms import ras_affine
+from tests.phantoms import reorient as store_differently
+
+STORAGE = [
+    ((False, False, False), (0, 1, 2)),
+    ((True, False, False), (0, 1, 2)),
+    ((True, True, False), (1, 0, 2)),
+    ((False, True, True), (2, 0, 1)),
+    ((True, True, True), (1, 2, 0)),
+]
+
+
+def test_percentile_scale_maps_percentiles_to_0_and_1() -> None:
+    array = np.arange(1000, dtype=np.float64).reshape(10, 10, 10)
+    scaled = percentile_scale(array, lower_percentile=10, upper_percentile=90)
+    assert scaled.dtype == np.float32
+    assert scaled.min() == 0.0 and scaled.max() == 1.0
+    middle = np.percentile(array, 50)
+    assert scaled.ravel()[int(middle)] == pytest.approx(0.5, abs=2e-3)
+    assert np.count_nonzero(scaled == 0.0) == 100  # the lowest 10 % (values <= p10 = 99.9)
+    assert not percentile_scale(np.full((3, 3, 3), 7.0)).any()
+
+
+def test_percentile_scale_does_not_depend_on_units() -> None:
+    rng = np.random.default_rng(0)
+    array = rng.gamma(2.0, 100.0, size=(20, 20, 5))
+    np.testing.assert_allclose(percentile_scale(array), percentile_scale(array * 37.5 + 0.0), atol=1e-5)
+
+
+@pytest.mark.parametrize(("flips", "order"), STORAGE)
+def test_reorient_gives_the_same_array_for_any_storage_order(flips, order) -> None:
+    rng = np.random.default_rng(1)
+    array = rng.random((6, 5, 4))
+    affine = ras_affine((1.0, 2.0, 3.0), (10.0, -5.0, 2.0))
+    stored, stored_affine = store_differently(array, affine, flips=flips, order=order)
+    oriented = reorient(Image(stored, stored_affine), axcodes=("R", "A", "S"))
+    np.testing.assert_array_equal(oriented.array, array)
+    np.testing.assert_allclose(oriented.affine, affine, atol=1e-9)
+    assert oriented.spacing_mm == pytest.approx((1.0, 2.0, 3.0))
+    np.testing.assert_array_equal(restore_orientation(oriented.array, oriented), stored)
+
+
+def test_reorient_follows_a_mirrored_affine() -> None:
+    array = np.zeros((4, 3, 2))
+    array[0] = 1.0  # voxel i = 0
+    affine = ras_affine((1.0, 1.0, 1.0))
+    mirrored = np.diag([-1.0, 1.0, 1.0, 1.0]) @ affine  # the same array, patient mirrored
+    left_first = reorient(Image(array, affine), axcodes=("R", "A", "S")).array
+    right_first = reorient(Image(array, mirrored), axcodes=("R", "A", "S")).array
+    assert left_first[0].all() and not left_first[-1].any()  # i = 0 is the leftmost voxel
+    assert right_first[-1].all() and not right_first[0].any()  # now the rightmost
+
+
+def test_resize_inplane_keeps_field_of_view_and_labels() -> None:
+    labels = np.zeros((40, 30, 2), dtype=np.uint8)
+    labels[10:20, 6:24] = 3  # blocks aligned to the 2x grid
+    small = resize_inplane(labels, shape_xy=(20, 15), order=0)
+    assert small.shape == (20, 15, 2) and set(np.unique(small)) == {0, 3}
+    assert np.count_nonzero(small == 3) == 5 * 9 * 2
+    back = resize_inplane(small, shape_xy=(40, 30), order=0)
+    np.testing.assert_array_equal(back, labels)
+    ramp = np.tile(np.arange(8, dtype=np.float32)[:, None, None], (1, 4, 1))
+    up = resize_inplane(ramp, shape_xy=(16, 4), order=1)
+    assert up[:, 0, 0].mean() == pytest.approx(ramp[:, 0, 0].mean(), abs=0.05)
+
+
+def test_prepare_volume_resamples_only_beyond_tolerance() -> None:
+    array = np.random.default_rng(2).random((50, 40, 3)) * 100
+    spec = InputSpec(spacing_mm=(1.0, 1.0), spacing_tolerance=0.1)
+    close, _ = prepare_volume(Image(array, ras_affine((1.05, 0.95, 4.0))), spec)
+    assert not close.resampled and close.array.shape == (50, 40, 3)
+    far, labels = prepare_volume(
+        Image(array, ras_affine((2.0, 0.5, 4.0))), spec, labels=Image(np.ones((50, 40, 3), np.uint8), np.eye(4))
+    )
+    assert far.resampled and far.array.shape == (100, 20, 3) and labels is not None and labels.shape == (100, 20, 3)
+    assert far.spacing_mm == pytest.approx((1.0, 1.0))
+    assert far.array.min() >= 0.0 and far.array.max() <= 1.0
+
+
+def test_inputspec_rejects_axcodes_without_slices_last() -> None:
+    with pytest.raises(ValueError, match="axcodes"):
+        InputSpec(axcodes=("S", "A", "R"))
+    assert InputSpec(axcodes=("a", "r", "s")).lr_axis == 1
+
+
+def test_foreground_box_covers_the_body_with_margin() -> None:
+    volume = np.zeros((100, 80, 3), dtype=np.float32)
+    volume[30:60, 20:40, 1] = 1.0
+    assert foreground_box(volume, margin_px=5) == (slice(25, 65), slice(15, 45))
+    assert foreground_box(np.zeros((10, 10, 2)), margin_px=5) == (slice(0, 10), slice(0, 10))

@@ -1,0 +1,261 @@
+"""`paraspinal train`: nnU-Net v2 raw datasets in, a self-describing model folder out."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+from paraspinal.backends import UNetOnnxBackend, read_model_card  # noqa: E402
+from paraspinal.backends.unet_onnx import file_sha256  # noqa: E402
+from paraspinal.errors import InputError, ParaspinalError  # noqa: E402
+from paraspinal.io import Image  # noqa: E402
+from paraspinal.training import load_config  # noqa: E402
+from paraspinal.training.dataset import read_dataset  # noqa: E402
+from paraspinal.training.trainer import train  # noqa: E402
+from tests.phantoms import ras_affine, save_nifti  # noqa: E402
+
+TINY = """
+[training]
+scheme = "lpm4"
+seed = 3
+epochs = 3
+steps_per_epoch = 8
+batch_size = 4
+learning_rate = 0.01
+threads = 1
+[model]
+base_channels = 4
+max_channels = 16
+levels = 3
+[augment]
+crop_px = 32
+"""
+LABELS = {"background": 0, "ES_R": 1, "MF_R": 2, "MF_L": 3, "ES_L": 4}
+
+
+def _phantom(seed: int, shape: tuple[int, int, int] = (40, 40, 3)) -> tuple[np.ndarray, np.ndarray]:
+    """A body ellipse with four muscles, lpm4 values, RAS+ storage (high i = patient right)."""
+    rng = np.random.default_rng(seed)
+    i, j = np.mgrid[0 : shape[0], 0 : shape[1]]
+    cx, cy = 20 + rng.integers(-2, 3), 20 + rng.integers(-2, 3)
+    body = ((i - cx) / 17.0) ** 2 + ((j - cy) / 12.0) ** 2 < 1
+    labels2d = np.zeros(shape[:2], dtype=np.int16)
+    for value, dx in ((1, 9), (2, 3), (3, -3), (4, -9)):
+        labels2d[(np.abs(i - cx - dx) < 3) & (np.abs(j - cy + 5) < 4)] = value
+    image2d = 100.0 * body + 150.0 * (labels2d > 0) + 40.0 * (labels2d % 2)
+    labels = np.repeat(labels2d[:, :, None], shape[2], axis=2)
+    image = np.repeat(image2d[:, :, None], shape[2], axis=2) + rng.normal(0, 5, shape)
+    return image.astype(np.float32), labels
+
+
+def _dataset(root: Path, *, cases: int = 2, channels: int = 1) -> Path:
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    affine = ras_affine((1.0, 1.0, 4.0))
+    for n in range(cases):
+        image, labels = _phantom(n)
+        for c in range(channels):
+            save_nifti(root / "imagesTr" / f"case{n}_{c:04d}.nii.gz", image * (1 + c), affine)
+        save_nifti(root / "labelsTr" / f"case{n}.nii.gz", labels, affine)
+    meta = {"channel_names": {str(c): f"ch{c}" for c in range(channels)}, "labels": LABELS, "file_ending": ".nii.gz"}
+    (root / "dataset.json").write_text(json.dumps(meta))
+    return root
+
+
+@pytest.fixture()
+def tiny_config(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+def test_training_lowers_the_loss_and_writes_a_self_describing_folder(tmp_path, tiny_config) -> None:
+    dataset = _dataset(tmp_path / "ds")
+    config = load_config(tiny_config, validation_cases=["case1"])
+    result = train(dataset, tmp_path / "model", config=config)
+    assert result.losses[-1] < result.losses[0]
+    assert sorted(p.name for p in result.model_dir.iterdir()) == [
+        "model.json",
+        "model.onnx",
+        "model.safetensors",
+        "training_log.json",
+    ]
+    card = json.loads((result.model_dir / "model.json").read_text())
+    assert card["weights"]["onnx_sha256"] == file_sha256(result.model_dir / "model.onnx")
+    assert card["weights"]["safetensors_sha256"] == file_sha256(result.model_dir / "model.safetensors")
+    assert card["output"]["scheme"] == "lpm4" and card["output"]["class_values"] == [0, 1, 2, 3, 4]
+    assert card["input"]["axcodes"] == ["R", "A", "S"] and card["input"]["spacing_mm"] == [1.0, 1.0]
+    assert card["architecture"]["base_channels"] == 4 and card["training"]["cases"] == ["case0", "case1"]
+    assert set(card["training"]["validation"]["final_dice"]) == {"case1/ch0"}
+    assert len(result.dice) == 3 and set(result.dice[-1]["case1/ch0"]) == {1, 2, 3, 4}
+    assert read_model_card(result.model_dir).class_values == (0, 1, 2, 3, 4)
+
+
+def test_training_is_deterministic_for_a_seed(tmp_path, tiny_config) -> None:
+    dataset = _dataset(tmp_path / "ds", cases=1)
+    config = load_config(tiny_config, epochs=1)
+    first = train(dataset, tmp_path / "a", config=config)
+    second = train(dataset, tmp_path / "b", config=config)
+    assert first.losses == second.losses
+    assert file_sha256(tmp_path / "a" / "model.safetensors") == file_sha256(tmp_path / "b" / "model.safetensors")
+    other = train(dataset, tmp_path / "c", config=load_config(tiny_config, epochs=1, seed=4))
+    assert other.losses != first.losses
+
+
+def test_onnx_and_pytorch_outputs_agree(tmp_path, tiny_config) -> None:
+    from paraspinal.training.export import load_safetensors
+    from paraspinal.training.unet import UNet2D, UNetConfig
+
+    result = train(_dataset(tmp_path / "ds", cases=1), tmp_path / "m", config=load_config(tiny_config, epochs=1))
+    arch = {k: v for k, v in result.card["architecture"].items() if k != "name"}
+    model = load_safetensors(UNet2D(UNetConfig(**arch)), result.model_dir / "model.safetensors").eval()
+    x = np.random.default_rng(0).random((3, 1, 48, 64)).astype(np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(result.model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    actual = session.run(None, {"image": x})[0]
+    assert actual.shape == (3, 5, 48, 64)
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_trained_model_runs_through_the_backend_on_the_input_grid(tmp_path, tiny_config) -> None:
+    result = train(_dataset(tmp_path / "ds", cases=1), tmp_path / "m", config=load_config(tiny_config, epochs=1))
+    image, _ = _phantom(7, shape=(44, 36, 2))
+    affine = ras_affine((1.0, 1.0, 4.0), (3.0, 4.0, 5.0))
+    seg = UNetOnnxBackend(result.model_dir).segment(Image(image, affine))
+    assert seg.labels.shape == (44, 36, 2)
+    np.testing.assert_array_equal(seg.labels.affine, affine)
+    assert set(np.unique(seg.labels.array)) <= {0, 1, 2, 3, 4}
+    assert seg.scheme.key == "lpm4" and seg.info["weights_sha256"] == result.card["weights"]["onnx_sha256"]
+
+
+def test_existing_output_folder_is_refused(tmp_path, tiny_config) -> None:
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(InputError, match="output folder exists and is not empty"):
+        train(_dataset(tmp_path / "ds", cases=1), out, config=load_config(tiny_config))
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_a_users_scheme_file_travels_with_the_model(tmp_path, tiny_config) -> None:
+    from importlib.resources import files
+
+    lpm4 = files("paraspinal.anatomy").joinpath("data", "schemes", "lpm4.toml").read_text()
+    scheme_file = tmp_path / "my_scheme.toml"
+    scheme_file.write_text(lpm4.replace('key = "lpm4"', 'key = "my_muscles"'))
+    config = load_config(tiny_config, epochs=1, scheme=str(scheme_file))
+    result = train(_dataset(tmp_path / "ds", cases=1), tmp_path / "m", config=config)
+    assert result.card["output"]["scheme_file"] == "scheme.toml"
+    scheme_file.unlink()  # the model folder no longer needs the original
+    assert UNetOnnxBackend(result.model_dir).scheme.key == "my_muscles"
+
+
+# --- malformed datasets: one line each, exact messages ----------------------------------------
+
+
+def _load(root: Path, tiny_config: Path, tmp_path: Path) -> str:
+    with pytest.raises(ParaspinalError) as info:
+        train(root, tmp_path / "never", config=load_config(tiny_config))
+    assert not (tmp_path / "never").exists()
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_dataset_json(tmp_path, tiny_config) -> None:
+    root = _dataset(tmp_path / "ds")
+    (root / "dataset.json").unlink()
+    assert _load(root, tiny_config, tmp_path) == (
+        f"{root}: no dataset.json; expected an nnU-Net v2 raw dataset (dataset.json, imagesTr/, labelsTr/)"
+    )
+
+
+def test_undeclared_label_values(tmp_path, tiny_config) -> None:
+    root = _dataset(tmp_path / "ds")
+    _image, labels = _phantom(0)
+    labels[0, 0, 0] = 7
+    save_nifti(root / "labelsTr" / "case0.nii.gz", labels, ras_affine((1.0, 1.0, 4.0)))
+    assert _load(root, tiny_config, tmp_path) == (
+        f"{root / 'labelsTr' / 'case0.nii.gz'}: label values [7] are not declared in dataset.json labels "
+        "(declared: 0, 1, 2, 3, 4)"
+    )
+
+
+def test_channel_count_mismatch(tmp_path, tiny_config) -> None:
+    root = _dataset(tmp_path / "ds", channels=2)
+    (root / "imagesTr" / "case1_0001.nii.gz").unlink()
+    assert _load(root, tiny_config, tmp_path) == (
+        f"{root / 'imagesTr'}: case 'case1' has 1 channel file(s) (_0000) but dataset.json declares 2 channel(s)"
+    )
+
+
+def test_image_label_shape_mismatch(tmp_path, tiny_config) -> None:
+    root = _dataset(tmp_path / "ds")
+    image, _ = _phantom(1, shape=(40, 36, 3))
+    save_nifti(root / "imagesTr" / "case1_0000.nii.gz", image, ras_affine((1.0, 1.0, 4.0)))
+    assert _load(root, tiny_config, tmp_path) == (
+        f"{root / 'imagesTr' / 'case1_0000.nii.gz'}: image shape (40, 36, 3) does not match label shape "
+        "(40, 40, 3) of case1.nii.gz"
+    )
+
+
+def test_labels_outside_the_scheme_and_missing_scheme(tmp_path, tiny_config) -> None:
+    root = _dataset(tmp_path / "ds")
+    meta = json.loads((root / "dataset.json").read_text())
+    meta["labels"]["extra"] = 9
+    (root / "dataset.json").write_text(json.dumps(meta))
+    assert _load(root, tiny_config, tmp_path) == (
+        f"{root / 'dataset.json'}: label values [9] are not in scheme 'lpm4' (known: 1, 2, 3, 4)"
+    )
+    no_scheme = tmp_path / "noscheme.toml"
+    no_scheme.write_text(TINY.replace('scheme = "lpm4"', ""))
+    with pytest.raises(InputError, match="label scheme is required"):
+        train(root, tmp_path / "never", config=load_config(no_scheme))
+
+
+def test_multichannel_cases_become_single_channel_images(tmp_path) -> None:
+    info = read_dataset(_dataset(tmp_path / "ds", channels=2))
+    assert info.channel_names == ("ch0", "ch1") and [c.case_id for c in info.cases] == ["case0", "case1"]
+    assert all(len(c.images) == 2 for c in info.cases)
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+
+def test_cli_train_end_to_end(tmp_path, tiny_config, capsys) -> None:
+    import paraspinal.cli.train_cmd  # noqa: F401
+    from paraspinal.cli.main import main
+
+    dataset = _dataset(tmp_path / "ds")
+    code = main(["train", str(dataset), "-o", str(tmp_path / "m"), "-c", str(tiny_config), "--epochs", "2", "-q"])
+    assert code == 0
+    assert json.loads((tmp_path / "m" / "model.json").read_text())["training"]["epochs_run"] == 2
+    shutil.rmtree(dataset / "labelsTr")
+    code = main(["train", str(dataset), "-o", str(tmp_path / "m2"), "-c", str(tiny_config)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.strip() == f"paraspinal: error: {dataset}: missing folder labelsTr/"
+
+
+def test_cli_train_names_missing_training_packages(tmp_path, monkeypatch, capsys) -> None:
+    import importlib.util
+
+    import paraspinal.cli.train_cmd  # noqa: F401
+    from paraspinal.cli.main import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "onnx" else real(name))
+    assert main(["train", str(tmp_path), "-o", str(tmp_path / "m")]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "paraspinal: error: paraspinal train needs onnx (not installed): pip install 'paraspinal[train]'"
+    )
