@@ -18,7 +18,7 @@ from paraspinal.anatomy import load_registry, load_scheme
 from paraspinal.io import check_same_grid, read_image, read_label_map
 from paraspinal.levels import read_levels_csv
 from paraspinal.measurement import measure_case
-from paraspinal.pipeline import MeasureRequest, measure_request
+from paraspinal.pipeline.measure import measure_request, sample_request
 from paraspinal.sample import sample_case
 
 
@@ -61,16 +61,7 @@ def main() -> None:
     t_basic, _ = _time(lambda: measure(()), args.repeats)
     t_all, result = _time(lambda: measure(("otsu", "otsu_xu", "kmeans2", "kmeans3", "gmm2", "gmm3")), args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
-        request = MeasureRequest(
-            labels=case.labels,
-            water=case.water,
-            fat=case.fat,
-            image=case.fat,
-            image_name="fat",
-            levels=case.levels,
-            out_dir=Path(tmp) / "out",
-            assume_aligned=True,
-        )
+        request = sample_request(Path(tmp) / "out")
         t_end, _ = _time(lambda: measure_request(request), args.repeats)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows = [

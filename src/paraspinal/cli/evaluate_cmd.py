@@ -8,6 +8,7 @@ import typer
 
 from paraspinal.cli.console import console, print_frame
 from paraspinal.cli.main import app
+from paraspinal.cli.options import parse_methods
 from paraspinal.errors import InputError
 from paraspinal.measurement import INFILTRATION_METHODS
 
@@ -67,13 +68,7 @@ def evaluate_command(
     from paraspinal.evaluation.run import evaluate, write_outputs
 
     out_console = console(quiet=quiet)
-    method_list = tuple(m.strip() for m in methods.split(",") if m.strip())
-    unknown = sorted(set(method_list) - set(INFILTRATION_METHODS))
-    if unknown:
-        raise typer.BadParameter(
-            f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(INFILTRATION_METHODS)}",
-            param_hint="--methods",
-        )
+    method_list = parse_methods(methods)
     margins = _parse_margins(tost_margin)
     if out.exists() and not out.is_dir():
         raise InputError("output path exists and is not a folder", path=out)

@@ -8,6 +8,7 @@ import typer
 
 from paraspinal.cli.console import console, print_frame
 from paraspinal.cli.main import app
+from paraspinal.cli.options import parse_methods
 from paraspinal.cli.series_cmd import (
     case_id_from_option,
     contrast_option,
@@ -17,7 +18,7 @@ from paraspinal.cli.series_cmd import (
 )
 from paraspinal.errors import InputError
 from paraspinal.measurement import INFILTRATION_METHODS
-from paraspinal.pipeline import MeasureRequest, measure_request
+from paraspinal.pipeline.measure import MeasureRequest, measure_request, sample_request
 from paraspinal.reporting import summary_frame
 
 
@@ -54,30 +55,9 @@ def measure_command(
 ) -> None:
     """Measure CSA, volume, fat fraction and fat infiltration from a label map; write CSV and Parquet."""
     out_console = console(quiet=quiet)
-    method_list = tuple(m.strip() for m in methods.split(",") if m.strip())
-    unknown = sorted(set(method_list) - set(INFILTRATION_METHODS))
-    if unknown:
-        raise typer.BadParameter(
-            f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(INFILTRATION_METHODS)}",
-            param_hint="--methods",
-        )
+    method_list = parse_methods(methods)
     if sample:
-        from paraspinal.sample import sample_case
-
-        case = sample_case()
-        request = MeasureRequest(
-            labels=case.labels,
-            water=case.water,
-            fat=case.fat,
-            image=case.fat,
-            image_name="fat",
-            levels=case.levels,
-            scheme=case.scheme,
-            case_id=case.case_id,
-            out_dir=out,
-            assume_aligned=True,
-            infiltration_methods=method_list,
-        )
+        request = sample_request(out, infiltration_methods=method_list)
     else:
         if labels is None:
             raise typer.BadParameter("a label map is required (or use --sample)", param_hint="--labels")

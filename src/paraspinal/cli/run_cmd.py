@@ -20,6 +20,7 @@ from paraspinal.batch import BatchOptions, BatchProgress, run_batch
 from paraspinal.batch.runner import BackendFactory
 from paraspinal.cli.console import console, print_frame
 from paraspinal.cli.main import app
+from paraspinal.cli.options import parse_methods
 from paraspinal.errors import ParaspinalError
 from paraspinal.measurement import INFILTRATION_METHODS
 from paraspinal.pipeline.cases import Case, discover_cases, read_cases_csv
@@ -179,18 +180,6 @@ def execute(
     return code, result
 
 
-def parse_methods(methods: str) -> tuple[str, ...]:
-    """``"otsu,gmm2"`` -> ``("otsu", "gmm2")``; unknown names are a usage error."""
-    chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
-    unknown = sorted(set(chosen) - set(INFILTRATION_METHODS))
-    if unknown:
-        raise typer.BadParameter(
-            f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(INFILTRATION_METHODS)}",
-            param_hint="--methods",
-        )
-    return chosen
-
-
 @app.command("run")
 def run_command(
     inputs: list[Path] = typer.Argument(
@@ -272,9 +261,7 @@ def run_command(
     command = ["paraspinal", "run", *map(str, inputs), "-o", str(out)]
     command += [f"--labels={labels}"] * (labels is not None) + [f"--levels={levels}"] * (levels is not None)
     batch = BatchOptions(workers=workers, scheduler=scheduler, num_parts=num_parts, part_id=part_id, resume=resume)
-    code, result = execute(
-        cases, out=out, options=options, backend_factory=None, batch=batch, log=log, command=command
-    )
+    code, result = execute(cases, out=out, options=options, backend_factory=None, batch=batch, log=log, command=command)
     if result is not None and len(result.cases) == 1 and "report" in result.cases[0].files:
         log.out.print(f"case report: {result.cases[0].files['report']}")
     return code

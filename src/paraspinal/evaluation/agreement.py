@@ -64,8 +64,13 @@ def error_metrics(auto: np.ndarray, manual: np.ndarray) -> dict[str, float]:
     nonzero = m != 0
     mape = float(100.0 * np.mean(np.abs(err[nonzero]) / np.abs(m[nonzero]))) if nonzero.any() else nan
     mse = float(np.mean(err**2))
-    return {"n": int(a.size), "mae": float(np.mean(np.abs(err))), "mse": mse, "rmse": float(np.sqrt(mse)),
-            "mape_pct": mape}
+    return {
+        "n": int(a.size),
+        "mae": float(np.mean(np.abs(err))),
+        "mse": mse,
+        "rmse": float(np.sqrt(mse)),
+        "mape_pct": mape,
+    }
 
 
 @dataclass(frozen=True)
@@ -133,8 +138,9 @@ def icc(ratings: np.ndarray, *, kind: IccKind = "2,1", confidence: float = 0.95)
     if (mse if kind != "1,1" else msw) == 0:
         lo = hi = 1.0  # no error variance at all: the interval degenerates to the point ICC = 1
     p = float(stats.f.sf(f_val, df_r, df2)) if np.isfinite(f_val) else (0.0 if f_val > 0 else float("nan"))
-    return IccResult(kind, float(value), float(lo), float(hi), confidence, float(f_val), float(df_r),
-                     float(df2), p, n, k)
+    return IccResult(
+        kind, float(value), float(lo), float(hi), confidence, float(f_val), float(df_r), float(df2), p, n, k
+    )
 
 
 def _f_interval(f_val: float, df1: float, df2: float, k: int, alpha: float) -> tuple[float, float]:
@@ -144,8 +150,9 @@ def _f_interval(f_val: float, df1: float, df2: float, k: int, alpha: float) -> t
     return (f_low - 1) / (f_low + k - 1), (f_high - 1) / (f_high + k - 1)
 
 
-def _icc21_interval(rho: float, msr: float, msc: float, mse: float, n: int, k: int,
-                    alpha: float) -> tuple[float, float]:
+def _icc21_interval(
+    rho: float, msr: float, msc: float, mse: float, n: int, k: int, alpha: float
+) -> tuple[float, float]:
     """CI of ICC(2,1) with Satterthwaite's approximate degrees of freedom (Shrout & Fleiss 1979)."""
     a = k * rho / (n * (1 - rho))
     b = 1 + k * rho * (n - 1) / (n * (1 - rho))
@@ -167,8 +174,12 @@ def correlations(auto: np.ndarray, manual: np.ndarray) -> dict[str, float]:
         return out
     pr = stats.pearsonr(a, m)
     sr = stats.spearmanr(a, m)
-    out.update(pearson_r=float(pr.statistic), pearson_p=float(pr.pvalue),
-               spearman_rho=float(sr.statistic), spearman_p=float(sr.pvalue))
+    out.update(
+        pearson_r=float(pr.statistic),
+        pearson_p=float(pr.pvalue),
+        spearman_rho=float(sr.statistic),
+        spearman_p=float(sr.pvalue),
+    )
     return out
 
 
@@ -225,8 +236,7 @@ def tost_paired(auto: np.ndarray, manual: np.ndarray, *, margin: float, alpha: f
         p = 0.0 if inside else 1.0
         return TostResult(float(margin), p, p, p, nan, nan, inside)
     p, (t_lo, p_lo, _), (t_hi, p_hi, _) = ttost_paired(a, m, -margin, margin)
-    return TostResult(float(margin), float(p), float(p_lo), float(p_hi), float(t_lo), float(t_hi),
-                      bool(p < alpha))
+    return TostResult(float(margin), float(p), float(p_lo), float(p_hi), float(t_lo), float(t_hi), bool(p < alpha))
 
 
 @dataclass(frozen=True)
@@ -268,8 +278,16 @@ def classification_agreement_from_counts(*, tp: int, fp: int, fn: int, tn: int) 
     p_chance = ratio((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn), total * total)
     kappa = ratio(p_observed - p_chance, 1.0 - p_chance) if p_chance < 1.0 else float("nan")
     return ClassificationAgreement(
-        int(tp), int(fp), int(fn), int(tn), kappa, ratio(tp, tp + fn), ratio(tn, tn + fp), ratio(tp, tp + fp),
-        ratio(2 * tp, 2 * tp + fp + fn), p_observed,
+        int(tp),
+        int(fp),
+        int(fn),
+        int(tn),
+        kappa,
+        ratio(tp, tp + fn),
+        ratio(tn, tn + fp),
+        ratio(tp, tp + fp),
+        ratio(2 * tp, 2 * tp + fp + fn),
+        p_observed,
     )
 
 
@@ -299,15 +317,18 @@ def agreement_statistics(
     ``tost_margin`` is absolute (measurement unit); None skips TOST (NaN columns).
     """
     a, m = _paired(auto, manual)
-    out: dict[str, float] = {"mean_auto": float(a.mean()) if a.size else float("nan"),
-                             "mean_manual": float(m.mean()) if m.size else float("nan")}
+    out: dict[str, float] = {
+        "mean_auto": float(a.mean()) if a.size else float("nan"),
+        "mean_manual": float(m.mean()) if m.size else float("nan"),
+    }
     out.update(error_metrics(a, m))
     table = np.column_stack([a, m])
     for kind in ("2,1", "3,1"):
         res = icc(table, kind=kind, confidence=confidence)  # type: ignore[arg-type]
         tag = "icc" + kind.replace(",", "")
-        out.update({tag: res.value, f"{tag}_ci_low": res.ci_low, f"{tag}_ci_high": res.ci_high,
-                    f"{tag}_p": res.p_value})
+        out.update(
+            {tag: res.value, f"{tag}_ci_low": res.ci_low, f"{tag}_ci_high": res.ci_high, f"{tag}_p": res.p_value}
+        )
     out.update(correlations(a, m))
     ba = bland_altman(a, m, loa_z=loa_z)
     out.update(ba_bias=ba.bias, ba_sd=ba.sd, ba_loa_low=ba.loa_low, ba_loa_high=ba.loa_high)
@@ -316,6 +337,9 @@ def agreement_statistics(
         out.update(tost_margin=nan, tost_p=nan, tost_equivalent=nan)
     else:
         t = tost_paired(a, m, margin=tost_margin, alpha=alpha)
-        out.update(tost_margin=t.margin, tost_p=t.p_value,
-                   tost_equivalent=float(t.equivalent) if np.isfinite(t.p_value) else float("nan"))
+        out.update(
+            tost_margin=t.margin,
+            tost_p=t.p_value,
+            tost_equivalent=float(t.equivalent) if np.isfinite(t.p_value) else float("nan"),
+        )
     return out

@@ -141,10 +141,12 @@ def fat_classification(
     ``structure`` and, with ``levels``, ``level``; side ``both`` sums right and left.
     """
     values = np.asarray(intensities, dtype=np.float64).ravel()
-    auto_regions = _region_flat(region_voxels(auto_labels, scheme=scheme, registry=registry,
-                                              frame=axial_frame(auto_labels)))
-    manual_regions = _region_flat(region_voxels(manual_labels, scheme=scheme, registry=registry,
-                                                frame=axial_frame(manual_labels)))
+    auto_regions = _region_flat(
+        region_voxels(auto_labels, scheme=scheme, registry=registry, frame=axial_frame(auto_labels))
+    )
+    manual_regions = _region_flat(
+        region_voxels(manual_labels, scheme=scheme, registry=registry, frame=axial_frame(manual_labels))
+    )
     methods = sorted({k[2] for k in auto_thresholds} | {k[2] for k in manual_thresholds})
     scopes: list[tuple[str, str, int | None, int | None]] = [("structure", "", None, None)]
     scopes += [("level", lv.name, lv.slice_start, lv.slice_stop) for lv in (levels or ())]

@@ -91,15 +91,17 @@ class SurfaceDistances:
         the whole other surface, so a level's cut planes do not count as boundary."""
         keep_p = (self.pred_slices >= slice_start) & (self.pred_slices < slice_stop)
         keep_r = (self.ref_slices >= slice_start) & (self.ref_slices < slice_stop)
-        return SurfaceDistances(self.pred_to_ref_mm[keep_p], self.ref_to_pred_mm[keep_r],
-                                self.pred_slices[keep_p], self.ref_slices[keep_r])
+        return SurfaceDistances(
+            self.pred_to_ref_mm[keep_p], self.ref_to_pred_mm[keep_r], self.pred_slices[keep_p], self.ref_slices[keep_r]
+        )
 
     def hausdorff_mm(self, *, percentile: float = 95.0) -> float:
         """Max of the two directed ``percentile``-th distances (mm); NaN if either side is empty."""
         if self.pred_to_ref_mm.size == 0 or self.ref_to_pred_mm.size == 0:
             return float("nan")
-        return float(max(np.percentile(self.pred_to_ref_mm, percentile),
-                         np.percentile(self.ref_to_pred_mm, percentile)))
+        return float(
+            max(np.percentile(self.pred_to_ref_mm, percentile), np.percentile(self.ref_to_pred_mm, percentile))
+        )
 
     def assd_mm(self) -> float:
         """Average symmetric surface distance (mm); NaN if either side is empty."""
@@ -153,8 +155,7 @@ def surface_distances(
     )
 
 
-def hausdorff_mm(pred: np.ndarray, ref: np.ndarray, *, spacing_mm: Sequence[float],
-                 percentile: float = 95.0) -> float:
+def hausdorff_mm(pred: np.ndarray, ref: np.ndarray, *, spacing_mm: Sequence[float], percentile: float = 95.0) -> float:
     """Percentile Hausdorff distance (mm; HD95 by default, 100 = classic Hausdorff); NaN if a mask is empty."""
     return surface_distances(pred, ref, spacing_mm=spacing_mm).hausdorff_mm(percentile=percentile)
 
@@ -247,9 +248,7 @@ def overlap_table(
         scopes.append((name, slice(int(start), int(stop))))
 
     rows: list[tuple[object, ...]] = []
-    targets: list[tuple[int | None, str, np.ndarray, np.ndarray]] = [
-        (None, FOREGROUND, pred > 0, ref > 0)
-    ]
+    targets: list[tuple[int | None, str, np.ndarray, np.ndarray]] = [(None, FOREGROUND, pred > 0, ref > 0)]
     targets += [(int(v), str(name), pred == v, ref == v) for v, name in labels.items()]
     for value, name, p, r in targets:
         dist = surface_distances(p, r, spacing_mm=spacing, slice_axis=slice_axis)
@@ -261,8 +260,7 @@ def overlap_table(
             else:
                 p_s, r_s = p[tuple(index)], r[tuple(index)]
                 d_s = dist.within(sl.start, sl.stop)
-            for metric, val, unit, reason in _metric_rows(p_s, r_s, d_s, voxel_volume_mm3=vvol,
-                                                          percentile=percentile):
+            for metric, val, unit, reason in _metric_rows(p_s, r_s, d_s, voxel_volume_mm3=vvol, percentile=percentile):
                 rows.append((case_id, value, name, level, metric, float(val), unit, reason))
     table = pd.DataFrame(rows, columns=OVERLAP_COLUMNS)
     table["label"] = table["label"].astype("Int64")

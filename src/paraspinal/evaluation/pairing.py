@@ -63,8 +63,9 @@ def _image_files(folder: Path) -> dict[str, Path]:
             continue
         case_id = case_id_from_path(path)
         if case_id in found:
-            raise InputError(f"two files map to case id {case_id!r}: {found[case_id].name} and {path.name}",
-                             path=folder)
+            raise InputError(
+                f"two files map to case id {case_id!r}: {found[case_id].name} and {path.name}", path=folder
+            )
         found[case_id] = path
     return found
 
@@ -117,8 +118,11 @@ def find_case_file(path: str | Path, case_id: str, *, option: str, single_case: 
             raise InputError(f"{option} must be a folder when --pred and --ref are folders", path=p)
         return p
     matches = [
-        f for f in sorted(p.iterdir())
-        if f.is_file() and not f.name.startswith(".") and image_suffix(f) is not None
+        f
+        for f in sorted(p.iterdir())
+        if f.is_file()
+        and not f.name.startswith(".")
+        and image_suffix(f) is not None
         and (strip_image_suffix(f) == case_id or strip_image_suffix(f).startswith(f"{case_id}_"))
     ]
     if not matches:
@@ -127,6 +131,5 @@ def find_case_file(path: str | Path, case_id: str, *, option: str, single_case: 
         exact = [f for f in matches if case_id_from_path(f) == case_id]
         if len(exact) == 1:
             return exact[0]
-        raise InputError(f"{option}: several images for case {case_id}: {', '.join(f.name for f in matches)}",
-                         path=p)
+        raise InputError(f"{option}: several images for case {case_id}: {', '.join(f.name for f in matches)}", path=p)
     return matches[0]

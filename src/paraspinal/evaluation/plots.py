@@ -61,10 +61,16 @@ def plot_bland_altman(
     rows = math.ceil(n / cols)
     height = 3.0 * rows + 0.7
     fig = Figure(figsize=(3.6 * cols, height))  # fixed margins: constrained layout costs ~1 s per figure
-    fig.subplots_adjust(left=0.24 / cols if cols < 4 else 0.06, right=0.98, bottom=0.4 / height,
-                        top=1 - 0.75 / height, wspace=0.35, hspace=0.45)
+    fig.subplots_adjust(
+        left=0.24 / cols if cols < 4 else 0.06,
+        right=0.98,
+        bottom=0.4 / height,
+        top=1 - 0.75 / height,
+        wspace=0.35,
+        hspace=0.45,
+    )
     axes = fig.subplots(rows, cols, squeeze=False)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     for ax, panel in zip(axes.flat, panels, strict=False):
         ba = bland_altman(panel.auto, panel.manual, loa_z=loa_z)
@@ -74,8 +80,14 @@ def plot_bland_altman(
         if np.isfinite(ba.sd):
             for y in (ba.loa_low, ba.loa_high):
                 ax.axhline(y, color="tab:gray", lw=1.0, ls="--")
-            ax.text(0.02, 0.02, f"LoA [{ba.loa_low:.3g}, {ba.loa_high:.3g}]", transform=ax.transAxes,
-                    fontsize=7, va="bottom")
+            ax.text(
+                0.02,
+                0.02,
+                f"LoA [{ba.loa_low:.3g}, {ba.loa_high:.3g}]",
+                transform=ax.transAxes,
+                fontsize=7,
+                va="bottom",
+            )
         ax.axhline(0.0, color="black", lw=0.5)
         ax.set_title(f"{panel.title} (n={ba.n})", fontsize=8)
         ax.set_xlabel(f"mean of auto and manual ({unit})", fontsize=7)
@@ -108,8 +120,9 @@ def plot_dice_boxplot(
         ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right", fontsize=8)
         rng = np.random.default_rng(0)  # fixed jitter: identical figures for identical input
         for i, values in enumerate(data, start=1):
-            ax.scatter(i + rng.uniform(-0.12, 0.12, values.size), values, s=10, alpha=0.6, color="tab:blue",
-                       edgecolor="none")
+            ax.scatter(
+                i + rng.uniform(-0.12, 0.12, values.size), values, s=10, alpha=0.6, color="tab:blue", edgecolor="none"
+            )
     else:
         ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes)
     ax.set_ylabel(metric)

@@ -72,14 +72,16 @@ class EvaluationResult:
         return sum(c.status == "error" for c in self.cases)
 
 
-def _label_names(scheme: LabelScheme | None, pred: np.ndarray, ref: np.ndarray,
-                 record: CaseRecord) -> dict[int, tuple[str, str, str]]:
+def _label_names(
+    scheme: LabelScheme | None, pred: np.ndarray, ref: np.ndarray, record: CaseRecord
+) -> dict[int, tuple[str, str, str]]:
     """label value -> (name, structure, side): the scheme's labels plus any other value present."""
     present = {int(v) for v in np.union1d(np.unique(pred), np.unique(ref)) if v != 0}
     if scheme is None:
         return {v: (str(v), "", "") for v in sorted(present)}
-    out: dict[int, tuple[str, str, str]] = {int(v): (e.name, e.structure, str(e.side))
-                                            for v, e in scheme.labels.items()}
+    out: dict[int, tuple[str, str, str]] = {
+        int(v): (e.name, e.structure, str(e.side)) for v, e in scheme.labels.items()
+    }
     extra = sorted(present - set(out))
     if extra:
         record.warnings.append(f"label values not in the scheme, evaluated by number: {extra}")
@@ -87,14 +89,25 @@ def _label_names(scheme: LabelScheme | None, pred: np.ndarray, ref: np.ndarray,
     return dict(sorted(out.items()))
 
 
-def _case_overlap(case: CasePair, pred: Image, ref: Image, *, scheme: LabelScheme | None,
-                  levels: LevelTable | None, record: CaseRecord) -> pd.DataFrame:
+def _case_overlap(
+    case: CasePair,
+    pred: Image,
+    ref: Image,
+    *,
+    scheme: LabelScheme | None,
+    levels: LevelTable | None,
+    record: CaseRecord,
+) -> pd.DataFrame:
     names = _label_names(scheme, pred.array, ref.array, record)
     table = overlap_table(
-        pred.array, ref.array, spacing_mm=ref.spacing_mm, voxel_volume_mm3=ref.voxel_volume_mm3,
+        pred.array,
+        ref.array,
+        spacing_mm=ref.spacing_mm,
+        voxel_volume_mm3=ref.voxel_volume_mm3,
         labels={v: n[0] for v, n in names.items()},
         levels={lv.name: (lv.slice_start, lv.slice_stop) for lv in levels or ()},
-        slice_axis=axial_frame(ref).slice_axis, case_id=case.case_id,
+        slice_axis=axial_frame(ref).slice_axis,
+        case_id=case.case_id,
     )
     by_value = {v: n[1:] for v, n in names.items()}
     table.insert(3, "structure", [FOREGROUND if pd.isna(v) else by_value[int(v)][0] for v in table["label"]])
@@ -102,8 +115,9 @@ def _case_overlap(case: CasePair, pred: Image, ref: Image, *, scheme: LabelSchem
     return table
 
 
-def _read_case_image(option: str, path: str | Path | None, case: CasePair, ref: Image, *, single: bool,
-                     assume_aligned: bool) -> Image | None:
+def _read_case_image(
+    option: str, path: str | Path | None, case: CasePair, ref: Image, *, single: bool, assume_aligned: bool
+) -> Image | None:
     if path is None:
         return None
     file = find_case_file(path, case.case_id, option=option, single_case=single)
@@ -120,15 +134,32 @@ def _case_levels(levels_csv: str | Path | None, case: CasePair, ref: Image, reco
         return None
 
 
-def _measure_both(case: CasePair, pred: Image, ref: Image, images: dict[str, Image | None], *,
-                  scheme: LabelScheme, levels: LevelTable | None, image_name: str,
-                  infiltration_methods: Sequence[str], record: CaseRecord) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _measure_both(
+    case: CasePair,
+    pred: Image,
+    ref: Image,
+    images: dict[str, Image | None],
+    *,
+    scheme: LabelScheme,
+    levels: LevelTable | None,
+    image_name: str,
+    infiltration_methods: Sequence[str],
+    record: CaseRecord,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Measure both masks and classify fat voxels; returns (measurements, classification counts)."""
     tables = []
     for source, labels in (("auto", pred), ("manual", ref)):
-        measured = measure_case(labels, scheme=scheme, case_id=case.case_id, water=images["water"],
-                                fat=images["fat"], image=images["image"], image_name=image_name, levels=levels,
-                                infiltration_methods=infiltration_methods if images["image"] is not None else ())
+        measured = measure_case(
+            labels,
+            scheme=scheme,
+            case_id=case.case_id,
+            water=images["water"],
+            fat=images["fat"],
+            image=images["image"],
+            image_name=image_name,
+            levels=levels,
+            infiltration_methods=infiltration_methods if images["image"] is not None else (),
+        )
         record.warnings.extend(f"{source}: {w}" for w in measured.warnings)
         table = measured.table.copy()
         table.insert(0, "source", source)
@@ -136,9 +167,15 @@ def _measure_both(case: CasePair, pred: Image, ref: Image, images: dict[str, Ima
     classification = pd.DataFrame()
     if images["image"] is not None:
         classification = fat_classification(
-            pred, ref, images["image"].array, auto_thresholds=fat_thresholds(tables[0]),
-            manual_thresholds=fat_thresholds(tables[1]), scheme=scheme, registry=load_registry(),
-            levels=levels, case_id=case.case_id,
+            pred,
+            ref,
+            images["image"].array,
+            auto_thresholds=fat_thresholds(tables[0]),
+            manual_thresholds=fat_thresholds(tables[1]),
+            scheme=scheme,
+            registry=load_registry(),
+            levels=levels,
+            case_id=case.case_id,
         )
     return pd.concat(tables, ignore_index=True), classification
 
@@ -183,8 +220,7 @@ def evaluate(
             ref_img = read_label_map(case.ref)
             pred_img = check_same_grid(ref_img, read_label_map(case.pred), assume_aligned=assume_aligned)
             levels = _case_levels(levels_csv, case, ref_img, record)
-            overlaps.append(_case_overlap(case, pred_img, ref_img, scheme=label_scheme, levels=levels,
-                                          record=record))
+            overlaps.append(_case_overlap(case, pred_img, ref_img, scheme=label_scheme, levels=levels, record=record))
         except ParaspinalError as exc:
             record.status, record.errors = "error", [str(exc)]
             if progress:
@@ -192,12 +228,23 @@ def evaluate(
             continue
         if label_scheme is not None:
             try:
-                images = {name: _read_case_image(f"--{name}", path, case, ref_img, single=single,
-                                                 assume_aligned=assume_aligned)
-                          for name, path in (("water", water), ("fat", fat), ("image", image))}
-                table, classes = _measure_both(case, pred_img, ref_img, images, scheme=label_scheme,
-                                               levels=levels, image_name=image_name,
-                                               infiltration_methods=infiltration_methods, record=record)
+                images = {
+                    name: _read_case_image(
+                        f"--{name}", path, case, ref_img, single=single, assume_aligned=assume_aligned
+                    )
+                    for name, path in (("water", water), ("fat", fat), ("image", image))
+                }
+                table, classes = _measure_both(
+                    case,
+                    pred_img,
+                    ref_img,
+                    images,
+                    scheme=label_scheme,
+                    levels=levels,
+                    image_name=image_name,
+                    infiltration_methods=infiltration_methods,
+                    record=record,
+                )
                 measurements.append(table)
                 classifications.append(classes)
             except ParaspinalError as exc:
@@ -211,21 +258,36 @@ def evaluate(
     if measured.empty:
         pairs, agreement = pd.DataFrame(), pd.DataFrame()
     else:
-        pairs = pair_measurements(measured[measured["source"] == "auto"], measured[measured["source"] == "manual"],
-                                  metrics=metrics)
-        agreement = agreement_table(pairs, tost_margin_pct=tost_margin_pct, tost_margins=tost_margins,
-                                    alpha=alpha, confidence=confidence)
+        pairs = pair_measurements(
+            measured[measured["source"] == "auto"], measured[measured["source"] == "manual"], metrics=metrics
+        )
+        agreement = agreement_table(
+            pairs, tost_margin_pct=tost_margin_pct, tost_margins=tost_margins, alpha=alpha, confidence=confidence
+        )
     classes = [c for c in classifications if not c.empty]
     classification = pd.concat(classes, ignore_index=True) if classes else pd.DataFrame()
     paths = {"pred": pred, "ref": ref, "levels_csv": levels_csv, "water": water, "fat": fat, "image": image}
     options: dict[str, object] = {
-        **{k: None if v is None else str(v) for k, v in paths.items()}, "scheme": scheme, "metrics": list(metrics),
-        "tost_margin_pct": tost_margin_pct, "tost_margins": dict(tost_margins or {}), "alpha": alpha,
-        "confidence": confidence, "assume_aligned": assume_aligned,
+        **{k: None if v is None else str(v) for k, v in paths.items()},
+        "scheme": scheme,
+        "metrics": list(metrics),
+        "tost_margin_pct": tost_margin_pct,
+        "tost_margins": dict(tost_margins or {}),
+        "alpha": alpha,
+        "confidence": confidence,
+        "assume_aligned": assume_aligned,
     }
-    return EvaluationResult(overlap, measured, pairs, agreement, classification,
-                            classification_summary(classification) if not classification.empty else pd.DataFrame(),
-                            records, pairing.warnings, options)
+    return EvaluationResult(
+        overlap,
+        measured,
+        pairs,
+        agreement,
+        classification,
+        classification_summary(classification) if not classification.empty else pd.DataFrame(),
+        records,
+        pairing.warnings,
+        options,
+    )
 
 
 def _clean(value: object) -> object:
@@ -245,56 +307,84 @@ def _describe(values: pd.Series) -> dict[str, object]:
     v = values.dropna().to_numpy(dtype=float)
     if v.size == 0:
         return {"n": 0}
-    return {"n": int(v.size), "mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else None,
-            "median": float(np.median(v)), "min": float(v.min()), "max": float(v.max())}
+    return {
+        "n": int(v.size),
+        "mean": float(v.mean()),
+        "sd": float(v.std(ddof=1)) if v.size > 1 else None,
+        "median": float(np.median(v)),
+        "min": float(v.min()),
+        "max": float(v.max()),
+    }
 
 
 def _summary(result: EvaluationResult) -> dict[str, object]:
     overlap_summary: dict[str, dict[str, object]] = {}
     if not result.overlap.empty:
         for (level, name), group in result.overlap.groupby(["level", "name"], sort=False):
-            entry: dict[str, object] = {m: _describe(group.loc[group["metric"] == m, "value"])
-                                        for m in SUMMARY_METRICS}
+            entry: dict[str, object] = {m: _describe(group.loc[group["metric"] == m, "value"]) for m in SUMMARY_METRICS}
             reasons = group.loc[group["reason"] != "", "reason"].value_counts().to_dict()
             if reasons:
                 entry["reasons"] = {k: int(v) for k, v in reasons.items()}
             overlap_summary.setdefault(str(level), {})[str(name)] = entry
     agreement = []
     if not result.agreement.empty:
-        keep = [*GROUP_COLUMNS, "n", "mae", "mape_pct", "icc21", "icc21_ci_low", "icc21_ci_high", "icc31",
-                "icc31_ci_low", "icc31_ci_high", "ba_bias", "ba_loa_low", "ba_loa_high", "tost_margin", "tost_p",
-                "tost_equivalent"]
+        keep = [
+            *GROUP_COLUMNS,
+            "n",
+            "mae",
+            "mape_pct",
+            "icc21",
+            "icc21_ci_low",
+            "icc21_ci_high",
+            "icc31",
+            "icc31_ci_low",
+            "icc31_ci_high",
+            "ba_bias",
+            "ba_loa_low",
+            "ba_loa_high",
+            "tost_margin",
+            "tost_p",
+            "tost_equivalent",
+        ]
         agreement = result.agreement.loc[result.agreement["scope"] == "structure", keep].to_dict("records")
     warnings = list(result.warnings) + [f"{c.case_id}: {w}" for c in result.cases for w in c.warnings]
     errors = [f"{c.case_id}: {e}" for c in result.cases for e in c.errors]
-    return _clean({  # type: ignore[return-value]
-        "n_cases_matched": len(result.cases),
-        "n_cases_evaluated": sum(c.status != "error" for c in result.cases),
-        "n_cases_failed": result.n_failed,
-        "warnings": warnings,
-        "errors": errors,
-        "cases": [vars(c) for c in result.cases],
-        "global_dice": _describe(result.overlap.loc[(result.overlap["name"] == FOREGROUND)
-                                                    & (result.overlap["level"] == ALL_LEVELS)
-                                                    & (result.overlap["metric"] == "dice"), "value"])
-        if not result.overlap.empty else {"n": 0},
-        "overlap": overlap_summary,
-        "agreement_structure_scope": agreement,
-        "fat_classification_pooled": result.classification_pooled.to_dict("records"),
-        "options": result.options,
-        "definitions": {
-            "dice_both_empty": "NaN, reason 'absent in both' (skipped in means)",
-            "dice_one_empty": "0.0, reason names the empty side; hd95/assd NaN",
-            "hd95": "max of the two directed 95th percentiles of surface distances (mm)",
-            "assd": "mean over both directed surface-distance sets (mm)",
-            "global_dice": "Dice of the binarised foreground (any label > 0), as LPM_Segmentator",
-            "difference": "auto - manual",
-            "loa": "bias ± 1.96 SD (ddof=1)",
-            "mape_pct": "100 * mean(|auto - manual| / |manual|) over manual != 0 (Xu et al.)",
-            "icc": "Shrout & Fleiss ICC(2,1) absolute agreement and ICC(3,1) consistency, F-based CIs",
-            "tost": "paired TOST (statsmodels ttost_paired) on auto - manual within ± margin",
-        },
-    })
+    return _clean(
+        {  # type: ignore[return-value]
+            "n_cases_matched": len(result.cases),
+            "n_cases_evaluated": sum(c.status != "error" for c in result.cases),
+            "n_cases_failed": result.n_failed,
+            "warnings": warnings,
+            "errors": errors,
+            "cases": [vars(c) for c in result.cases],
+            "global_dice": _describe(
+                result.overlap.loc[
+                    (result.overlap["name"] == FOREGROUND)
+                    & (result.overlap["level"] == ALL_LEVELS)
+                    & (result.overlap["metric"] == "dice"),
+                    "value",
+                ]
+            )
+            if not result.overlap.empty
+            else {"n": 0},
+            "overlap": overlap_summary,
+            "agreement_structure_scope": agreement,
+            "fat_classification_pooled": result.classification_pooled.to_dict("records"),
+            "options": result.options,
+            "definitions": {
+                "dice_both_empty": "NaN, reason 'absent in both' (skipped in means)",
+                "dice_one_empty": "0.0, reason names the empty side; hd95/assd NaN",
+                "hd95": "max of the two directed 95th percentiles of surface distances (mm)",
+                "assd": "mean over both directed surface-distance sets (mm)",
+                "global_dice": "Dice of the binarised foreground (any label > 0), as LPM_Segmentator",
+                "difference": "auto - manual",
+                "loa": "bias ± 1.96 SD (ddof=1)",
+                "mape_pct": "100 * mean(|auto - manual| / |manual|) over manual != 0 (Xu et al.)",
+                "icc": "Shrout & Fleiss ICC(2,1) absolute agreement and ICC(3,1) consistency, F-based CIs",
+                "tost": "paired TOST (statsmodels ttost_paired) on auto - manual within ± margin",
+            },
+        }
+    )
 
 
 def write_outputs(result: EvaluationResult, out_dir: str | Path, *, plots: bool = True) -> list[Path]:
@@ -309,10 +399,14 @@ def write_outputs(result: EvaluationResult, out_dir: str | Path, *, plots: bool 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, table in (("overlap", result.overlap), ("measurements", result.measurements),
-                        ("pairs", result.pairs), ("agreement", result.agreement),
-                        ("fat_classification", result.classification),
-                        ("fat_classification_pooled", result.classification_pooled)):
+    for name, table in (
+        ("overlap", result.overlap),
+        ("measurements", result.measurements),
+        ("pairs", result.pairs),
+        ("agreement", result.agreement),
+        ("fat_classification", result.classification),
+        ("fat_classification_pooled", result.classification_pooled),
+    ):
         if name in ("overlap", "agreement") or not table.empty:
             path = out / f"{name}.csv"
             table.to_csv(path, index=False)
@@ -334,7 +428,8 @@ def _write_plots(result: EvaluationResult, folder: Path) -> list[Path]:
     if result.pairs.empty:
         return written
     for (metric, method, scope, image, unit), group in result.pairs.groupby(
-            ["metric", "method", "scope", "image", "unit"], sort=True):
+        ["metric", "method", "scope", "image", "unit"], sort=True
+    ):
         panels = []
         sided = group["side"].isin(["right", "left"])
         if sided.any():  # one panel per side; the summed 'both' rows are in the CSVs
@@ -343,6 +438,12 @@ def _write_plots(result: EvaluationResult, folder: Path) -> list[Path]:
             title = " ".join(str(t) for t in (structure, side, level) if t)
             panels.append(BlandAltmanPanel(title, g["auto"].to_numpy(float), g["manual"].to_numpy(float)))
         stem = "_".join(safe_filename(str(t)) for t in ("bland_altman", metric, method, image, scope) if t)
-        written.append(plot_bland_altman(panels, path=folder / f"{stem}.png", unit=unit,
-                                         title=f"{metric} ({method}{', ' + image if image else ''}), {scope}"))
+        written.append(
+            plot_bland_altman(
+                panels,
+                path=folder / f"{stem}.png",
+                unit=unit,
+                title=f"{metric} ({method}{', ' + image if image else ''}), {scope}",
+            )
+        )
     return written

@@ -366,28 +366,20 @@ def _intensity(
             for level in levels or ():
                 s = voxels.slice_index[in_region]
                 lv = v[(s >= level.slice_start) & (s < level.slice_stop)]
-                mean = lv.mean() if lv.size else np.nan
-                median = np.median(lv) if lv.size else np.nan
-                builder.add(
-                    group,
-                    scope="level",
-                    level=level.name,
-                    metric="intensity_mean",
-                    method="float64",
-                    image=name,
-                    value=mean,
-                    unit="a.u.",
-                )
-                builder.add(
-                    group,
-                    scope="level",
-                    level=level.name,
-                    metric="intensity_median",
-                    method="float64",
-                    image=name,
-                    value=median,
-                    unit="a.u.",
-                )
+                for metric, value in (
+                    ("intensity_mean", lv.mean() if lv.size else np.nan),
+                    ("intensity_median", np.median(lv) if lv.size else np.nan),
+                ):
+                    builder.add(
+                        group,
+                        scope="level",
+                        level=level.name,
+                        metric=metric,
+                        method="float64",
+                        image=name,
+                        value=value,
+                        unit="a.u.",
+                    )
 
 
 def _swap_suspected(voxels: RegionVoxels, fat: np.ndarray, water: np.ndarray) -> str | None:

@@ -64,6 +64,28 @@ class MeasureRequest:
     case_id_from: str = "path"
 
 
+def sample_request(out_dir: Path, *, infiltration_methods: tuple[str, ...] = INFILTRATION_METHODS) -> MeasureRequest:
+    """The bundled TUM01 case with its manual labels and levels; the fat image doubles as the
+    bright-fat image for the threshold methods. Its water header differs from the labels' on the same
+    voxels (see sample/README.md), so the voxels are taken as aligned."""
+    from paraspinal.sample import sample_case
+
+    case = sample_case()
+    return MeasureRequest(
+        labels=case.labels,
+        water=case.water,
+        fat=case.fat,
+        image=case.fat,
+        image_name="fat",
+        levels=case.levels,
+        scheme=case.scheme,
+        case_id=case.case_id,
+        out_dir=out_dir,
+        assume_aligned=True,
+        infiltration_methods=infiltration_methods,
+    )
+
+
 @dataclass(frozen=True)
 class MeasureResult:
     case_id: str
