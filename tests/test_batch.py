@@ -218,3 +218,11 @@ def test_real_dask_scheduler_and_worker_processes_on_loopback(tmp_path: Path) ->
             if proc is not None:
                 proc.terminate()
                 proc.wait(timeout=30)
+
+
+def test_relative_output_folder_with_a_cohort(tmp_path: Path, monkeypatch) -> None:
+    write_cohort(tmp_path / "in", 2)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "in", "-o", "rel-out", "--no-qc", "-q"]) == 0
+    assert (tmp_path / "rel-out" / "report.html").is_file()
+    assert (tmp_path / "rel-out" / "distributions.png").is_file()

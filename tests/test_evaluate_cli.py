@@ -24,10 +24,10 @@ AFFINE[:3, 3] = (-20.0, -15.0, 0.0)
 def _labels(width: int, *, grow_right_es: int = 0, drop: int | None = None) -> np.ndarray:
     """lpm4: 1 right ES, 2 right MF, 3 left MF, 4 left ES (erector spinae ``width`` voxels wide)."""
     lab = np.zeros(SHAPE, dtype=np.int16)
-    lab[24:24 + width + grow_right_es, 5:15, :] = 1
+    lab[24 : 24 + width + grow_right_es, 5:15, :] = 1
     lab[20:24, 15:20, :] = 2
     lab[16:20, 15:20, :] = 3
-    lab[16 - width:16, 5:15, :] = 4
+    lab[16 - width : 16, 5:15, :] = 4
     if drop is not None:
         lab[lab == drop] = 0
     return lab
@@ -73,8 +73,14 @@ def study(tmp_path: Path) -> dict[str, Path]:
     _save(folders["pred"] / "x_pred.nii.gz", _labels(6))
     _save(folders["ref"] / "y_seg.nii.gz", _labels(6))
     levels = tmp_path / "levels.csv"
-    pd.DataFrame({"case_id": [c for c in "abcd" for _ in range(2)], "level": ["L3/L4", "L4/L5"] * 4,
-                  "slice_start": [0, 5] * 4, "slice_stop": [5, 10] * 4}).to_csv(levels, index=False)
+    pd.DataFrame(
+        {
+            "case_id": [c for c in "abcd" for _ in range(2)],
+            "level": ["L3/L4", "L4/L5"] * 4,
+            "slice_start": [0, 5] * 4,
+            "slice_stop": [5, 10] * 4,
+        }
+    ).to_csv(levels, index=False)
     folders["levels"] = levels
     return folders
 
@@ -92,8 +98,9 @@ def test_single_pair_overlap_by_hand(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert _run("--pred", pred, "--ref", ref, "-o", out, "--no-plots", "-q") == 0
     overlap = pd.read_csv(out / "overlap.csv")
-    assert {"case_id", "label", "name", "structure", "side", "level", "metric", "value", "unit",
-            "reason"} <= set(overlap.columns)
+    assert {"case_id", "label", "name", "structure", "side", "level", "metric", "value", "unit", "reason"} <= set(
+        overlap.columns
+    )
     assert set(overlap["case_id"]) == {"case1"}
     # right ES: 6 vs 7 voxels wide, 6 shared -> Dice 12/13; volume +1/6; HD95 1 mm (along i)
     es = overlap[(overlap["name"] == "right erector spinae") & (overlap["level"] == "all")].set_index("metric")
@@ -114,8 +121,9 @@ def test_single_pair_overlap_by_hand(tmp_path: Path) -> None:
 
 def test_folders_unmatched_ids_grid_errors_and_missing_labels(study: dict[str, Path], capsys) -> None:
     out = study["pred"].parent / "out"
-    code = _run("--pred", study["pred"], "--ref", study["ref"], "-o", out, "--levels", study["levels"],
-                "--no-plots", "-q")
+    code = _run(
+        "--pred", study["pred"], "--ref", study["ref"], "-o", out, "--levels", study["levels"], "--no-plots", "-q"
+    )
     err = capsys.readouterr().err
     assert code == 1  # case d failed: results for the others are still written
     assert "no reference: x" in err and "no prediction: y" in err
@@ -128,8 +136,9 @@ def test_folders_unmatched_ids_grid_errors_and_missing_labels(study: dict[str, P
     overlap = pd.read_csv(out / "overlap.csv", keep_default_na=False, na_values=[""])
     assert set(overlap["case_id"]) == {"a", "b", "c"}
     assert set(overlap["level"]) == {"all", "L3/L4", "L4/L5"}
-    missing = overlap[(overlap["case_id"] == "c") & (overlap["name"] == "left multifidus")
-                      & (overlap["level"] == "all")].set_index("metric")
+    missing = overlap[
+        (overlap["case_id"] == "c") & (overlap["name"] == "left multifidus") & (overlap["level"] == "all")
+    ].set_index("metric")
     assert missing.loc["dice", "value"] == 0.0 and missing.loc["dice", "reason"] == "empty in prediction"
     assert math.isnan(missing.loc["hd95", "value"]) and missing.loc["hd95", "reason"] == "empty in prediction"
     assert summary["overlap"]["all"]["left multifidus"]["reasons"] == {"empty in prediction": 4}
@@ -141,17 +150,56 @@ def test_measurement_agreement_and_fat_classification(study: dict[str, Path]) ->
             for f in study[name].glob(f"{case}_*"):
                 f.unlink()
     out = study["pred"].parent / "out"
-    code = _run("--pred", study["pred"], "--ref", study["ref"], "-o", out, "--levels", study["levels"],
-                "--water", study["water"], "--fat", study["fat"], "--image", study["t1"], "--image-name", "t1",
-                "--methods", "otsu", "--tost-margin", "fat_fraction=1", "--no-plots", "-q")
+    code = _run(
+        "--pred",
+        study["pred"],
+        "--ref",
+        study["ref"],
+        "-o",
+        out,
+        "--levels",
+        study["levels"],
+        "--water",
+        study["water"],
+        "--fat",
+        study["fat"],
+        "--image",
+        study["t1"],
+        "--image-name",
+        "t1",
+        "--methods",
+        "otsu",
+        "--tost-margin",
+        "fat_fraction=1",
+        "--no-plots",
+        "-q",
+    )
     assert code == 0
     agreement = pd.read_csv(out / "agreement.csv", keep_default_na=False, na_values=[""])
     assert {"volume", "csa", "fat_fraction", "fat_infiltration"} <= set(agreement["metric"])
-    for column in ("mae", "mse", "mape_pct", "icc21", "icc21_ci_low", "icc31", "pearson_r", "spearman_rho",
-                   "ba_bias", "ba_loa_low", "ba_loa_high", "tost_margin", "tost_p", "tost_equivalent"):
+    for column in (
+        "mae",
+        "mse",
+        "mape_pct",
+        "icc21",
+        "icc21_ci_low",
+        "icc31",
+        "pearson_r",
+        "spearman_rho",
+        "ba_bias",
+        "ba_loa_low",
+        "ba_loa_high",
+        "tost_margin",
+        "tost_p",
+        "tost_equivalent",
+    ):
         assert column in agreement.columns
-    vol = agreement[(agreement["metric"] == "volume") & (agreement["scope"] == "structure")
-                    & (agreement["structure"] == "erector_spinae") & (agreement["side"] == "right")].iloc[0]
+    vol = agreement[
+        (agreement["metric"] == "volume")
+        & (agreement["scope"] == "structure")
+        & (agreement["structure"] == "erector_spinae")
+        & (agreement["side"] == "right")
+    ].iloc[0]
     # auto right ES is one 10x10x10 sheet (4 mL at 4 mm³ voxels) larger in every case
     assert vol["n"] == 3 and vol["ba_bias"] == pytest.approx(0.4) and vol["ba_sd"] == pytest.approx(0.0)
     widths = np.array([6, 7, 8])
@@ -164,16 +212,25 @@ def test_measurement_agreement_and_fat_classification(study: dict[str, Path]) ->
     measurements = pd.read_csv(out / "measurements.csv")
     assert set(measurements["source"]) == {"auto", "manual"}
     classes = pd.read_csv(out / "fat_classification.csv", keep_default_na=False, na_values=[""])
-    es = classes[(classes["case_id"] == "a") & (classes["structure"] == "erector_spinae")
-                 & (classes["side"] == "right") & (classes["scope"] == "structure")].iloc[0]
+    es = classes[
+        (classes["case_id"] == "a")
+        & (classes["structure"] == "erector_spinae")
+        & (classes["side"] == "right")
+        & (classes["scope"] == "structure")
+    ].iloc[0]
     # 2 bright rows (j = 8, 12) x 10 slices per column; the extra auto column (i = 30) is fat only in auto
     assert (es["tp"], es["fp"], es["fn"], es["tn"]) == (6 * 20, 20, 0, 7 * 100 - 7 * 20)
     assert es["precision"] == pytest.approx(120 / 140) and es["recall"] == 1.0
     assert es["specificity"] == pytest.approx(560 / 580)
     assert es["kappa"] == pytest.approx(
-        (680 / 700 - (140 * 120 + 560 * 580) / 700**2) / (1 - (140 * 120 + 560 * 580) / 700**2))
-    missed = classes[(classes["case_id"] == "c") & (classes["structure"] == "multifidus")
-                     & (classes["side"] == "left") & (classes["scope"] == "structure")].iloc[0]
+        (680 / 700 - (140 * 120 + 560 * 580) / 700**2) / (1 - (140 * 120 + 560 * 580) / 700**2)
+    )
+    missed = classes[
+        (classes["case_id"] == "c")
+        & (classes["structure"] == "multifidus")
+        & (classes["side"] == "left")
+        & (classes["scope"] == "structure")
+    ].iloc[0]
     # label 3 is missing from c's prediction: every manual fat voxel (4 x row j = 16 x 10 slices) is a miss
     assert (missed["tp"], missed["fp"], missed["fn"]) == (0, 0, 4 * 1 * 10) and missed["recall"] == 0.0
     pooled = pd.read_csv(out / "fat_classification_pooled.csv")

@@ -53,8 +53,12 @@ def test_icc21_interval_matches_shrout_fleiss_closed_form() -> None:
     mse = (np.sum((x - grand) ** 2) - msr * (n - 1) - msc * (k - 1)) / ((n - 1) * (k - 1))
     rho = (msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n)
     fj = msc / mse
-    v = ((n - 1) * (k - 1) * (k * rho * fj + n * (1 + (k - 1) * rho) - k * rho) ** 2
-         / ((n - 1) * k**2 * rho**2 * fj**2 + (n * (1 + (k - 1) * rho) - k * rho) ** 2))
+    v = (
+        (n - 1)
+        * (k - 1)
+        * (k * rho * fj + n * (1 + (k - 1) * rho) - k * rho) ** 2
+        / ((n - 1) * k**2 * rho**2 * fj**2 + (n * (1 + (k - 1) * rho) - k * rho) ** 2)
+    )
     f1, f2 = stats.f.ppf(0.975, n - 1, v), stats.f.ppf(0.975, v, n - 1)
     low = n * (msr - f1 * mse) / (f1 * (k * msc + (k * n - k - n) * mse) + n * msr)
     high = n * (f2 * msr - mse) / (k * msc + (k * n - k - n) * mse + n * f2 * msr)
@@ -78,8 +82,9 @@ def test_icc31_interval_by_hand_and_confidence_level() -> None:
 @pytest.mark.filterwarnings("ignore:The inplace keyword")
 def test_icc_agrees_with_pingouin_when_installed() -> None:
     pg = pytest.importorskip("pingouin")
-    long = pd.DataFrame([(t, j, SHROUT_FLEISS[t, j]) for t in range(6) for j in range(4)],
-                        columns=["target", "judge", "score"])
+    long = pd.DataFrame(
+        [(t, j, SHROUT_FLEISS[t, j]) for t in range(6) for j in range(4)], columns=["target", "judge", "score"]
+    )
     table = pg.intraclass_corr(long, targets="target", raters="judge", ratings="score").set_index("Type")
     for kind, name in (("2,1", "ICC(A,1)"), ("3,1", "ICC(C,1)")):
         ours = icc(SHROUT_FLEISS, kind=kind)
@@ -205,11 +210,21 @@ def test_agreement_statistics_flat_row_and_few_cases() -> None:
 
 
 def _measure_rows(values: dict[str, float], *, metric: str = "volume", unit: str = "mL") -> pd.DataFrame:
-    return pd.DataFrame({
-        "case_id": list(values), "structure": "erector_spinae", "side": "right", "scope": "structure",
-        "level": None, "slice": pd.array([pd.NA] * len(values), dtype="Int64"), "metric": metric,
-        "method": "voxel_count", "image": "", "value": list(values.values()), "unit": unit,
-    })
+    return pd.DataFrame(
+        {
+            "case_id": list(values),
+            "structure": "erector_spinae",
+            "side": "right",
+            "scope": "structure",
+            "level": None,
+            "slice": pd.array([pd.NA] * len(values), dtype="Int64"),
+            "metric": metric,
+            "method": "voxel_count",
+            "image": "",
+            "value": list(values.values()),
+            "unit": unit,
+        }
+    )
 
 
 def test_pair_measurements_and_agreement_table() -> None:

@@ -26,7 +26,7 @@ def _boxes(shift: int = 2) -> tuple[np.ndarray, np.ndarray]:
     a = np.zeros((24, 24, 24), dtype=np.int16)
     b = np.zeros_like(a)
     a[5:15, 5:15, 5:15] = 1
-    b[5 + shift:15 + shift, 5:15, 5:15] = 1
+    b[5 + shift : 15 + shift, 5:15, 5:15] = 1
     return a, b
 
 
@@ -123,14 +123,15 @@ def test_bad_arguments_raise_value_error() -> None:
 
 def test_table_per_label_global_dice_and_reasons() -> None:
     ref = np.zeros((20, 10, 6), dtype=np.int16)
-    ref[2:8, 2:8, :] = 1      # "right" muscle
-    ref[12:18, 2:8, :] = 2    # "left" muscle
+    ref[2:8, 2:8, :] = 1  # "right" muscle
+    ref[12:18, 2:8, :] = 2  # "left" muscle
     pred = np.zeros_like(ref)
-    pred[2:8, 2:8, :] = 2     # sides swapped in the prediction
+    pred[2:8, 2:8, :] = 2  # sides swapped in the prediction
     pred[12:18, 2:8, :] = 1
-    ref[10, 5, 0] = 3         # label 3 only in the reference
-    table = overlap_table(pred, ref, spacing_mm=(1.0, 1.0, 2.0), labels={1: "r", 2: "l", 3: "x", 4: "absent"},
-                          case_id="c1")
+    ref[10, 5, 0] = 3  # label 3 only in the reference
+    table = overlap_table(
+        pred, ref, spacing_mm=(1.0, 1.0, 2.0), labels={1: "r", 2: "l", 3: "x", 4: "absent"}, case_id="c1"
+    )
     assert list(table.columns) == ["case_id", "label", "name", "level", "metric", "value", "unit", "reason"]
     assert set(table["case_id"]) == {"c1"}
     # per-label Dice 0, but the binarised foreground (LPM's global Dice) nearly agrees:

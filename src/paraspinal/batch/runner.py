@@ -91,7 +91,7 @@ def run_batch(
     ``backend_factory`` must be picklable (a module-level function or class) because workers call it;
     the default builds the bundled model.
     """
-    out = Path(out_dir)
+    out = Path(out_dir).absolute()
     if out.exists() and not out.is_dir():
         raise InputError("output path exists and is not a folder", path=out)
     mine = set(select_part([c.case_id for c in cases], num_parts=batch.num_parts, part_id=batch.part_id))

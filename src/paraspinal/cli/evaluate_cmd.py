@@ -30,7 +30,12 @@ def _parse_margins(items: list[str]) -> dict[str, float]:
 
 @app.command("evaluate")
 def evaluate_command(
-    pred: Path = typer.Option(..., "--pred", "-p", help="Predicted label map, or a folder of them."),
+    pred: Path = typer.Option(
+        ...,
+        "--pred",
+        "-p",
+        help="Predicted label map, a folder of them, or a `paraspinal run` output folder (its report gains a section).",
+    ),
     ref: Path = typer.Option(..., "--ref", "-r", help="Reference (manual) label map, or a folder matched by case id."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     levels: Path | None = typer.Option(
@@ -64,8 +69,11 @@ def evaluate_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but warnings and errors."),
 ) -> int:
     """Dice, IoU, HD95, ASSD and volume error per case, label and level; ICC, Bland-Altman, TOST and
-    kappa for measurements on automatic vs manual masks. Writes CSV, summary.json and plots."""
+    kappa for measurements on automatic vs manual masks. Writes CSV, summary.json, plots and
+    evaluation.html; with a `paraspinal run` folder as --pred, adds the evaluation to its report.html."""
+    from paraspinal.evaluation.pairing import is_run_folder
     from paraspinal.evaluation.run import evaluate, write_outputs
+    from paraspinal.reporting.evaluation_html import add_to_run_report, write_evaluation_page
 
     out_console = console(quiet=quiet)
     method_list = parse_methods(methods)
@@ -99,6 +107,13 @@ def evaluate_command(
     for warning in result.warnings:
         typer.echo(f"paraspinal: warning: {warning}", err=True)
     files = write_outputs(result, out, plots=plots)
+    files.append(write_evaluation_page(out))
+    run_report = pred / "report.html"
+    if is_run_folder(pred) and run_report.is_file():
+        if add_to_run_report(run_report, out):
+            out_console.print(f"added the evaluation to {run_report}")
+        else:
+            typer.echo(f"paraspinal: warning: {run_report} has no evaluation slot; left unchanged", err=True)
 
     if not result.overlap.empty:
         whole = result.overlap[(result.overlap["level"] == "all") & result.overlap["metric"].isin(["dice", "hd95"])]

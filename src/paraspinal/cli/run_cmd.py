@@ -21,9 +21,18 @@ from paraspinal.batch.runner import BackendFactory
 from paraspinal.cli.console import console, print_frame
 from paraspinal.cli.main import app
 from paraspinal.cli.options import parse_methods
+from paraspinal.cli.series_cmd import (
+    check_output_format,
+    contrast_option,
+    output_format_option,
+    plane_option,
+    resample_uneven_option,
+    seg_patient_option,
+    series_option,
+)
 from paraspinal.errors import ParaspinalError
 from paraspinal.measurement import INFILTRATION_METHODS
-from paraspinal.pipeline.cases import Case, discover_cases, read_cases_csv
+from paraspinal.pipeline.cases import Case, discover_cases, dixon_from_dicom, read_cases_csv
 from paraspinal.pipeline.run import RunOptions, RunResult
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2, 3
@@ -220,6 +229,12 @@ def run_command(
     resume: bool = typer.Option(
         True, "--resume/--no-resume", help="Skip cases already finished in OUT (their folder is complete)."
     ),
+    series: list[str] | None = series_option(),
+    plane: str | None = plane_option(),
+    contrast: str | None = contrast_option(),
+    resample_uneven: bool = resample_uneven_option(),
+    output_format: str = output_format_option(),
+    seg_patient: str = seg_patient_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
     log_json: bool = typer.Option(False, "--log-json", help="Log progress as JSON lines on stderr."),
 ) -> int:
@@ -228,6 +243,7 @@ def run_command(
     INPUT may be image files, folders of cases matched by name, or a cases CSV (columns case_id, image,
     image_name, water, fat, labels, levels). Runs resume by default: finished cases are skipped.
     """
+    check_output_format(output_format, seg_patient=seg_patient)
     if part_id >= num_parts:
         raise typer.BadParameter(f"must be below --num-parts ({num_parts})", param_hint="--part-id")
     log = RunLog(quiet=quiet, log_json=log_json)
@@ -240,6 +256,12 @@ def run_command(
         qc=qc,
         report=report,
         embed_images=embed_images,
+        series=tuple(series or ()),
+        plane=plane,
+        contrast=contrast,
+        resample_uneven=resample_uneven,
+        output_format=output_format,
+        seg_patient=seg_patient,
     )
     csvs = [p for p in inputs if p.suffix.lower() == ".csv"]
     try:
@@ -256,6 +278,13 @@ def run_command(
         if len(cases) != 1:
             raise typer.BadParameter(f"--labels needs exactly one case, found {len(cases)}", param_hint="--labels")
         cases = [dataclasses.replace(cases[0], labels=labels)]
+    try:  # a DICOM study holding water and fat series is a Dixon case
+        cases = [dixon_from_dicom(c, series=options.series, plane=plane) for c in cases]
+    except ParaspinalError as exc:
+        if not log_json:
+            raise
+        log.error(str(exc))
+        return EXIT_ERROR
     for warning in discovery.warnings if discovery is not None else ():
         log.warning(warning)
     command = ["paraspinal", "run", *map(str, inputs), "-o", str(out)]

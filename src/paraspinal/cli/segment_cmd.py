@@ -14,8 +14,20 @@ from rich.table import Table
 from paraspinal.backends import UNetOnnxBackend, bundled_model_dir
 from paraspinal.cli.console import console
 from paraspinal.cli.main import app
+from paraspinal.cli.series_cmd import (
+    check_output_format,
+    contrast_option,
+    output_format_option,
+    plane_option,
+    resample_uneven_option,
+    seg_patient_option,
+    series_choice,
+    series_option,
+)
 from paraspinal.errors import InputError
-from paraspinal.io import read_image, strip_image_suffix, write_label_map
+from paraspinal.io import Image, image_suffix, read_image, strip_image_suffix, write_label_map
+from paraspinal.io.dicom import is_dicom_path
+from paraspinal.io.dicom_seg import write_label_output
 from paraspinal.postprocessing import keep_largest_component
 
 
@@ -48,12 +60,23 @@ def segment_command(
         True, "--cleanup/--no-cleanup", help="Keep only the largest connected component of each label."
     ),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for ONNX Runtime (default: all cores)."),
+    series: list[str] | None = series_option(),
+    plane: str | None = plane_option(),
+    contrast: str | None = contrast_option(),
+    resample_uneven: bool = resample_uneven_option(),
+    output_format: str = output_format_option(),
+    seg_patient: str = seg_patient_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
 ) -> None:
     """Segment the paraspinal muscles; write the label map (NIfTI, _dseg) and a JSON sidecar with provenance."""
     out_console = console(quiet=quiet)
+    check_output_format(output_format, seg_patient=seg_patient)
+    dicom_input = image_suffix(image) is None and is_dicom_path(image)
+    if not dicom_input and (series or plane or contrast or resample_uneven or output_format == "dicom-seg"):
+        raise typer.BadParameter("series options and DICOM-SEG output need a DICOM input", param_hint="IMAGE")
     labels_path, sidecar_path = output_paths(image, out)
-    source = read_image(image)
+    choice = series_choice(series, plane=plane, contrast=contrast, resample_uneven=resample_uneven)
+    source = read_image(image, series=choice if dicom_input else None)
     backend = UNetOnnxBackend(model or bundled_model_dir(), device=device, test_time_flip=flip, threads=threads)
     result = backend.segment(source)
     labels = result.labels
@@ -72,6 +95,17 @@ def segment_command(
         ],
     }
     write_label_map(labels, labels_path)
+    if output_format == "dicom-seg":
+        seg_path = sidecar_path.with_suffix(".dcm")
+        write_label_output(
+            Image(labels.array, labels.affine, source=labels.source, metadata=dict(source.metadata)),
+            seg_path,
+            output_format="dicom-seg",
+            scheme=result.scheme,
+            source=image,
+            patient=seg_patient,
+            algorithm_name=f"paraspinal {backend.name}",
+        )
     _write_json(sidecar, sidecar_path)
     _print_volumes(out_console, labels.array, result.scheme, voxel_mm3=labels.voxel_volume_mm3, title=str(labels_path))
 

@@ -3,6 +3,9 @@
 A case id is the file name without its image suffix (``.nii.gz``, ``.nii``, ``.nrrd``, ``.nhdr``,
 ``.mha``, ``.mhd``) and without one trailing role suffix (``_dseg``, ``_seg``, ``_labels``,
 ``_pred``, ``_ref``, any case): ``TUM01_labels.nii.gz`` and ``TUM01_pred.nii.gz`` are both ``TUM01``.
+
+A ``paraspinal run`` output folder (``manifest.json`` plus one ``<case>/<case>_dseg.nii.gz`` per
+case) may stand in for a folder of label maps: its cases are the case subfolders.
 """
 
 from __future__ import annotations
@@ -13,7 +16,16 @@ from pathlib import Path
 from paraspinal.errors import InputError
 from paraspinal.io import image_suffix, strip_image_suffix
 
-__all__ = ["CASE_SUFFIXES", "CasePair", "Pairing", "case_id_from_path", "find_case_file", "pair_cases"]
+__all__ = [
+    "CASE_SUFFIXES",
+    "CasePair",
+    "Pairing",
+    "case_id_from_path",
+    "find_case_file",
+    "is_run_folder",
+    "pair_cases",
+    "run_label_maps",
+]
 
 CASE_SUFFIXES = ("_dseg", "_seg", "_labels", "_pred", "_ref")
 
@@ -70,8 +82,39 @@ def _image_files(folder: Path) -> dict[str, Path]:
     return found
 
 
+def run_label_maps(folder: str | Path) -> dict[str, Path]:
+    """Case id -> ``<folder>/<case>/<case>_dseg.*`` for the case subfolders of a ``paraspinal run`` output."""
+    found: dict[str, Path] = {}
+    for sub in sorted(Path(folder).iterdir()):
+        if sub.name.startswith(".") or not sub.is_dir():
+            continue
+        maps = [
+            f
+            for f in sorted(sub.iterdir())
+            if f.is_file() and image_suffix(f) is not None and strip_image_suffix(f) == f"{sub.name}_dseg"
+        ]
+        if len(maps) > 1:
+            raise InputError(f"several label maps for case {sub.name}: {', '.join(f.name for f in maps)}", path=sub)
+        if maps:
+            found[sub.name] = maps[0]
+    return found
+
+
+def is_run_folder(path: str | Path) -> bool:
+    """True for a ``paraspinal run`` output folder: ``manifest.json`` and at least one ``<case>/<case>_dseg`` map."""
+    p = Path(path)
+    return p.is_dir() and (p / "manifest.json").is_file() and bool(run_label_maps(p))
+
+
+def _case_files(folder: Path) -> dict[str, Path]:
+    return run_label_maps(folder) if is_run_folder(folder) else _image_files(folder)
+
+
 def pair_cases(pred: str | Path, ref: str | Path) -> Pairing:
     """Pair two label-map files (one case, id from the reference's name) or two folders by case id.
+
+    A folder may be a ``paraspinal run`` output (see :func:`is_run_folder`): its ``<case>/<case>_dseg``
+    maps are paired by the case folder's name.
 
     Raises InputError when a path is missing, when a file is paired with a folder, or when no case
     id matches at all (unmatched ids are otherwise only reported in :attr:`Pairing.pred_only` /
@@ -86,7 +129,7 @@ def pair_cases(pred: str | Path, ref: str | Path) -> Pairing:
     if p.is_dir() != r.is_dir():
         folder, other = (p, r) if p.is_dir() else (r, p)
         raise InputError(f"is a folder but {other} is a file; give two files or two folders", path=folder)
-    preds, refs = _image_files(p), _image_files(r)
+    preds, refs = _case_files(p), _case_files(r)
     for folder, files in ((p, preds), (r, refs)):
         if not files:
             raise InputError("folder holds no image files (.nii.gz, .nii, .nrrd, .nhdr, .mha, .mhd)", path=folder)

@@ -23,6 +23,7 @@ reverse), and a label map without an image are errors that list every such name.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ import pandas as pd
 from paraspinal.anatomy import LabelScheme, load_registry
 from paraspinal.errors import InputError, LevelsError
 from paraspinal.io import Image, axial_frame, image_suffix, strip_image_suffix
+from paraspinal.io.dicom import discover_series, is_dicom_path
 from paraspinal.levels import LevelTable, levels_from_disc_mask, read_levels_csv
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "Discovery",
     "check_levels_csv",
     "discover_cases",
+    "dixon_from_dicom",
     "levels_for_case",
     "parse_case_name",
     "read_cases_csv",
@@ -173,7 +176,7 @@ def discover_cases(inputs: Sequence[str | Path]) -> Discovery:
                     f"{', ...' if len(skipped) > 5 else ''}); give a DICOM folder directly"
                 )
         elif _holds_files(path):
-            files.append(path)  # a DICOM series folder
+            files.append(path)  # a DICOM series or study folder
         else:
             raise InputError("folder holds no image files (.nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd)", path=path)
     return Discovery(_group(files, levels_files), tuple(warnings))
@@ -196,7 +199,8 @@ def _scan_folder(folder: Path) -> tuple[list[Path], dict[str, Path], list[str]]:
 
 
 def _holds_files(folder: Path) -> bool:
-    return any(p.is_file() and not p.name.startswith(".") for p in folder.iterdir())
+    """True when the folder (or any sub-folder: a DICOM study) holds a visible file."""
+    return any(p.is_file() and not p.name.startswith(".") for p in folder.rglob("*"))
 
 
 def _group(files: Sequence[Path], levels_files: dict[str, Path]) -> tuple[Case, ...]:
@@ -320,3 +324,25 @@ def read_cases_csv(path: str | Path) -> tuple[Case, ...]:
         except InputError as exc:
             raise InputError(exc.message, path=p) from None
     return tuple(cases)
+
+
+def dixon_from_dicom(case: Case, *, series: Sequence[str] = (), plane: str | None = None) -> Case:
+    """Make a DICOM study given as one case a Dixon case when it holds a water and a fat series.
+
+    That happens when ``series`` names ``water=UID`` and ``fat=UID``, or, with no ``series`` words,
+    when the study (after the ``plane`` filter) holds a series hinted water and one hinted fat (from
+    ImageType and description); the sagittal localizer of an axial Dixon study is then ignored by
+    ``--plane axial``. Any other case is returned unchanged.
+    """
+    source = case.image
+    if source is None or case.water is not None or image_suffix(source) is not None or not is_dicom_path(source):
+        return case
+    roles = {word.partition("=")[0].strip() for word in series if "=" in word}
+    dixon = dataclasses.replace(case, image=None, image_name="image", water=source, fat=source)
+    if {"water", "fat"} <= roles:
+        return dixon
+    if series:
+        return case
+    found = [s for s in discover_series(source) if plane is None or s.plane == plane]
+    hinted = {hint for s in found for hint in s.contrasts}
+    return dixon if {"water", "fat"} <= hinted else case

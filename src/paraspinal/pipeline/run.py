@@ -32,7 +32,10 @@ import pandas as pd
 from paraspinal.anatomy import LabelScheme, load_scheme
 from paraspinal.backends import SegmentationBackend
 from paraspinal.errors import GeometryError, InputError, ParaspinalError
-from paraspinal.io import Image, check_same_grid, read_image, read_label_map, write_label_map
+from paraspinal.io import Image, check_same_grid, image_suffix, read_image, read_label_map, write_label_map
+from paraspinal.io.dicom import is_dicom_path
+from paraspinal.io.dicom_seg import write_label_output
+from paraspinal.io.dicom_select import SeriesChoice, choice_for_role
 from paraspinal.levels import LevelTable
 from paraspinal.measurement import INFILTRATION_METHODS, Measurements, measure_case
 from paraspinal.pipeline.cases import Case, check_levels_csv, levels_for_case
@@ -70,6 +73,13 @@ class RunOptions:
     embed_images: bool = True  # case pages embed their PNGs (one file to share)
     qc_slices: int = 5  # evenly spaced QC slices when there are no levels
     seed: int = 0
+    # DICOM inputs: which series (``UID`` or ``ROLE=UID`` words), plane/contrast rules, uneven spacing
+    series: tuple[str, ...] = ()
+    plane: str | None = None
+    contrast: str | None = None
+    resample_uneven: bool = False
+    output_format: str = "nifti"  # "dicom-seg" adds <case>_dseg.dcm next to the NIfTI label map
+    seg_patient: str = "pseudonymise"
 
 
 @dataclass(frozen=True)
@@ -179,13 +189,41 @@ def _staged_folder(final: Path) -> Iterator[Path]:
 
 def _read(case: Case, options: RunOptions) -> tuple[dict[str, Image], Image | None]:
     """Read a case's images (and label map), all on one grid: the label map's, else the segmented image's."""
-    images = {role: read_image(path) for role, path in case.inputs().items() if role in ("image", "water", "fat")}
-    labels = read_label_map(case.labels) if case.labels is not None else None
+    images = {
+        role: read_image(path, series=_series_choice(path, role, options))
+        for role, path in case.inputs().items()
+        if role in ("image", "water", "fat")
+    }
+    labels = (
+        read_label_map(case.labels, series=_series_choice(case.labels, "labels", options))
+        if case.labels is not None
+        else None
+    )
     reference = labels if labels is not None else images[case.segmentation_input]
     for role, img in images.items():
         if img is not reference:
             images[role] = check_same_grid(reference, img, assume_aligned=options.assume_aligned)
     return images, labels
+
+
+def _series_choice(path: Path, role: str, options: RunOptions) -> SeriesChoice | None:
+    """The DICOM series choice for one input (None for NIfTI/NRRD/MHA files)."""
+    if image_suffix(path) is not None or not is_dicom_path(path):
+        return None
+    return choice_for_role(
+        options.series,
+        role=role,
+        plane=options.plane,
+        contrast=options.contrast,
+        resample_uneven=options.resample_uneven,
+    )
+
+
+def _with_series(labels: Image, source: Image) -> Image:
+    """``labels`` carrying the DICOM series identity of the image it was made from (for DICOM-SEG)."""
+    keys = ("series_key", "series_instance_uid")
+    series = {k: source.metadata[k] for k in keys if k in source.metadata}
+    return Image(labels.array, labels.affine, source=labels.source, metadata={**labels.metadata, **series})
 
 
 def _segment(backend: SegmentationBackend, source: Image) -> tuple[Image, LabelScheme, dict[str, object]]:
@@ -218,7 +256,7 @@ def run_case(
     :class:`CaseResult` with a one-line message, and no output for the case.
     """
     clock = _Clock(on_step)
-    final = Path(out_dir) / case.case_id
+    final = Path(out_dir).absolute() / case.case_id
     inputs: dict[str, dict[str, object]] = {}
     try:
         with clock("read"):
@@ -344,6 +382,19 @@ def _write_case(
     cid = case.case_id
     with clock("write"):
         dseg = write_label_map(labels, stage / f"{cid}_dseg.nii.gz")
+        if options.output_format == "dicom-seg":
+            dicom_input = case.inputs()[case.segmentation_input]
+            if image_suffix(dicom_input) is not None:
+                raise InputError("DICOM-SEG output needs a DICOM input series to reference", path=dicom_input)
+            write_label_output(
+                _with_series(labels, images[case.segmentation_input]),
+                stage / f"{cid}_dseg.dcm",
+                output_format="dicom-seg",
+                scheme=scheme,
+                source=dicom_input,
+                patient=options.seg_patient,
+                algorithm_name="paraspinal",
+            )
         with AtomicOutputs(stage) as outputs:
             written = write_measurements(
                 measurements, outputs, case_id=cid, levels=levels, inputs={k: str(v) for k, v in case.inputs().items()}
@@ -407,7 +458,7 @@ def run_cases(
     if some case needs segmenting; its error (e.g. the bundled model not being installed) stops the run
     before any output.
     """
-    out = Path(out_dir)
+    out = Path(out_dir).absolute()
     if out.exists() and not out.is_dir():
         raise InputError("output path exists and is not a folder", path=out)
     ids = [c.case_id for c in cases]

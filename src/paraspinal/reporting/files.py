@@ -17,7 +17,7 @@ class AtomicOutputs:
     """
 
     def __init__(self, out_dir: str | Path) -> None:
-        self.out_dir = Path(out_dir)
+        self.out_dir = Path(out_dir).absolute()  # temp names and final names compare as absolute paths
         self._pending: list[tuple[Path, Path]] = []
         self._created_dir = False
 
