@@ -7,11 +7,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-SHARED_TUM01 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "myosegmentum-tum01"
-
 
 def ras_affine(spacing_mm: tuple[float, float, float], origin_mm: tuple[float, float, float] = (0, 0, 0)) -> np.ndarray:
-    """Axis-aligned affine: i -> +x (patient right... i.e. RAS+ x), j -> +y (anterior), k -> +z (superior)."""
+    """Axis-aligned RAS+ affine: i runs towards the patient's right (+x), j anterior (+y), k superior (+z)."""
     affine = np.diag([*spacing_mm, 1.0])
     affine[:3, 3] = origin_mm
     return affine
@@ -58,7 +56,7 @@ def save_nifti(path: Path, array: np.ndarray, affine: np.ndarray) -> Path:
 def two_muscle_phantom() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Labels, water, fat and affine of a simple bilateral phantom in the lpm4 scheme.
 
-    Grid 40 x 30 x 10 at (1.0, 1.0, 4.0) mm, RAS+ (i runs to the patient's right... see ras_affine).
+    Grid 40 x 30 x 10 at (1.0, 1.0, 4.0) mm, RAS+ (i runs towards the patient's right, see ras_affine).
     Label 1 (right ES): i 24..31, j 5..14, all 10 slices -> 8*10 = 80 voxels per slice.
     Label 4 (left ES): i 8..15, j 5..14, slices 2..7 -> 80 voxels per slice on 6 slices.
     Water 300 / fat 100 in label 1 (FF 25 %), water 200 / fat 200 in label 4 (FF 50 %).
