@@ -111,6 +111,28 @@ def levels_from_disc_mask(labels: Image, *, scheme: LabelScheme, registry: Anato
     return LevelTable(tuple(levels))
 
 
+def resolve_levels(
+    labels: Image,
+    *,
+    scheme: LabelScheme,
+    csv: str | Path | None = None,
+    case_id: str | None = None,
+    registry: AnatomyRegistry | None = None,
+) -> tuple[LevelTable | None, str]:
+    """The levels for a label map and where they came from: ``csv`` when given, else the named discs
+    of the label map, else none (then measurements are per slice only)."""
+    if csv is not None:
+        return read_levels_csv(csv, n_slices=axial_frame(labels).n_slices, case_id=case_id), str(csv)
+    registry = registry or load_registry()
+    present = {int(v) for v in np.unique(labels.array)} & set(scheme.values)
+    if any(
+        registry[scheme.entry(v).structure].category == "disc" and registry[scheme.entry(v).structure].level
+        for v in present
+    ):
+        return levels_from_disc_mask(labels, scheme=scheme, registry=registry), "discs in the label map"
+    return None, "none (per slice over the whole stack)"
+
+
 def _rows_for_case(frame: pd.DataFrame, *, id_column: str, case_id: str | None, path: Path) -> pd.DataFrame:
     ids = frame[id_column].astype(str).str.strip()
     unique = list(dict.fromkeys(ids))

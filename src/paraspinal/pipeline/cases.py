@@ -28,14 +28,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from paraspinal.anatomy import LabelScheme, load_registry
+from paraspinal.anatomy import LabelScheme
 from paraspinal.errors import InputError, LevelsError
-from paraspinal.io import Image, axial_frame, image_suffix, strip_image_suffix
+from paraspinal.io import Image, image_suffix, strip_image_suffix
 from paraspinal.io.dicom import discover_series, is_dicom_path
-from paraspinal.levels import LevelTable, levels_from_disc_mask, read_levels_csv
+from paraspinal.levels import LevelTable, resolve_levels
 
 __all__ = [
     "Case",
@@ -272,16 +271,7 @@ def levels_for_case(
 ) -> tuple[LevelTable | None, str]:
     """The case's levels and where they came from: its own CSV, else the run's CSV (rows for this case),
     else the named discs of its label map, else none (then measurements are per slice only)."""
-    n_slices = axial_frame(labels).n_slices
-    source = case.levels or levels_csv
-    if source is not None:
-        return read_levels_csv(source, n_slices=n_slices, case_id=case.case_id), str(source)
-    registry = load_registry()
-    present = {int(v) for v in np.unique(labels.array)} & set(scheme.values)
-    structures = [registry[scheme.entry(v).structure] for v in present]
-    if any(s.category == "disc" and s.level for s in structures):
-        return levels_from_disc_mask(labels, scheme=scheme, registry=registry), "discs in the label map"
-    return None, "none (per slice over the whole stack)"
+    return resolve_levels(labels, scheme=scheme, csv=case.levels or levels_csv, case_id=case.case_id)
 
 
 CASES_CSV_COLUMNS = ("case_id", "image", "image_name", "water", "fat", "labels", "levels")

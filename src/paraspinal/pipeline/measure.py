@@ -7,16 +7,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from paraspinal.anatomy import load_registry, load_scheme
+from paraspinal.anatomy import load_scheme
 from paraspinal.errors import InputError
 from paraspinal.io import Image, check_same_grid, read_image, read_label_map, strip_image_suffix
 from paraspinal.io.dicom import DICOM_FILE_SUFFIXES, dicom_patient_id, is_dicom_path
 from paraspinal.io.dicom_select import SeriesChoice, choice_for_role
-from paraspinal.io.orientation import axial_frame
 from paraspinal.io.readers import image_suffix
-from paraspinal.levels import LevelTable, levels_from_disc_mask, read_levels_csv
+from paraspinal.levels import LevelTable, resolve_levels
 from paraspinal.measurement import INFILTRATION_METHODS, Measurements, measure_case
 from paraspinal.reporting import AtomicOutputs, write_measurements
 
@@ -238,14 +235,5 @@ def _dicom_notes(image: Image) -> list[str]:
 
 def _levels(request: MeasureRequest, *, labels: Image, scheme_key: str, case_id: str) -> LevelTable | None:
     """Levels from the CSV when given, else from named discs in the label map, else none (per slice only)."""
-    n_slices = axial_frame(labels).n_slices
-    if request.levels is not None:
-        return read_levels_csv(request.levels, n_slices=n_slices, case_id=case_id)
-    scheme = load_scheme(scheme_key)
-    registry = load_registry()
-    present = {int(v) for v in np.unique(labels.array)} & set(scheme.values)
-    has_named_discs = any(
-        registry[scheme.entry(v).structure].category == "disc" and registry[scheme.entry(v).structure].level
-        for v in present
-    )
-    return levels_from_disc_mask(labels, scheme=scheme, registry=registry) if has_named_discs else None
+    levels, _ = resolve_levels(labels, scheme=load_scheme(scheme_key), csv=request.levels, case_id=case_id)
+    return levels
