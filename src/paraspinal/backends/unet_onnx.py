@@ -21,6 +21,7 @@ import numpy as np
 from paraspinal import __version__
 from paraspinal.anatomy import LabelScheme, load_scheme
 from paraspinal.backends.base import Segmentation
+from paraspinal.backends.catalog import BackendOptions
 from paraspinal.errors import InputError, ParaspinalError
 from paraspinal.io.image import Image
 from paraspinal.io.writers import label_dtype
@@ -158,6 +159,15 @@ class UNetOnnxBackend:
         values = self.card.class_values
         self._swap_lut = np.array([values.index(swap.get(v, v)) for v in values], dtype=np.intp)
         self._values = np.asarray(values)
+
+    @classmethod
+    def from_options(cls, model: Path | None, options: BackendOptions) -> UNetOnnxBackend:
+        """Catalog constructor: ``model`` None means the bundled default model."""
+        if model is None:
+            from paraspinal.backends.default import bundled_model_dir
+
+            model = bundled_model_dir()
+        return cls(model, device=options.device, test_time_flip=options.test_time_flip, threads=options.threads)
 
     @property
     def scheme(self) -> LabelScheme:
