@@ -19,7 +19,18 @@ from paraspinal.anatomy import (
 )
 from paraspinal.errors import LabelSchemeError
 
-BUNDLED = ["balerdi8", "lpm4", "musclemap", "spider", "total_mr", "xu7"]
+BUNDLED = [
+    "balerdi8",
+    "ivd_t2",
+    "lpm4",
+    "lumbar_bodies",
+    "musclemap",
+    "spider",
+    "total_mr",
+    "total_vertebrae_mr",
+    "totalspineseg",
+    "xu7",
+]
 
 
 @pytest.fixture(scope="module")
@@ -396,7 +407,7 @@ def test_invalid_scheme_top_level(tmp_path, text, message):
 def test_unknown_scheme_name_lists_the_bundled_ones():
     with pytest.raises(
         LabelSchemeError,
-        match="no bundled label scheme or file named 'lpm5' \\(bundled schemes: balerdi8, lpm4",
+        match="no bundled label scheme or file named 'lpm5' \\(bundled schemes: balerdi8, ivd_t2, lpm4",
     ):
         load_scheme("lpm5")
 

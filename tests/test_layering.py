@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "paraspinal"
@@ -52,10 +54,33 @@ def test_no_layer_imports_a_higher_one() -> None:
     assert not violations, violations
 
 
-def test_core_never_imports_torch() -> None:
+HEAVY = ("torch", "monai", "nnunet", "nnunetv2", "totalsegmentator", "dynamic_network_architectures")
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    """Top-level package names imported by statements at module level (not inside functions)."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_core_never_imports_heavy_libraries_at_module_level() -> None:
     offenders = [
         str(p.relative_to(PACKAGE))
         for p in PACKAGE.rglob("*.py")
-        if "import torch" in p.read_text(encoding="utf-8") and "training" not in p.parts
+        if "training" not in p.parts and _module_level_imports(p) & set(HEAVY)
     ]
     assert not offenders
+
+
+def test_loading_every_command_imports_no_heavy_library() -> None:
+    code = (
+        "import sys, paraspinal.cli.main, paraspinal.backends.catalog as c; c.list_backends(); "
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

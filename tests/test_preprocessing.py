@@ -94,10 +94,13 @@ def test_prepare_volume_resamples_only_beyond_tolerance() -> None:
     assert far.array.min() >= 0.0 and far.array.max() <= 1.0
 
 
-def test_inputspec_rejects_axcodes_without_slices_last() -> None:
+def test_inputspec_axcodes_name_each_axis_pair_once_and_give_the_plane() -> None:
     with pytest.raises(ValueError, match="axcodes"):
-        InputSpec(axcodes=("S", "A", "R"))
-    assert InputSpec(axcodes=("a", "r", "s")).lr_axis == 1
+        InputSpec(axcodes=("S", "A", "I"))
+    axial = InputSpec(axcodes=("a", "r", "s"))
+    assert axial.lr_axis == 1 and axial.plane == "axial"
+    sagittal = InputSpec(axcodes=("P", "S", "R"))
+    assert sagittal.lr_axis is None and sagittal.plane == "sagittal"
 
 
 def test_foreground_box_covers_the_body_with_margin() -> None:

@@ -25,12 +25,44 @@ class Segmentation:
 
 @dataclass(frozen=True)
 class BackendInfo:
-    """What ``paraspinal backends`` shows for one backend."""
+    """What ``paraspinal backends`` shows for one backend.
+
+    Attributes:
+        name: what ``--backend`` takes.
+        description: one line.
+        installed: whether every module it needs can be imported here.
+        missing: the modules that cannot.
+        extra: the pip extra that installs them (None: the core install).
+        needs_model: whether ``--model`` is required.
+        model_hint: what the model folder holds.
+    """
 
     name: str
     description: str
     installed: bool
     missing: tuple[str, ...] = ()
+    extra: str | None = None
+    needs_model: bool = False
+    model_hint: str = ""
+
+    @property
+    def install_command(self) -> str:
+        """The pip command that installs what is missing ("" when installed)."""
+        if self.installed:
+            return ""
+        return f'pip install "paraspinal[{self.extra}]"' if self.extra else "pip install paraspinal"
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready fields (stable keys: name, description, installed, missing, extra, needs_model, model_hint)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "installed": self.installed,
+            "missing": list(self.missing),
+            "extra": self.extra,
+            "needs_model": self.needs_model,
+            "model_hint": self.model_hint,
+        }
 
 
 @runtime_checkable

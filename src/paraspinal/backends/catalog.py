@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from paraspinal.backends.base import BackendInfo, SegmentationBackend
+from paraspinal.anatomy import LabelScheme
+from paraspinal.backends.base import BackendInfo, Segmentation, SegmentationBackend
 from paraspinal.errors import InputError
+from paraspinal.io.image import Image
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,12 @@ BACKENDS: tuple[BackendSpec, ...] = (
         description="nnU-Net v1 model folders as LPM_Segmentator publishes them (Task515_muscle)",
         target="paraspinal.backends.nnunet_v1:NnUNetV1Backend",
         extra="nnunet",
-        requires=("torch",),
+        requires=("nnunet", "torch"),
         needs_model=True,
-        model_hint="an nnU-Net v1 trainer folder (plans.pkl, fold_K/model_final_checkpoint.model + .pkl)",
+        model_hint=(
+            "an nnU-Net v1 trainer folder (plans.pkl, fold_K/model_final_checkpoint.model + .pkl); its .pkl files "
+            "are Python pickles, loaded only from the folder you name: use only models from sources you trust"
+        ),
     ),
     BackendSpec(
         name="totalsegmentator",
@@ -123,13 +128,34 @@ def backend_spec(name: str) -> BackendSpec:
 
 def missing_requirements(spec: BackendSpec) -> tuple[str, ...]:
     """Modules ``spec`` needs that cannot be imported here (nothing is imported)."""
-    return tuple(module for module in spec.requires if importlib.util.find_spec(module) is None)
+    missing = []
+    for module in spec.requires:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a broken parent package, or a module without a spec
+            found = False
+        if not found:
+            missing.append(module)
+    return tuple(missing)
+
+
+def install_command(spec: BackendSpec) -> str:
+    """The pip command that installs ``spec``'s libraries."""
+    return f'pip install "paraspinal[{spec.extra}]"' if spec.extra else "pip install paraspinal"
 
 
 def backend_info(spec: BackendSpec) -> BackendInfo:
-    """Whether ``spec`` is installed and what is missing."""
+    """Whether ``spec`` is installed, what is missing, and what model folder it needs."""
     missing = missing_requirements(spec)
-    return BackendInfo(name=spec.name, description=spec.description, installed=not missing, missing=missing)
+    return BackendInfo(
+        name=spec.name,
+        description=spec.description,
+        installed=not missing,
+        missing=missing,
+        extra=spec.extra,
+        needs_model=spec.needs_model,
+        model_hint=spec.model_hint,
+    )
 
 
 def list_backends() -> list[BackendInfo]:
@@ -137,29 +163,105 @@ def list_backends() -> list[BackendInfo]:
     return [backend_info(spec) for spec in BACKENDS]
 
 
-def create_backend(name: str, *, model: str | Path | None, options: BackendOptions) -> SegmentationBackend:
-    """Build backend ``name`` (weights loaded once); one-line errors for a missing extra or model folder."""
-    spec = backend_spec(name)
+def _resolve(backend: str | BackendSpec) -> BackendSpec:
+    return backend if isinstance(backend, BackendSpec) else backend_spec(backend)
+
+
+def check_backend(backend: str | BackendSpec, *, model: str | Path | None) -> BackendSpec:
+    """Check, without importing or loading anything, that ``backend`` can be built with ``model``.
+
+    Returns the catalog entry; one-line :class:`InputError` for an unknown name, a missing pip
+    extra, a missing ``--model`` or a model folder that does not exist.
+    """
+    spec = _resolve(backend)
     missing = missing_requirements(spec)
     if missing:
-        install = f'pip install "paraspinal[{spec.extra}]"' if spec.extra else "pip install paraspinal"
-        raise InputError(f"backend '{name}' needs {', '.join(missing)}, which is not installed: {install}")
+        raise InputError(
+            f"backend '{spec.name}' needs {', '.join(missing)}, which is not installed: {install_command(spec)}"
+        )
     if model is None and spec.needs_model:
-        raise InputError(f"backend '{name}' needs --model: {spec.model_hint}")
+        raise InputError(f"backend '{spec.name}' needs --model: {spec.model_hint}")
     if model is not None and not Path(model).exists():
-        raise InputError(f"model folder not found; backend '{name}' expects {spec.model_hint}", path=model)
+        raise InputError(f"model folder not found; backend '{spec.name}' expects {spec.model_hint}", path=model)
+    return spec
+
+
+def options_record(*, model: str | Path | None, options: BackendOptions) -> dict[str, object]:
+    """``model`` and ``options`` as JSON-ready provenance (tuples as lists)."""
+    record: dict[str, object] = {"model": None if model is None else str(model)}
+    for key, value in asdict(options).items():
+        record[key] = list(value) if isinstance(value, tuple) else value
+    return record
+
+
+class CatalogBackend:
+    """A backend built through the catalog: the loaded backend plus the options it was built with.
+
+    ``segment`` and ``scheme`` are the wrapped backend's; ``provenance`` adds ``backend`` (the
+    catalog name) and ``backend_options`` (``--model`` and :class:`BackendOptions`), so sidecars and
+    run manifests record how the model was run. Other attributes are read from the wrapped backend.
+    """
+
+    def __init__(self, spec: BackendSpec, inner: SegmentationBackend, record: dict[str, object]) -> None:
+        self.name = spec.name
+        self.spec = spec
+        self.inner = inner
+        self._record = record
+
+    @property
+    def scheme(self) -> LabelScheme:
+        return self.inner.scheme
+
+    @property
+    def provenance(self) -> dict[str, object]:
+        return {**dict(self.inner.provenance), "backend": self.name, "backend_options": dict(self._record)}
+
+    def segment(self, image: Image) -> Segmentation:
+        return self.inner.segment(image)
+
+    def __getattr__(self, attr: str) -> object:
+        if attr in ("inner", "spec", "name", "_record") or attr.startswith("__"):
+            raise AttributeError(attr)
+        return getattr(self.inner, attr)
+
+
+def create_backend(backend: str | BackendSpec, *, model: str | Path | None, options: BackendOptions) -> CatalogBackend:
+    """Build ``backend`` (a catalog name or entry; weights loaded once).
+
+    One-line errors for an unknown name, a missing extra or model folder (see :func:`check_backend`).
+    """
+    spec = check_backend(backend, model=model)
     module_name, _, attr = spec.target.partition(":")
     cls = getattr(importlib.import_module(module_name), attr)
-    return cls.from_options(None if model is None else Path(model), options)
+    inner = cls.from_options(None if model is None else Path(model), options)
+    return CatalogBackend(spec, inner, options_record(model=model, options=options))
 
 
 @dataclass(frozen=True)
 class BackendFactory:
-    """A picklable recipe for a backend, so batch workers each build their own once."""
+    """A picklable recipe for a backend, so batch workers each build their own once.
+
+    ``spec`` (optional) is used instead of looking ``name`` up in :data:`BACKENDS`.
+    """
 
     name: str = "unet_onnx"
     model: str | None = None
     options: BackendOptions = BackendOptions()
+    spec: BackendSpec | None = None
 
-    def __call__(self) -> SegmentationBackend:
-        return create_backend(self.name, model=self.model, options=self.options)
+    @property
+    def is_default(self) -> bool:
+        """True for the bundled default model with default options."""
+        return (
+            self.name == "unet_onnx"
+            and self.model is None
+            and self.options == BackendOptions()
+            and (self.spec is None or self.spec == backend_spec("unet_onnx"))
+        )
+
+    def check(self) -> BackendSpec:
+        """:func:`check_backend` for this recipe (nothing is loaded)."""
+        return check_backend(self.spec or self.name, model=self.model)
+
+    def __call__(self) -> CatalogBackend:
+        return create_backend(self.spec or self.name, model=self.model, options=self.options)

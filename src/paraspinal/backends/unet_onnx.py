@@ -153,7 +153,8 @@ class UNetOnnxBackend:
             ) from None
         self._input = self._session.get_inputs()[0].name
         self.device = "cuda" if "CUDAExecutionProvider" in self._session.get_providers() else "cpu"
-        self.test_time_flip = test_time_flip
+        # a sagittal model has no in-plane left-right axis: nothing to mirror
+        self.test_time_flip = test_time_flip and self.card.spec.lr_axis is not None
         self.batch_size = max(1, int(batch_size))
         swap = self.card.scheme.side_swap_map()
         values = self.card.class_values

@@ -1,4 +1,5 @@
-"""``paraspinal evaluate``: segmentation accuracy and measurement agreement against manual masks."""
+"""``paraspinal evaluate``: segmentation accuracy and measurement agreement against manual masks
+(``--pred``/``--ref``), or agreement between two models' label maps with no reference (``--a``/``--b``)."""
 
 from __future__ import annotations
 
@@ -30,13 +31,29 @@ def _parse_margins(items: list[str]) -> dict[str, float]:
 
 @app.command("evaluate")
 def evaluate_command(
-    pred: Path = typer.Option(
-        ...,
+    pred: Path | None = typer.Option(
+        None,
         "--pred",
         "-p",
         help="Predicted label map, a folder of them, or a `paraspinal run` output folder (its report gains a section).",
     ),
-    ref: Path = typer.Option(..., "--ref", "-r", help="Reference (manual) label map, or a folder matched by case id."),
+    ref: Path | None = typer.Option(
+        None, "--ref", "-r", help="Reference (manual) label map, or a folder matched by case id."
+    ),
+    model_a: Path | None = typer.Option(
+        None,
+        "--a",
+        help="Model agreement, no reference: label map of model A, a folder of them, or a `paraspinal run` folder.",
+    ),
+    model_b: Path | None = typer.Option(
+        None, "--b", help="Model agreement: label map(s) of model B (file, folder or run folder), matched by case id."
+    ),
+    scheme_a: str | None = typer.Option(
+        None, "--scheme-a", help="Label scheme of --a (default: from the segment sidecar or run manifest)."
+    ),
+    scheme_b: str | None = typer.Option(
+        None, "--scheme-b", help="Label scheme of --b (default: from the segment sidecar or run manifest)."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     levels: Path | None = typer.Option(
         None, "--levels", help="Levels CSV (LPM pid/slice_start/slice_stop, or level/slice)."
@@ -49,7 +66,12 @@ def evaluate_command(
     water: Path | None = typer.Option(None, "--water", help="Dixon water image or folder (fat fraction)."),
     fat: Path | None = typer.Option(None, "--fat", help="Dixon fat image or folder (fat fraction)."),
     image_name: str = typer.Option("image", "--image-name", help="Name of --image in the tables, e.g. t1 or t2."),
-    scheme: str = typer.Option("lpm4", "--scheme", "-s", help="Label scheme key or TOML/JSON file."),
+    scheme: str | None = typer.Option(
+        None,
+        "--scheme",
+        "-s",
+        help="Label scheme key or TOML/JSON file (default lpm4; with --a/--b: for maps whose scheme is not recorded).",
+    ),
     methods: str = typer.Option(
         ",".join(INFILTRATION_METHODS), "--methods", help="Fat-infiltration methods, comma-separated."
     ),
@@ -70,28 +92,49 @@ def evaluate_command(
 ) -> int:
     """Dice, IoU, HD95, ASSD and volume error per case, label and level; ICC, Bland-Altman, TOST and
     kappa for measurements on automatic vs manual masks. Writes CSV, summary.json, plots and
-    evaluation.html; with a `paraspinal run` folder as --pred, adds the evaluation to its report.html."""
+    evaluation.html; with a `paraspinal run` folder as --pred, adds the evaluation to its report.html.
+
+    With --a and --b instead of --pred and --ref: agreement between two models (no reference), both
+    merged to the labels their schemes share in the anatomy registry (e.g. lpm4 erector spinae +
+    multifidus vs total_mr autochthon, per side)."""
     from paraspinal.evaluation.pairing import is_run_folder
     from paraspinal.evaluation.run import evaluate, write_outputs
     from paraspinal.reporting.evaluation_html import add_to_run_report, write_evaluation_page
 
     out_console = console(quiet=quiet)
+    if model_a is not None or model_b is not None:
+        return _model_agreement(
+            model_a,
+            model_b,
+            pred=pred,
+            ref=ref,
+            out=out,
+            scheme_a=scheme_a,
+            scheme_b=scheme_b,
+            scheme=scheme,
+            levels=levels,
+            measurement_inputs={"--water": water, "--fat": fat, "--image": image},
+            assume_aligned=assume_aligned,
+            plots=plots,
+            out_console=out_console,
+        )
+    if pred is None or ref is None:
+        raise typer.BadParameter(
+            "give --pred and --ref (accuracy against a reference) or --a and --b (agreement of two models)",
+            param_hint="--pred/--ref",
+        )
+    if scheme_a is not None or scheme_b is not None:
+        raise typer.BadParameter("--scheme-a and --scheme-b go with --a and --b; use --scheme", param_hint="--scheme-a")
     method_list = parse_methods(methods)
     margins = _parse_margins(tost_margin)
     if out.exists() and not out.is_dir():
         raise InputError("output path exists and is not a folder", path=out)
 
-    def progress(record) -> None:
-        for warning in record.warnings:
-            typer.echo(f"paraspinal: warning: {record.case_id}: {warning}", err=True)
-        for error in record.errors:
-            typer.echo(f"paraspinal: error: {record.case_id}: {error}", err=True)
-        out_console.print(f"{record.case_id}: {record.status}")
-
+    progress = _progress_printer(out_console)
     result = evaluate(
         pred,
         ref,
-        scheme=scheme,
+        scheme=scheme or "lpm4",
         levels_csv=levels,
         water=water,
         fat=fat,
@@ -119,6 +162,79 @@ def evaluate_command(
         whole = result.overlap[(result.overlap["level"] == "all") & result.overlap["metric"].isin(["dice", "hd95"])]
         table = whole.pivot_table(index="name", columns="metric", values="value", aggfunc="mean", sort=False)
         print_frame(out_console, table.reset_index(), title="mean over cases (whole volume)")
+    out_console.print(f"wrote {len(files)} files to {out}")
+    if result.n_failed:
+        typer.echo(
+            f"paraspinal: error: {result.n_failed} of {len(result.cases)} case(s) failed; see {out / 'summary.json'}",
+            err=True,
+        )
+        return 1
+    return 0
+
+
+def _progress_printer(out_console):
+    def progress(record) -> None:
+        for warning in record.warnings:
+            typer.echo(f"paraspinal: warning: {record.case_id}: {warning}", err=True)
+        for error in record.errors:
+            typer.echo(f"paraspinal: error: {record.case_id}: {error}", err=True)
+        out_console.print(f"{record.case_id}: {record.status}")
+
+    return progress
+
+
+def _model_agreement(
+    model_a: Path | None,
+    model_b: Path | None,
+    *,
+    pred: Path | None,
+    ref: Path | None,
+    out: Path,
+    scheme_a: str | None,
+    scheme_b: str | None,
+    scheme: str | None,
+    levels: Path | None,
+    measurement_inputs: dict[str, Path | None],
+    assume_aligned: bool,
+    plots: bool,
+    out_console,
+) -> int:
+    """``--a``/``--b``: agreement of two models' label maps at their common labels (no reference)."""
+    from paraspinal.evaluation.model_agreement import compare_models
+    from paraspinal.evaluation.run import write_outputs
+    from paraspinal.reporting.evaluation_html import write_evaluation_page
+
+    if pred is not None or ref is not None:
+        raise typer.BadParameter("give --a/--b (two models) or --pred/--ref (against a reference), not both")
+    if model_a is None or model_b is None:
+        raise typer.BadParameter("model agreement needs both --a and --b", param_hint="--a/--b")
+    given = [option for option, path in measurement_inputs.items() if path is not None]
+    if given:
+        raise typer.BadParameter(
+            "model agreement compares label maps only; images go with --pred/--ref", param_hint=given[0]
+        )
+    if out.exists() and not out.is_dir():
+        raise InputError("output path exists and is not a folder", path=out)
+    result = compare_models(
+        model_a,
+        model_b,
+        scheme_a=scheme_a,
+        scheme_b=scheme_b,
+        fallback_scheme=scheme,
+        levels_csv=levels,
+        assume_aligned=assume_aligned,
+        progress=_progress_printer(out_console),
+    )
+    for warning in result.warnings:
+        typer.echo(f"paraspinal: warning: {warning}", err=True)
+    files = write_outputs(result, out, plots=plots)
+    files.append(write_evaluation_page(out))
+    if not result.overlap.empty:
+        whole = result.overlap[result.overlap["level"] == "all"]
+        table = whole[whole["metric"].isin(["dice", "hd95", "assd", "volume_diff_pct"])].pivot_table(
+            index="name", columns="metric", values="value", aggfunc="mean", sort=False
+        )
+        print_frame(out_console, table.reset_index(), title="agreement of models A and B (no reference)")
     out_console.print(f"wrote {len(files)} files to {out}")
     if result.n_failed:
         typer.echo(

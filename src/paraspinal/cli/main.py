@@ -39,9 +39,11 @@ def _root(
 def _register_commands() -> None:
     # Imported for their side effect of adding commands to ``app``.
     from paraspinal.cli import (  # noqa: F401
+        backends_cmd,
         demo_cmd,
         evaluate_cmd,
         labels_cmd,
+        levels_cmd,
         measure_cmd,
         run_cmd,
         segment_cmd,

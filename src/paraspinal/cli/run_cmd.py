@@ -16,8 +16,21 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from paraspinal.backends.catalog import BackendFactory as CatalogFactory
 from paraspinal.batch import BatchOptions, BatchProgress, run_batch
 from paraspinal.batch.runner import BackendFactory
+from paraspinal.cli.backend_options import (
+    backend_factory,
+    backend_option,
+    checkpoint_option,
+    device_option,
+    folds_option,
+    model_option,
+    native_scheme_option,
+    task_option,
+    threads_option,
+    tta_option,
+)
 from paraspinal.cli.console import console, print_frame
 from paraspinal.cli.main import app
 from paraspinal.cli.options import parse_methods
@@ -189,6 +202,25 @@ def execute(
     return code, result
 
 
+def backend_arguments(factory: CatalogFactory) -> list[str]:
+    """The command-line flags that rebuild ``factory`` (none for the default), for the run manifest."""
+    if factory.is_default:
+        return []
+    o = factory.options
+    values = {
+        "--backend": factory.name,
+        "--model": factory.model,
+        "--device": None if o.device == "cpu" else o.device,
+        "--threads": o.threads,
+        "--folds": None if o.folds is None else ",".join(o.folds),
+        "--checkpoint": o.checkpoint,
+        "--task": o.task,
+        "--model-scheme": o.scheme,
+    }
+    flags = [f"{flag}={value}" for flag, value in values.items() if value is not None]
+    return flags + ([] if o.test_time_flip else ["--no-tta"])
+
+
 @app.command("run")
 def run_command(
     inputs: list[Path] = typer.Argument(
@@ -204,6 +236,18 @@ def run_command(
         None, "--levels", help="Levels CSV for all cases (LPM pid/slice_start/slice_stop, or case_id/level/slice)."
     ),
     scheme: str = typer.Option("lpm4", "--scheme", "-s", help="Label scheme of given label maps."),
+    sagittal_scheme: str = typer.Option(
+        "lumbar_bodies", "--sagittal-scheme", help="Label scheme of given sagittal label maps (<case>_sag_dseg)."
+    ),
+    backend_name: str = backend_option(),
+    model: Path | None = model_option(),
+    device: str = device_option(),
+    flip: bool = tta_option(),
+    threads: int | None = threads_option(),
+    folds: str | None = folds_option(),
+    checkpoint: str | None = checkpoint_option(),
+    task: str | None = task_option(),
+    model_scheme: str | None = native_scheme_option("--model-scheme"),
     methods: str = typer.Option(
         ",".join(INFILTRATION_METHODS), "--methods", help="Fat-infiltration methods on T1/T2 images (empty: none)."
     ),
@@ -241,14 +285,27 @@ def run_command(
     """Segment, measure and report one case or a cohort: label maps, tables, QC images, HTML.
 
     INPUT may be image files, folders of cases matched by name, or a cases CSV (columns case_id, image,
-    image_name, water, fat, labels, levels). Runs resume by default: finished cases are skipped.
+    image_name, water, fat, labels, levels, sagittal, sagittal_labels). Runs resume by default: finished
+    cases are skipped.
     """
     check_output_format(output_format, seg_patient=seg_patient)
     if part_id >= num_parts:
         raise typer.BadParameter(f"must be below --num-parts ({num_parts})", param_hint="--part-id")
     log = RunLog(quiet=quiet, log_json=log_json)
+    factory = backend_factory(
+        backend=backend_name,
+        model=model,
+        device=device,
+        threads=threads,
+        tta=flip,
+        folds=folds,
+        checkpoint=checkpoint,
+        task=task,
+        scheme=model_scheme,
+    )
     options = RunOptions(
         scheme=scheme,
+        sagittal_scheme=sagittal_scheme,
         levels_csv=levels,
         assume_aligned=assume_aligned,
         largest_component=largest_component,
@@ -280,6 +337,8 @@ def run_command(
         cases = [dataclasses.replace(cases[0], labels=labels)]
     try:  # a DICOM study holding water and fat series is a Dixon case
         cases = [dixon_from_dicom(c, series=options.series, plane=plane) for c in cases]
+        if any(c.needs_segmentation for c in cases):
+            factory.check()  # unknown backend, missing extra or --model: one line, before any output
     except ParaspinalError as exc:
         if not log_json:
             raise
@@ -289,8 +348,18 @@ def run_command(
         log.warning(warning)
     command = ["paraspinal", "run", *map(str, inputs), "-o", str(out)]
     command += [f"--labels={labels}"] * (labels is not None) + [f"--levels={levels}"] * (levels is not None)
+    command += backend_arguments(factory)
     batch = BatchOptions(workers=workers, scheduler=scheduler, num_parts=num_parts, part_id=part_id, resume=resume)
-    code, result = execute(cases, out=out, options=options, backend_factory=None, batch=batch, log=log, command=command)
+    # the default recipe leaves the choice to the batch runner (the bundled model, as before)
+    code, result = execute(
+        cases,
+        out=out,
+        options=options,
+        backend_factory=None if factory.is_default else factory,
+        batch=batch,
+        log=log,
+        command=command,
+    )
     if result is not None and len(result.cases) == 1 and "report" in result.cases[0].files:
         log.out.print(f"case report: {result.cases[0].files['report']}")
     return code

@@ -1,4 +1,4 @@
-"""``paraspinal segment``: label the paraspinal muscles of one image with the bundled (or a given) model."""
+"""``paraspinal segment``: label one image with the bundled model or any backend of the catalog (``--backend``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,18 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from paraspinal.backends import UNetOnnxBackend, bundled_model_dir
+from paraspinal.cli.backend_options import (
+    backend_factory,
+    backend_option,
+    checkpoint_option,
+    device_option,
+    folds_option,
+    model_option,
+    native_scheme_option,
+    task_option,
+    threads_option,
+    tta_option,
+)
 from paraspinal.cli.console import console
 from paraspinal.cli.main import app
 from paraspinal.cli.series_cmd import (
@@ -51,15 +62,18 @@ def output_paths(image: Path, out: Path) -> tuple[Path, Path]:
 def segment_command(
     image: Path = typer.Argument(..., help="Axial image to segment (NIfTI, NRRD, MHA/MHD or a DICOM folder)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder, or a file name like case_dseg.nii.gz."),
-    model: Path | None = typer.Option(None, "--model", "-m", help="Model folder (default: the bundled tum01_muscle)."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda (ONNX Runtime CUDA provider) or auto."),
-    flip: bool = typer.Option(
-        True, "--tta/--no-tta", help="Average with the left-right mirrored image (sides swapped)."
-    ),
+    backend_name: str = backend_option(),
+    model: Path | None = model_option(),
+    device: str = device_option(),
+    flip: bool = tta_option(),
     cleanup: bool = typer.Option(
         True, "--cleanup/--no-cleanup", help="Keep only the largest connected component of each label."
     ),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for ONNX Runtime (default: all cores)."),
+    threads: int | None = threads_option(),
+    folds: str | None = folds_option(),
+    checkpoint: str | None = checkpoint_option(),
+    task: str | None = task_option(),
+    native_scheme: str | None = native_scheme_option("--scheme", "--model-scheme"),
     series: list[str] | None = series_option(),
     plane: str | None = plane_option(),
     contrast: str | None = contrast_option(),
@@ -68,16 +82,29 @@ def segment_command(
     seg_patient: str = seg_patient_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
 ) -> None:
-    """Segment the paraspinal muscles; write the label map (NIfTI, _dseg) and a JSON sidecar with provenance."""
+    """Segment the paraspinal muscles; write the label map (NIfTI, _dseg) and a JSON sidecar with provenance
+    (backend, model, options, weights hash)."""
     out_console = console(quiet=quiet)
     check_output_format(output_format, seg_patient=seg_patient)
+    factory = backend_factory(
+        backend=backend_name,
+        model=model,
+        device=device,
+        threads=threads,
+        tta=flip,
+        folds=folds,
+        checkpoint=checkpoint,
+        task=task,
+        scheme=native_scheme,
+    )
+    factory.check()  # unknown backend, missing extra or --model: one line, before any image is read
     dicom_input = image_suffix(image) is None and is_dicom_path(image)
     if not dicom_input and (series or plane or contrast or resample_uneven or output_format == "dicom-seg"):
         raise typer.BadParameter("series options and DICOM-SEG output need a DICOM input", param_hint="IMAGE")
     labels_path, sidecar_path = output_paths(image, out)
     choice = series_choice(series, plane=plane, contrast=contrast, resample_uneven=resample_uneven)
     source = read_image(image, series=choice if dicom_input else None)
-    backend = UNetOnnxBackend(model or bundled_model_dir(), device=device, test_time_flip=flip, threads=threads)
+    backend = factory()
     result = backend.segment(source)
     labels = result.labels
     records = []
@@ -86,6 +113,7 @@ def segment_command(
     sidecar = {
         "source": str(image),
         "scheme": result.scheme.key,
+        "backend": backend.name,
         "labels": {str(v): result.scheme.entry(v).name for v in result.scheme.values},
         "provenance": backend.provenance,
         "segmentation": {k: v for k, v in result.info.items() if k not in backend.provenance},

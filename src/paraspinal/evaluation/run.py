@@ -35,7 +35,7 @@ from paraspinal.io import Image, axial_frame, check_same_grid, read_image, read_
 from paraspinal.levels import LevelTable, read_levels_csv
 from paraspinal.measurement import INFILTRATION_METHODS, measure_case
 
-__all__ = ["CaseRecord", "EvaluationResult", "evaluate", "write_outputs"]
+__all__ = ["CaseRecord", "EvaluationResult", "case_levels", "case_overlap", "evaluate", "write_outputs"]
 
 SUMMARY_METRICS = ("dice", "iou", "hd95", "assd", "volume_diff_pct")
 
@@ -66,6 +66,8 @@ class EvaluationResult:
     cases: list[CaseRecord]
     warnings: list[str]
     options: dict[str, object]
+    kind: str = "accuracy"  # or "model_agreement": two models, no reference (see .model_agreement)
+    common_labels: list[dict[str, object]] = field(default_factory=list)
 
     @property
     def n_failed(self) -> int:
@@ -89,7 +91,7 @@ def _label_names(
     return dict(sorted(out.items()))
 
 
-def _case_overlap(
+def case_overlap(
     case: CasePair,
     pred: Image,
     ref: Image,
@@ -98,6 +100,7 @@ def _case_overlap(
     levels: LevelTable | None,
     record: CaseRecord,
 ) -> pd.DataFrame:
+    """Overlap table of one case (:func:`.overlap.overlap_table`) with ``structure`` and ``side`` columns."""
     names = _label_names(scheme, pred.array, ref.array, record)
     table = overlap_table(
         pred.array,
@@ -124,7 +127,8 @@ def _read_case_image(
     return check_same_grid(ref, read_image(file), assume_aligned=assume_aligned)
 
 
-def _case_levels(levels_csv: str | Path | None, case: CasePair, ref: Image, record: CaseRecord) -> LevelTable | None:
+def case_levels(levels_csv: str | Path | None, case: CasePair, ref: Image, record: CaseRecord) -> LevelTable | None:
+    """The case's levels from ``levels_csv`` (None without one; a warning on ``record`` if unreadable)."""
     if levels_csv is None:
         return None
     try:
@@ -219,8 +223,8 @@ def evaluate(
         try:
             ref_img = read_label_map(case.ref)
             pred_img = check_same_grid(ref_img, read_label_map(case.pred), assume_aligned=assume_aligned)
-            levels = _case_levels(levels_csv, case, ref_img, record)
-            overlaps.append(_case_overlap(case, pred_img, ref_img, scheme=label_scheme, levels=levels, record=record))
+            levels = case_levels(levels_csv, case, ref_img, record)
+            overlaps.append(case_overlap(case, pred_img, ref_img, scheme=label_scheme, levels=levels, record=record))
         except ParaspinalError as exc:
             record.status, record.errors = "error", [str(exc)]
             if progress:
@@ -290,6 +294,30 @@ def evaluate(
     )
 
 
+_ACCURACY_DEFINITIONS: dict[str, str] = {
+    "dice_both_empty": "NaN, reason 'absent in both' (skipped in means)",
+    "dice_one_empty": "0.0, reason names the empty side; hd95/assd NaN",
+    "hd95": "max of the two directed 95th percentiles of surface distances (mm)",
+    "assd": "mean over both directed surface-distance sets (mm)",
+    "global_dice": "Dice of the binarised foreground (any label > 0), as LPM_Segmentator",
+    "difference": "auto - manual",
+    "loa": "bias ± 1.96 SD (ddof=1)",
+    "mape_pct": "100 * mean(|auto - manual| / |manual|) over manual != 0 (Xu et al.)",
+    "icc": "Shrout & Fleiss ICC(2,1) absolute agreement and ICC(3,1) consistency, F-based CIs",
+    "tost": "paired TOST (statsmodels ttost_paired) on auto - manual within ± margin",
+}
+_AGREEMENT_DEFINITIONS: dict[str, str] = {
+    "comparison": "agreement between two models' label maps (A = --a, B = --b); neither is a reference",
+    "common_labels": "both maps merged to the nearest common structures of the anatomy registry, per side",
+    "dice_both_empty": "NaN, reason 'absent in both' (skipped in means)",
+    "dice_one_empty": "0.0, reason names the empty side (empty in A / empty in B); hd95/assd NaN",
+    "hd95": "max of the two directed 95th percentiles of surface distances (mm), symmetric in A and B",
+    "assd": "mean over both directed surface-distance sets (mm), symmetric in A and B",
+    "global_dice": "Dice of the binarised common foreground (any common label > 0)",
+    "volume_diff": "volume_a - volume_b (mm3); volume_diff_pct = 100 * (A - B) / B",
+}
+
+
 def _clean(value: object) -> object:
     """JSON-safe value: NaN/inf -> None, numpy scalars -> Python."""
     if isinstance(value, dict):
@@ -349,8 +377,10 @@ def _summary(result: EvaluationResult) -> dict[str, object]:
         agreement = result.agreement.loc[result.agreement["scope"] == "structure", keep].to_dict("records")
     warnings = list(result.warnings) + [f"{c.case_id}: {w}" for c in result.cases for w in c.warnings]
     errors = [f"{c.case_id}: {e}" for c in result.cases for e in c.errors]
+    definitions = _ACCURACY_DEFINITIONS if result.kind != "model_agreement" else _AGREEMENT_DEFINITIONS
     return _clean(
         {  # type: ignore[return-value]
+            "kind": result.kind,
             "n_cases_matched": len(result.cases),
             "n_cases_evaluated": sum(c.status != "error" for c in result.cases),
             "n_cases_failed": result.n_failed,
@@ -371,18 +401,8 @@ def _summary(result: EvaluationResult) -> dict[str, object]:
             "agreement_structure_scope": agreement,
             "fat_classification_pooled": result.classification_pooled.to_dict("records"),
             "options": result.options,
-            "definitions": {
-                "dice_both_empty": "NaN, reason 'absent in both' (skipped in means)",
-                "dice_one_empty": "0.0, reason names the empty side; hd95/assd NaN",
-                "hd95": "max of the two directed 95th percentiles of surface distances (mm)",
-                "assd": "mean over both directed surface-distance sets (mm)",
-                "global_dice": "Dice of the binarised foreground (any label > 0), as LPM_Segmentator",
-                "difference": "auto - manual",
-                "loa": "bias ± 1.96 SD (ddof=1)",
-                "mape_pct": "100 * mean(|auto - manual| / |manual|) over manual != 0 (Xu et al.)",
-                "icc": "Shrout & Fleiss ICC(2,1) absolute agreement and ICC(3,1) consistency, F-based CIs",
-                "tost": "paired TOST (statsmodels ttost_paired) on auto - manual within ± margin",
-            },
+            "common_labels": result.common_labels,
+            "definitions": definitions,
         }
     )
 
@@ -393,7 +413,8 @@ def write_outputs(result: EvaluationResult, out_dir: str | Path, *, plots: bool 
     Files: ``overlap.csv`` (case x label x level x metric), ``measurements.csv`` (both masks'
     measure tables, column ``source`` = auto/manual), ``pairs.csv`` (paired values),
     ``agreement.csv`` (one row per measurement group), ``fat_classification.csv`` and
-    ``fat_classification_pooled.csv`` (with a T1/T2 image), ``summary.json``, and PNG plots under
+    ``fat_classification_pooled.csv`` (with a T1/T2 image), ``common_labels.csv`` (model agreement:
+    how both schemes were merged), ``summary.json``, and PNG plots under
     ``plots/`` (Dice box plots per level, Bland-Altman per metric/method/scope).
     """
     out = Path(out_dir)
@@ -407,10 +428,19 @@ def write_outputs(result: EvaluationResult, out_dir: str | Path, *, plots: bool 
         ("fat_classification", result.classification),
         ("fat_classification_pooled", result.classification_pooled),
     ):
-        if name in ("overlap", "agreement") or not table.empty:
+        always = ("overlap",) if result.kind == "model_agreement" else ("overlap", "agreement")
+        if name in always or not table.empty:
             path = out / f"{name}.csv"
             table.to_csv(path, index=False)
             written.append(path)
+    if result.common_labels:
+        path = out / "common_labels.csv"
+        rows = [
+            {k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in row.items()}
+            for row in result.common_labels
+        ]
+        pd.DataFrame(rows).to_csv(path, index=False)
+        written.append(path)
     summary = out / "summary.json"
     summary.write_text(json.dumps(_summary(result), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     written.append(summary)

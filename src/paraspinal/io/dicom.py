@@ -67,6 +67,7 @@ class SeriesInfo:
     problems: tuple[str, ...]
     uneven: str | None
     source: str
+    frame_of_reference_uid: str = ""
     frames: tuple[Frame, ...] = field(repr=False, compare=False, default=())
     geometry: StackGeometry | None = field(repr=False, compare=False, default=None)
 
@@ -235,6 +236,7 @@ def load_series(info: SeriesInfo, *, uneven: str = "error") -> Image:
     metadata: dict[str, object] = {
         "format": "dicom",
         "series_instance_uid": info.uid,
+        "frame_of_reference_uid": info.frame_of_reference_uid,
         "series_key": info.key,
         "series_description": info.description,
         "series_number": info.number,
@@ -340,6 +342,7 @@ def _describe(uid: str, stack: str, frames: list[Frame], header: dict[str, Any],
         description=header["description"],
         number=header["number"],
         modality=header["modality"],
+        frame_of_reference_uid=header["frame_of_reference_uid"],
         plane=geometry.plane,
         tilt_deg=geometry.tilt_deg,
         n_slices=len(frames),

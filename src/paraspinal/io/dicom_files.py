@@ -107,6 +107,7 @@ def series_header(ds: Any) -> dict[str, Any]:
         "number": int(number) if number not in (None, "") else None,
         "modality": str(ds.get("Modality", "") or ""),
         "acquisition_contrast": str(ds.get("AcquisitionContrast", "") or ""),
+        "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", "") or ""),
     }
 
 

@@ -53,6 +53,8 @@ class Level:
         disc_slice: axial slice nearest the disc centre, or None.
         distance_mm: distance from the disc centre to that slice's plane (mm), when derived from a disc.
         source: where the level came from (file path, ``"mapping"``, ``"disc mask"``).
+        angle_deg: angle between the disc plane and the axial slice plane (degrees, 0-90), when the
+            disc's orientation is known (levels from a sagittal image).
     """
 
     name: str
@@ -61,6 +63,7 @@ class Level:
     disc_slice: int | None = None
     distance_mm: float | None = None
     source: str = ""
+    angle_deg: float | None = None
 
     @property
     def slices(self) -> range:
@@ -84,7 +87,7 @@ class LevelTable:
         return tuple(level.name for level in self.levels)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per level (name, slice range, disc slice, distance, source)."""
+        """One row per level (name, slice range, disc slice, distance, angle, source)."""
         return pd.DataFrame(
             {
                 "level": [lv.name for lv in self.levels],
@@ -92,6 +95,7 @@ class LevelTable:
                 "slice_stop": [lv.slice_stop for lv in self.levels],
                 "disc_slice": pd.array([lv.disc_slice for lv in self.levels], dtype="Int64"),
                 "distance_mm": [lv.distance_mm for lv in self.levels],
+                "angle_deg": [lv.angle_deg for lv in self.levels],
                 "source": [lv.source for lv in self.levels],
             }
         )

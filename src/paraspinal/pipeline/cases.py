@@ -12,10 +12,15 @@ name ends with                         role        example
 ``_dseg`` ``_seg`` ``_labels`` ``_mask``  labels   ``P01_dseg.nii.gz``
 ``_t1`` ``_t1w`` ``_t2`` ``_t2w``      image       ``P01_t2.nii.gz`` (named ``t2`` in the tables)
 ``_image`` ``_img`` or no role word    image       ``P01.nii.gz``
+``_sag`` ``_sagittal``                 sagittal    ``P01_sag.nii.gz`` (levels from the spine)
+``_sag_dseg`` (any labels word)        sagittal    ``P01_sag_dseg.nii.gz`` (its vertebra/disc labels)
+                                       labels
 =====================================  ==========  ====================
 
 LPM_Segmentator's ``P01_water_img`` counts as ``P01``'s water image. A ``<case>_levels.csv`` next to
-the images gives that case's levels. A folder given directly that holds no image files but other
+the images gives that case's levels; without one, a sagittal image gives them (its label map when given,
+else the bundled spine model), and a DICOM study holding a sagittal series uses that series
+(:func:`sagittal_from_dicom`). A folder given directly that holds no image files but other
 files is read as one DICOM series (case id: the folder name); sub-folders of a cohort folder are
 not searched. Two files with the same case and role, a water image without its fat image (or the
 reverse), and a label map without an image are errors that list every such name.
@@ -45,6 +50,8 @@ __all__ = [
     "levels_for_case",
     "parse_case_name",
     "read_cases_csv",
+    "sagittal_from_dicom",
+    "uses_sagittal_levels",
 ]
 
 _ROLE_WORDS: tuple[tuple[str, str, str], ...] = (
@@ -61,6 +68,8 @@ _ROLE_WORDS: tuple[tuple[str, str, str], ...] = (
     ("t2", "image", "t2"),
     ("image", "image", "image"),
     ("img", "image", "image"),
+    ("sagittal", "sagittal", ""),
+    ("sag", "sagittal", ""),
 )
 _SEPARATORS = ("_", "-")
 LEVELS_SUFFIX = "_levels.csv"
@@ -77,6 +86,9 @@ class Case:
     fat: Path | None = None
     labels: Path | None = None
     levels: Path | None = None
+    sagittal: Path | None = None
+    sagittal_labels: Path | None = None
+    sagittal_series: str | None = None  # series key of the sagittal image inside a DICOM study
 
     def __post_init__(self) -> None:
         if not self.case_id or self.case_id in (".", "..") or any(c in self.case_id for c in "/\\\0"):
@@ -86,6 +98,10 @@ class Case:
             raise InputError(f"case {self.case_id}: a Dixon case needs both a water and a fat image", path=given)
         if self.image is None and self.water is None:
             raise InputError(f"case {self.case_id}: no image (T1/T2 or water/fat) to measure", path=self.labels)
+        if self.sagittal_labels is not None and self.sagittal is None:
+            raise InputError(
+                f"case {self.case_id}: a sagittal label map needs its sagittal image", path=self.sagittal_labels
+            )
 
     @property
     def needs_segmentation(self) -> bool:
@@ -104,6 +120,8 @@ class Case:
             "fat": self.fat,
             "labels": self.labels,
             "levels": self.levels,
+            "sagittal": self.sagittal,
+            "sagittal_labels": self.sagittal_labels,
         }
         return {role: path for role, path in found.items() if path is not None}
 
@@ -127,6 +145,10 @@ def parse_case_name(path: str | Path) -> tuple[str, str, str]:
             inner = _role_word(case_id)
             if inner is not None and inner[1] in ("water", "fat"):
                 case_id, role, name = inner
+        elif role == "labels":  # P01_sag_dseg: the sagittal image's label map
+            inner = _role_word(case_id)
+            if inner is not None and inner[1] == "sagittal":
+                case_id, role, name = inner[0], "sagittal_labels", ""
     return case_id, role, name
 
 
@@ -223,6 +245,12 @@ def _group(files: Sequence[Path], levels_files: dict[str, Path]) -> tuple[Case, 
             problems.append(f"case {case_id} has a {have} image but no {lack} image ({by_role[have][0][0]})")
         if "labels" in by_role and not ({"image", "water", "fat"} & set(by_role)):
             problems.append(f"case {case_id} has a label map but no image ({by_role['labels'][0][0]})")
+        if "sagittal" in by_role and not ({"image", "water", "fat", "labels"} & set(by_role)):
+            problems.append(f"case {case_id} has a sagittal image but no axial image ({by_role['sagittal'][0][0]})")
+        if "sagittal_labels" in by_role and "sagittal" not in by_role:
+            problems.append(
+                f"case {case_id} has a sagittal label map but no sagittal image ({by_role['sagittal_labels'][0][0]})"
+            )
         if any(len(v) > 1 for v in by_role.values()) or ("water" in by_role) != ("fat" in by_role):
             continue
         if not ({"image", "water"} & set(by_role)):
@@ -240,6 +268,8 @@ def _group(files: Sequence[Path], levels_files: dict[str, Path]) -> tuple[Case, 
                 fat=first("fat"),
                 labels=first("labels"),
                 levels=levels_files.get(case_id),
+                sagittal=first("sagittal"),
+                sagittal_labels=first("sagittal_labels"),
             )
         )
     if problems:
@@ -266,15 +296,58 @@ def check_levels_csv(path: str | Path, *, n_cases: int) -> None:
         )
 
 
+def uses_sagittal_levels(case: Case, *, levels_csv: str | Path | None = None) -> bool:
+    """True when the case's levels come from its sagittal image: it has one and no levels CSV applies."""
+    return case.sagittal is not None and case.levels is None and levels_csv is None
+
+
 def levels_for_case(
-    case: Case, *, labels: Image, scheme: LabelScheme, levels_csv: str | Path | None = None
+    case: Case,
+    *,
+    labels: Image,
+    scheme: LabelScheme,
+    levels_csv: str | Path | None = None,
+    sagittal: tuple[LevelTable, str] | None = None,
 ) -> tuple[LevelTable | None, str]:
     """The case's levels and where they came from: its own CSV, else the run's CSV (rows for this case),
-    else the named discs of its label map, else none (then measurements are per slice only)."""
-    return resolve_levels(labels, scheme=scheme, csv=case.levels or levels_csv, case_id=case.case_id)
+    else ``sagittal`` (the level table found on its sagittal image, and its source), else the named discs
+    of its label map, else none (then measurements are per slice only)."""
+    csv = case.levels or levels_csv
+    if csv is None and sagittal is not None:
+        return sagittal
+    return resolve_levels(labels, scheme=scheme, csv=csv, case_id=case.case_id)
 
 
-CASES_CSV_COLUMNS = ("case_id", "image", "image_name", "water", "fat", "labels", "levels")
+def sagittal_from_dicom(case: Case, *, min_slices: int = 5) -> Case:
+    """A DICOM study case with the study's sagittal series as its sagittal image, when it holds one.
+
+    The series with the most slices among readable sagittal series of at least ``min_slices`` slices is
+    taken (a 3-plane localizer has fewer). Cases with a sagittal image, or not from DICOM, are returned
+    unchanged.
+    """
+    source = case.image if case.image is not None else case.water
+    if case.sagittal is not None or source is None or image_suffix(source) is not None or not is_dicom_path(source):
+        return case
+    found = [
+        s for s in discover_series(source) if s.plane == "sagittal" and s.n_slices >= min_slices and not s.problems
+    ]
+    if not found:
+        return case
+    best = max(found, key=lambda s: s.n_slices)
+    return dataclasses.replace(case, sagittal=source, sagittal_series=best.key)
+
+
+CASES_CSV_COLUMNS = (
+    "case_id",
+    "image",
+    "image_name",
+    "water",
+    "fat",
+    "labels",
+    "levels",
+    "sagittal",
+    "sagittal_labels",
+)
 
 
 def read_cases_csv(path: str | Path) -> tuple[Case, ...]:
@@ -307,7 +380,8 @@ def read_cases_csv(path: str | Path) -> tuple[Case, ...]:
 
     cases = []
     for row in frame.to_dict("records"):
-        fields = {c: resolve(row[c]) for c in ("image", "water", "fat", "labels", "levels") if c in row}
+        paths = ("image", "water", "fat", "labels", "levels", "sagittal", "sagittal_labels")
+        fields = {c: resolve(row[c]) for c in paths if c in row}
         name = row.get("image_name", "").strip() or "image"
         try:
             cases.append(Case(case_id=row["case_id"].strip(), image_name=name, **fields))

@@ -1,8 +1,8 @@
 """The ``run`` job: MRI in; label maps, tidy tables, QC images, HTML reports and a manifest out.
 
 Per case (:func:`run_case`, pure and reusable by batch runners): read -> segment (unless a label map
-is given) -> keep the largest component per label -> levels (CSV, else named discs, else per slice
-only) -> measure -> write ``<out>/<case>/``: ``<case>_dseg.nii.gz``, the measurement tables (CSV,
+is given) -> keep the largest component per label -> levels (CSV, else the sagittal image, else named
+discs, else per slice only) -> measure -> write ``<out>/<case>/``: ``<case>_dseg.nii.gz``, the measurement tables (CSV,
 Parquet, summary, levels, JSON), ``qc/*.png``, ``<case>_report.html`` and ``<case>_manifest.json``.
 A case's folder is staged under a hidden name and swapped in whole, so it appears complete or not
 at all; a failed case leaves nothing behind (and an earlier successful result stays).
@@ -38,8 +38,9 @@ from paraspinal.io.dicom_seg import write_label_output
 from paraspinal.io.dicom_select import SeriesChoice, choice_for_role
 from paraspinal.levels import LevelTable
 from paraspinal.measurement import INFILTRATION_METHODS, Measurements, measure_case
-from paraspinal.pipeline.cases import Case, check_levels_csv, levels_for_case
+from paraspinal.pipeline.cases import Case, check_levels_csv, levels_for_case, uses_sagittal_levels
 from paraspinal.pipeline.manifest import case_manifest, file_info, jsonable, run_manifest, utc_now, write_json
+from paraspinal.pipeline.sagittal import SagittalLevels, case_sagittal_levels, spine_backend, write_levels_outputs
 from paraspinal.postprocessing import keep_largest_component
 from paraspinal.reporting import AtomicOutputs, summary_frame, write_measurements
 from paraspinal.reporting.html import describe_model, write_case_page
@@ -53,6 +54,7 @@ __all__ = [
     "RunOptions",
     "RunResult",
     "default_backend",
+    "default_spine_backend",
     "run_case",
     "run_cases",
     "write_run_outputs",
@@ -64,6 +66,7 @@ class RunOptions:
     """How cases are processed (the same for every case of a run)."""
 
     scheme: str = "lpm4"  # scheme of given label maps (segmented ones use the backend's)
+    sagittal_scheme: str = "lumbar_bodies"  # scheme of given sagittal label maps (<case>_sag_dseg)
     levels_csv: Path | None = None  # one CSV for all cases (case_id/pid column), unless a case has its own
     assume_aligned: bool = False
     largest_component: bool = True  # applied to segmentations, never to given label maps
@@ -142,6 +145,11 @@ def default_backend() -> SegmentationBackend:
             "--labels) to measure existing masks"
         ) from None
     return bundled()
+
+
+def default_spine_backend() -> SegmentationBackend:
+    """The bundled sagittal vertebral-body model (``lumbar_spine``); a one-line error when not installed."""
+    return spine_backend()
 
 
 def _provenance(backend: SegmentationBackend) -> dict[str, object]:
@@ -249,10 +257,13 @@ def run_case(
     options: RunOptions,
     out_dir: str | Path,
     on_step: Callable[[str], None] | None = None,
+    spine_backend: SegmentationBackend | str | None = None,
 ) -> CaseResult:
     """Process one case into ``out_dir/<case_id>/`` (see module docstring); never raises for a bad case.
 
-    ``backend`` is needed only when the case has no label map. Errors become a failed
+    ``backend`` is needed only when the case has no label map. ``spine_backend`` segments the case's
+    sagittal image when its levels come from one without a sagittal label map; a string there is the
+    reason there is none (the sagittal image is then not used, with a warning). Errors become a failed
     :class:`CaseResult` with a one-line message, and no output for the case.
     """
     clock = _Clock(on_step)
@@ -278,7 +289,22 @@ def run_case(
             segmentation = {"source": "given", "labels": str(case.labels)}
             cleanup = []
         with clock("levels"):
-            levels, levels_source = levels_for_case(case, labels=labels, scheme=scheme, levels_csv=options.levels_csv)
+            spine, spine_notes = case_sagittal_levels(
+                case,
+                labels=labels,
+                axial=images[case.segmentation_input],
+                levels_csv=options.levels_csv,
+                sagittal_scheme=options.sagittal_scheme,
+                assume_aligned=options.assume_aligned,
+                backend=spine_backend,
+            )
+            levels, levels_source = levels_for_case(
+                case,
+                labels=labels,
+                scheme=scheme,
+                levels_csv=options.levels_csv,
+                sagittal=(spine.matched.table, spine.source) if spine is not None and spine.matched else None,
+            )
         image = images.get("image")
         with clock("measure"):
             measurements = measure_case(
@@ -293,7 +319,7 @@ def run_case(
                 infiltration_methods=options.infiltration_methods if image is not None else (),
                 seed=options.seed,
             )
-        warnings = list(measurements.warnings)
+        warnings = list(measurements.warnings) + list(spine_notes)
         warnings += [
             f"largest component kept: removed {r['voxels_removed']} voxels of label {r['label']}" for r in cleanup
         ]
@@ -318,6 +344,7 @@ def run_case(
                 warnings=warnings,
                 segmentation=segmentation,
                 inputs=inputs,
+                spine=spine,
             )
             outputs = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
             manifest = case_manifest(
@@ -377,6 +404,7 @@ def _write_case(
     warnings: Sequence[str],
     segmentation: dict[str, object],
     inputs: dict[str, dict[str, object]],
+    spine: SagittalLevels | None = None,
 ) -> dict[str, Path]:
     """Write every file of one case into ``stage``; returns paths by kind."""
     cid = case.case_id
@@ -399,6 +427,12 @@ def _write_case(
             written = write_measurements(
                 measurements, outputs, case_id=cid, levels=levels, inputs={k: str(v) for k, v in case.inputs().items()}
             )
+            if spine is not None:
+                written.update(
+                    write_levels_outputs(
+                        outputs, spine, prefix=f"{cid}_sagittal_", dseg_name=f"{cid}_sag_dseg.nii.gz", qc=options.qc
+                    )
+                )
     files: dict[str, Path] = {"dseg": dseg, **written}
     qc_images = []
     if options.qc:
@@ -451,12 +485,17 @@ def run_cases(
     backend_factory: Callable[[], SegmentationBackend] | None = None,
     on_event: Callable[[RunEvent], None] | None = None,
     command: Sequence[str] | None = None,
+    spine_backend: SegmentationBackend | None = None,
+    spine_backend_factory: Callable[[], SegmentationBackend] | None = None,
 ) -> RunResult:
     """Run every case, then write the run's files; see the module docstring.
 
     ``backend`` None: ``backend_factory()`` (default: :func:`default_backend`) is called once, and only
     if some case needs segmenting; its error (e.g. the bundled model not being installed) stops the run
-    before any output.
+    before any output. ``spine_backend`` None: ``spine_backend_factory()`` (default:
+    :func:`default_spine_backend`) is called once, only if some case's levels come from a sagittal image
+    without a sagittal label map; when it fails (the model not installed), those cases keep the other
+    level sources and say so in a warning.
     """
     out = Path(out_dir).absolute()
     if out.exists() and not out.is_dir():
@@ -469,6 +508,14 @@ def run_cases(
         check_levels_csv(options.levels_csv, n_cases=len(cases))
     if backend is None and any(c.needs_segmentation for c in cases):
         backend = (backend_factory or default_backend)()
+    spine: SegmentationBackend | str | None = spine_backend
+    if spine is None and any(
+        uses_sagittal_levels(c, levels_csv=options.levels_csv) and c.sagittal_labels is None for c in cases
+    ):
+        try:
+            spine = (spine_backend_factory or default_spine_backend)()
+        except ParaspinalError as exc:
+            spine = exc.message
     started = utc_now()
     start = time.perf_counter()
     results: list[CaseResult] = []
@@ -480,7 +527,7 @@ def run_cases(
             if on_event is not None:
                 on_event(RunEvent("step", case_id, i, len(cases), step=name))
 
-        result = run_case(case, backend=backend, options=options, out_dir=out, on_step=step)
+        result = run_case(case, backend=backend, options=options, out_dir=out, on_step=step, spine_backend=spine)
         results.append(result)
         if on_event is not None:
             on_event(RunEvent("case_end", case.case_id, index, len(cases), result=result))

@@ -25,8 +25,8 @@ class InputSpec:
     """A model's input convention (stored in model.json under ``input``).
 
     Attributes:
-        axcodes: patient direction of array axes 0, 1, 2 after reorientation; axis 2 must be S or I
-            (axial slices), axes 0 and 1 the in-plane directions.
+        axcodes: patient direction of array axes 0, 1, 2 after reorientation; the model sees 2-D
+            slices across axis 2 (S/I last: axial slices; R/L last: sagittal slices), axes 0 and 1 in-plane.
         spacing_mm: in-plane pixel size (mm) along axes 0 and 1 that the model was trained at.
         spacing_tolerance: relative spacing difference tolerated before resampling in-plane.
         lower_percentile, upper_percentile: intensity percentiles mapped to 0 and 1 (clipped).
@@ -44,17 +44,24 @@ class InputSpec:
         codes = tuple(str(c).upper() for c in self.axcodes)
         if (
             len(codes) != 3
-            or codes[2] not in {"S", "I"}
             or any(sum(code in pair for code in codes) != 1 for pair in _AXIS_PAIRS)
         ):
-            raise ValueError(f"axcodes must name R/L, A/P and S/I once each with S or I last, got {self.axcodes}")
+            raise ValueError(f"axcodes must name R/L, A/P and S/I once each, got {self.axcodes}")
         object.__setattr__(self, "axcodes", codes)
         object.__setattr__(self, "spacing_mm", tuple(float(s) for s in self.spacing_mm))
 
     @property
-    def lr_axis(self) -> int:
-        """Array axis (0 or 1) that runs between the patient's left and right."""
-        return 0 if self.axcodes[0] in {"R", "L"} else 1
+    def lr_axis(self) -> int | None:
+        """In-plane array axis (0 or 1) that runs between the patient's left and right; None for sagittal slices."""
+        for axis in (0, 1):
+            if self.axcodes[axis] in {"R", "L"}:
+                return axis
+        return None
+
+    @property
+    def plane(self) -> str:
+        """The slice plane the model sees: ``axial``, ``sagittal`` or ``coronal``."""
+        return {"S": "axial", "I": "axial", "R": "sagittal", "L": "sagittal"}.get(self.axcodes[2], "coronal")
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -36,6 +36,8 @@ __all__ = [
 SLOT_START = "<!-- paraspinal:evaluation -->"
 SLOT_END = "<!-- /paraspinal:evaluation -->"
 TEMPLATE = "evaluation.html.j2"
+AGREEMENT_TEMPLATE = "model_agreement.html.j2"
+MODEL_AGREEMENT = "model_agreement"
 PAGE_NAME = "evaluation.html"
 
 # (metric, column title, unit, decimals)
@@ -97,6 +99,60 @@ def _label_table(whole: pd.DataFrame) -> HtmlTable | None:
         cells.append(Cell(str(n), numeric=True, attrs={"value": str(n)}))
         rows.append(Row(cells, {"label": str(name)}))
     return HtmlTable("evaluation-labels", columns, rows)
+
+
+def _model_label_table(whole: pd.DataFrame) -> HtmlTable | None:
+    """Per common label: mean Dice, HD95, ASSD, and mean volumes of A and B and their difference (mL, %)."""
+    labels = whole[whole["name"] != FOREGROUND]
+    if labels.empty:
+        return None
+    metrics = (
+        *_OVERLAP_METRICS,
+        ("volume_a", "Volume A (mL)", "mL", 2),
+        ("volume_b", "Volume B (mL)", "mL", 2),
+        ("volume_diff", "A - B (mL)", "mL", 2),
+        ("volume_diff_pct", "A - B (% of B)", "%", 1),
+    )
+    columns = [Column("Label", "name"), Column("Structure", "structure"), Column("Side", "side")]
+    columns += [Column(f"Mean {title}", metric) for metric, title, _unit, _d in metrics]
+    columns.append(Column("Cases", "n"))
+    rows = []
+    for name, group in labels.groupby("name", sort=False):
+        first = group.iloc[0]
+        cells = [Cell(str(name)), Cell(_text(first.get("structure"))), Cell(_text(first.get("side")))]
+        for metric, _title, unit, decimals in metrics:
+            values = group.loc[group["metric"] == metric, "value"].dropna()
+            if unit == "mL":  # the table holds mm3
+                values = values / 1000.0
+            mean = float(values.mean()) if len(values) else math.nan
+            cells.append(_cell(mean, decimals, metric=metric, unit=unit, n=str(len(values))))
+        n = int(group.loc[group["metric"] == "dice", "value"].notna().sum())
+        cells.append(Cell(str(n), numeric=True, attrs={"value": str(n)}))
+        rows.append(Row(cells, {"label": str(name)}))
+    return HtmlTable("evaluation-labels", columns, rows)
+
+
+def _common_table(rows_in: list[dict[str, object]]) -> HtmlTable | None:
+    """How the two schemes were merged: common label, structure, side, and the values of A and B."""
+    if not rows_in:
+        return None
+    columns = [
+        Column("Common label", "name"),
+        Column("Structure", "structure"),
+        Column("Side", "side"),
+        Column("Scheme A", "scheme_a"),
+        Column("Values A", "values_a"),
+        Column("Scheme B", "scheme_b"),
+        Column("Values B", "values_b"),
+    ]
+    rows = []
+    for record in rows_in:
+        cells = [
+            Cell(_text(record.get(key)) if not isinstance(record.get(key), list) else " ".join(map(str, record[key])))
+            for key in ("name", "structure", "side", "scheme_a", "values_a", "scheme_b", "values_b")
+        ]
+        rows.append(Row(cells, {"label": _text(record.get("name"))}))
+    return HtmlTable("evaluation-common-labels", columns, rows)
 
 
 def _case_table(whole: pd.DataFrame) -> HtmlTable | None:
@@ -215,26 +271,38 @@ def evaluation_context(out_dir: str | Path, page_dir: str | Path, *, embed: bool
     warnings = [*(f"error: {e}" for e in summary.get("errors", [])), *summary.get("warnings", [])]
     if len(warnings) > _MAX_WARNINGS:
         warnings = [*warnings[:_MAX_WARNINGS], f"... and {len(warnings) - _MAX_WARNINGS} more in summary.json"]
+    agreement_mode = summary.get("kind") == MODEL_AGREEMENT
+    options = summary.get("options") or {}
+    label_table = _model_label_table(whole) if agreement_mode else _label_table(whole)
     return {
+        "kind": summary.get("kind", "accuracy"),
+        "model_a": str(options.get("a", "")),
+        "model_b": str(options.get("b", "")),
+        "common_table": _common_table(list(summary.get("common_labels") or [])),
         "n_matched": int(summary.get("n_cases_matched", 0)),
         "n_evaluated": int(summary.get("n_cases_evaluated", 0)),
         "n_failed": int(summary.get("n_cases_failed", 0)),
         "global_dice": _global_dice(whole),
-        "label_table": _label_table(whole) if not whole.empty else None,
+        "label_table": label_table if not whole.empty else None,
         "case_table": _case_table(whole) if not whole.empty else None,
         "agreement_table": _agreement_table(_read_csv(out / "agreement.csv")),
         "images": _images(out, page, embed=embed),
         "warnings": warnings,
-        "files": {name: _href(out / f"{name}.csv", page) for name in ("overlap", "agreement")},
+        "files": {name: _href(out / f"{name}.csv", page) for name in ("overlap", "agreement", "common_labels")},
         "file_links": _file_links(out, page),
     }
 
 
 def render_evaluation_section(out_dir: str | Path, page_dir: str | Path, *, embed: bool = True) -> str:
     """The ``<section id="evaluation">`` HTML for a page in ``page_dir``."""
-    template = _environment().get_template(TEMPLATE)
-    context = template.new_context({"version": __version__, **evaluation_context(out_dir, page_dir, embed=embed)})
+    values = evaluation_context(out_dir, page_dir, embed=embed)
+    template = _environment().get_template(_template_name(values))
+    context = template.new_context({"version": __version__, **values})
     return "".join(template.blocks["evaluation"](context)).strip("\n")
+
+
+def _template_name(context: dict[str, object]) -> str:
+    return AGREEMENT_TEMPLATE if context.get("kind") == MODEL_AGREEMENT else TEMPLATE
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -255,11 +323,11 @@ def write_evaluation_page(out_dir: str | Path, *, embed: bool = True) -> Path:
     out = Path(out_dir)
     context = evaluation_context(out, out, embed=embed)
     context["file_links"] = [(n, h) for n, h in context["file_links"] if n != PAGE_NAME]  # type: ignore[attr-defined]
-    html = (
-        _environment()
-        .get_template(TEMPLATE)
-        .render(version=__version__, title="paraspinal evaluation against reference masks", **context)
-    )
+    agreement_mode = context["kind"] == MODEL_AGREEMENT
+    title = "paraspinal evaluation against reference masks"
+    if agreement_mode:
+        title = "paraspinal agreement between two models (no reference)"
+    html = _environment().get_template(_template_name(context)).render(version=__version__, title=title, **context)
     path = out / PAGE_NAME
     _write_atomic(path, html.encode("utf-8"))
     return path

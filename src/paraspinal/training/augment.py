@@ -109,7 +109,7 @@ def augment_slice(
     rng: np.random.Generator,
     config: AugmentConfig,
     swap_lut: np.ndarray,
-    lr_axis: int,
+    lr_axis: int | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One augmented ``(crop, crop)`` training pair from a 2-D slice and its class-index map.
 
@@ -120,7 +120,7 @@ def augment_slice(
     coords = _coordinates(rng, config, centre)
     out_image = ndimage.map_coordinates(image, coords, order=1, mode="constant", cval=0.0, prefilter=False)
     out_classes = ndimage.map_coordinates(classes, coords, order=0, mode="constant", cval=0)
-    if rng.random() < config.flip_probability:
+    if lr_axis is not None and rng.random() < config.flip_probability:
         out_image = np.flip(out_image, axis=lr_axis)
         out_classes = swap_lut[np.flip(out_classes, axis=lr_axis)]
     out_image = _intensity(out_image, rng, config)

@@ -248,7 +248,7 @@ def _batch(
     rng: np.random.Generator,
     config: TrainConfig,
     swap_lut: np.ndarray,
-    lr_axis: int,
+    lr_axis: int | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of augmented crops: images (b, 1, crop, crop) float32 and class maps (b, crop, crop) int64."""
     xs, ys = [], []
