@@ -42,10 +42,7 @@ class InputSpec:
 
     def __post_init__(self) -> None:
         codes = tuple(str(c).upper() for c in self.axcodes)
-        if (
-            len(codes) != 3
-            or any(sum(code in pair for code in codes) != 1 for pair in _AXIS_PAIRS)
-        ):
+        if len(codes) != 3 or any(sum(code in pair for code in codes) != 1 for pair in _AXIS_PAIRS):
             raise ValueError(f"axcodes must name R/L, A/P and S/I once each, got {self.axcodes}")
         object.__setattr__(self, "axcodes", codes)
         object.__setattr__(self, "spacing_mm", tuple(float(s) for s in self.spacing_mm))
