@@ -226,3 +226,24 @@ def test_relative_output_folder_with_a_cohort(tmp_path: Path, monkeypatch) -> No
     assert main(["run", "in", "-o", "rel-out", "--no-qc", "-q"]) == 0
     assert (tmp_path / "rel-out" / "report.html").is_file()
     assert (tmp_path / "rel-out" / "distributions.png").is_file()
+
+
+def test_local_workers_share_the_cores_between_their_model_runtimes() -> None:
+    from paraspinal.backends.catalog import BackendFactory, BackendOptions
+    from paraspinal.batch.runner import worker_backend_factory
+    from paraspinal.pipeline.run import default_backend
+
+    default = worker_backend_factory(default_backend, workers=2, cpu_count=8)
+    assert isinstance(default, BackendFactory) and default.name == "unet_onnx" and default.options.threads == 4
+    assert worker_backend_factory(default_backend, workers=4, cpu_count=2).options.threads == 1  # type: ignore[union-attr]
+    chosen = BackendFactory("nnunet", "m/", BackendOptions(folds=("0",)))
+    shared = worker_backend_factory(chosen, workers=3, cpu_count=16)
+    assert shared.options.threads == 5 and shared.options.folds == ("0",) and shared.model == "m/"  # type: ignore[union-attr]
+    pinned = BackendFactory(options=BackendOptions(threads=7))
+    assert worker_backend_factory(pinned, workers=2, cpu_count=16) is pinned  # the user's --threads wins
+
+    def custom():  # a user's callable is theirs to configure
+        raise AssertionError
+
+    assert worker_backend_factory(custom, workers=2, cpu_count=16) is custom
+    assert worker_backend_factory(None, workers=2, cpu_count=16) is None

@@ -220,4 +220,25 @@ def test_fragments_below_the_size_threshold_are_ignored(phantom) -> None:
     array[0:2, 0:2, 0:2] = 3  # 8 mm x 4 stray voxels far from the spine
     spine = spine_levels_from_labels(phantom.image(array), scheme=load_scheme("lumbar_bodies"))
     assert [b.name for b in spine.bodies] == list(NAMES)
-    assert "1 vertebra fragment(s) under 1000 mm³ ignored" in spine.warnings
+    assert "1 vertebra fragment(s) ignored (under 1000 mm³ or 20% of the largest body)" in spine.warnings
+
+
+def test_a_blob_far_smaller_than_a_body_is_not_named(phantom) -> None:
+    array = _bodies(phantom).array.copy()
+    body_voxels = int(phantom.bodies["L3"].sum())
+    blob = np.zeros_like(array, dtype=bool)
+    blob[:, 0:8, 0:8] = True  # ~11 % of a body, over 1000 mm³, far from the spine
+    assert 1000 < blob.sum() * 4.0 < 0.2 * body_voxels * 4.0
+    array[blob] = 1
+    spine = spine_levels_from_labels(phantom.image(array), scheme=load_scheme("lumbar_bodies"))
+    assert [b.name for b in spine.bodies] == list(NAMES)
+
+
+def test_several_bodies_merged_through_their_discs_are_split_by_label(phantom) -> None:
+    labels = _bodies(phantom)
+    array = labels.array.copy()
+    array[phantom.discs["L1/L2"]] = 1  # model output that runs L1, L2 and L3 together through the discs
+    array[phantom.discs["L2/L3"]] = 2
+    spine = spine_levels_from_labels(phantom.image(array), scheme=load_scheme("lumbar_bodies"))
+    assert [b.name for b in spine.bodies] == list(NAMES)
+    assert spine.naming_confidence == pytest.approx(1.0)

@@ -16,13 +16,15 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
 
 from paraspinal.backends import SegmentationBackend
+from paraspinal.backends.catalog import BackendFactory as CatalogFactory
+from paraspinal.backends.catalog import BackendOptions
 from paraspinal.batch.ledger import Ledger
 from paraspinal.batch.parts import select_part
 from paraspinal.errors import InputError
@@ -191,6 +193,24 @@ class _Tracker:
 _WORKER_BACKEND: list[SegmentationBackend | None] = [None]  # one per worker process, set by its initializer
 
 
+def worker_backend_factory(factory: BackendFactory | None, *, workers: int, cpu_count: int) -> BackendFactory | None:
+    """The factory each local worker process calls: the CPU cores shared out between the workers.
+
+    ONNX Runtime and PyTorch otherwise start one thread per core in every worker, so ``workers``
+    processes on ``cpu_count`` cores would oversubscribe them ``workers``-fold. A catalog factory
+    whose threads are unset gets ``cpu_count // workers`` (at least 1); the built-in default becomes
+    such a factory; anything else (a user's callable) is left alone.
+    """
+    if factory is None:
+        return None
+    threads = max(1, cpu_count // max(1, workers))
+    if factory is default_backend:
+        return CatalogFactory(options=BackendOptions(threads=threads))
+    if isinstance(factory, CatalogFactory) and factory.options.threads is None:
+        return replace(factory, options=replace(factory.options, threads=threads))
+    return factory
+
+
 def _init_worker(factory: BackendFactory | None) -> None:
     from threadpoolctl import threadpool_limits
 
@@ -235,8 +255,9 @@ def _execute(
             yield run_case(case, backend=local_backend, options=options, out_dir=out)
         return
     context = get_context("spawn")  # no fork: model runtimes and threads do not survive it
+    worker_factory = worker_backend_factory(factory, workers=batch.workers, cpu_count=os.cpu_count() or 1)
     with ProcessPoolExecutor(
-        max_workers=batch.workers, mp_context=context, initializer=_init_worker, initargs=(factory,)
+        max_workers=batch.workers, mp_context=context, initializer=_init_worker, initargs=(worker_factory,)
     ) as pool:
         queue = list(cases)
         running: dict[Future[CaseResult], Case] = {}

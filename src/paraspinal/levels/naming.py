@@ -4,9 +4,11 @@ Works for any field of view (only L3-S1 visible, say) and for imperfect model ou
 
 1. Every voxel labelled with any vertebra (any level, or a generic ``vertebra``) belongs to the
    "any body" mask; its connected components (face-connected) are the candidate bodies. Components
-   smaller than ``min_body_mm3`` are discarded. A component that holds two level labels, each on at
-   least :data:`SPLIT_SHARE` of its voxels (40 %: two bodies bridged by a few voxels, not one body
-   with some wrong votes) and large enough to be a body itself, is split by label.
+   smaller than ``min_body_mm3``, or than :data:`FRAGMENT_SHARE` of the largest body, are discarded.
+   A component that holds two or more level labels, each on at least :data:`SPLIT_SHARE` of its
+   voxels (40 %: two bodies bridged by a few voxels, not one body with some wrong votes) or on at
+   least :data:`SPLIT_TYPICAL` of a typical body (the median voxel count per level: several bodies
+   merged), and large enough to be a body itself, is split by label.
 2. A labelled sacrum (or S1) is the caudal anchor: its largest component is named S1.
 3. Components are sorted cranial to caudal along the spine axis (first principal axis of their
    centroids, signed towards world +z; world +z itself for fewer than three).
@@ -38,6 +40,8 @@ SPINE_NAMES: tuple[str, ...] = tuple(
 S1_INDEX = SPINE_NAMES.index("S1")
 DEFAULT_MIN_BODY_MM3 = 1000.0
 SPLIT_SHARE = 0.4
+SPLIT_TYPICAL = 0.5  # ... or on at least half the voxels of a typical body (several bodies merged)
+FRAGMENT_SHARE = 0.2  # a piece under 20 % of the largest body's volume is a fragment, not a body
 
 
 @dataclass(frozen=True)
@@ -86,11 +90,19 @@ def name_bodies(
     for value, index in votes_of.items():
         vote_lut[value] = index
     components, discarded = _components(array, body_values, min_voxels=min_voxels)
+    # a typical body: the median voxel count of the level labels present (for splitting merged bodies)
+    per_level = np.bincount(vote_lut[np.clip(array[array > 0], 0, lookup_size - 1)] + 1)[1:]
+    typical = float(np.median(per_level[per_level > 0])) if np.any(per_level > 0) else 0.0
     pieces: list[tuple[np.ndarray, np.ndarray]] = []  # (ijk, votes per name)
     for ijk in components:
         values = array[tuple(ijk.T)]
         voted = vote_lut[np.clip(values, 0, lookup_size - 1)]
-        pieces.extend(_split_bridged(ijk, voted, min_voxels=min_voxels))
+        pieces.extend(_split_bridged(ijk, voted, min_voxels=min_voxels, typical_voxels=typical))
+    if pieces:  # fragments of model output (a blob in a pedicle, a rib tip) would take a level name
+        largest = max(len(ijk) for ijk, _ in pieces)
+        kept = [piece for piece in pieces if len(piece[0]) >= FRAGMENT_SHARE * largest]
+        discarded += len(pieces) - len(kept)
+        pieces = kept
     anchor = None
     if anchor_values:
         sacral, _ = _components(array, anchor_values, min_voxels=min_voxels)
@@ -171,11 +183,16 @@ def _components(array: np.ndarray, values: set[int], *, min_voxels: int) -> tupl
     return kept, int(np.sum(counts < min_voxels))
 
 
-def _split_bridged(ijk: np.ndarray, voted: np.ndarray, *, min_voxels: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The component as one piece with its vote counts, or split by label when two labels each hold a
-    large share (two bodies bridged by a few voxels)."""
+def _split_bridged(
+    ijk: np.ndarray, voted: np.ndarray, *, min_voxels: int, typical_voxels: float = 0.0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The component as one piece with its vote counts, or split by label when two or more labels each
+    hold a large share of it or half a typical body (bodies merged through the discs between them)."""
     counts = np.bincount(voted[voted >= 0], minlength=len(SPINE_NAMES)).astype(np.float64)
-    big = [k for k in np.flatnonzero(counts) if counts[k] >= max(SPLIT_SHARE * len(ijk), min_voxels)]
+    share = SPLIT_SHARE * len(ijk)
+    if typical_voxels > 0:
+        share = min(share, SPLIT_TYPICAL * typical_voxels)
+    big = [k for k in np.flatnonzero(counts) if counts[k] >= max(share, min_voxels)]
     if len(big) < 2:
         return [(ijk, counts)]
     pieces = []

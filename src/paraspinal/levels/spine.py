@@ -18,7 +18,7 @@ from scipy import ndimage
 from paraspinal.anatomy import AnatomyRegistry, LabelScheme, load_registry
 from paraspinal.errors import LevelsError
 from paraspinal.io.image import Image
-from paraspinal.levels.naming import DEFAULT_MIN_BODY_MM3, SPINE_NAMES, name_bodies
+from paraspinal.levels.naming import DEFAULT_MIN_BODY_MM3, FRAGMENT_SHARE, SPINE_NAMES, name_bodies
 from paraspinal.levels.spine_geometry import DiscGeometry, VertebralBody, disc_plane, discs_between, voxel_points_mm
 from paraspinal.levels.table import level_sort_key, normalise_level_name
 
@@ -107,7 +107,10 @@ def spine_levels_from_labels(
     )
     warnings = []
     if named.discarded:
-        warnings.append(f"{named.discarded} vertebra fragment(s) under {min_body_mm3:g} mm³ ignored")
+        warnings.append(
+            f"{named.discarded} vertebra fragment(s) ignored (under {min_body_mm3:g} mm³ or "
+            f"{FRAGMENT_SHARE:.0%} of the largest body)"
+        )
     if named.counted_from_sacrum:
         warnings.append("vertebrae named by counting up from the sacrum")
     if any(d.estimated for d in discs):
