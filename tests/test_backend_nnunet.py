@@ -212,3 +212,19 @@ def test_v1_errors(v1_model, tmp_path):
     with pytest.raises(InputError) as err:
         create_backend("nnunet-v1", model=renamed, options=OPTIONS)
     assert str(err.value).startswith(f"{renamed}: no bundled label scheme matches the model's labels (1=class 1,")
+
+
+def test_segment_command_runs_an_nnunet_model_folder(v2_model, inputs, tmp_path):
+    from paraspinal.cli.main import main
+
+    _v2_reference(v2_model, inputs, tmp_path / "ref")
+    out = tmp_path / "out"
+    args = ["segment", str(inputs / "lps_0000.nii.gz"), "-o", str(out), "--backend", "nnunet"]
+    code = main([*args, "--model", str(v2_model), "--folds", "0", "--threads", "1", "--no-cleanup", "-q"])
+    assert code == 0
+    labels = read_label_map(out / "lps_0000_dseg.nii.gz")
+    expected = read_label_map(tmp_path / "ref" / "lps.nii.gz")
+    np.testing.assert_array_equal(labels.array, expected.array)
+    np.testing.assert_allclose(labels.affine, read_image(inputs / "lps_0000.nii.gz").affine, atol=1e-6)
+    sidecar = json.loads((out / "lps_0000_dseg.json").read_text())
+    assert sidecar["scheme"] == "lpm4" and sidecar["backend"] == "nnunet"

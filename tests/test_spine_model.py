@@ -1,0 +1,57 @@
+"""The bundled lumbar_spine model on real sagittal data: a regression guard, not an accuracy claim.
+
+Subject 01 of the sagittal MyoSegmenTUM spines (``../shared/data/spine-sagittal``, beside the checkout in CI,
+never shipped) is one of the model's training cases; the cross-validated accuracy is in
+``recipes/lumbar_spine/README.md``. Skipped where the data is not present.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from paraspinal.cli.main import main
+from paraspinal.io import Image, read_image, read_label_map
+from paraspinal.pipeline.sagittal import sagittal_levels, spine_backend, spine_model_installed
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "spine-sagittal" / "myosegmentum-vertebrae"
+pytestmark = [
+    pytest.mark.skipif(not spine_model_installed(), reason="the bundled lumbar_spine model is not installed"),
+    pytest.mark.skipif(not (DATA / "01_img.nii.gz").is_file(), reason="../shared/data/spine-sagittal not present"),
+]
+LEVELS = ["L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1"]
+
+
+def test_bodies_are_found_named_and_segmented_on_a_training_case() -> None:
+    sagittal = read_image(DATA / "01_img.nii.gz")
+    truth = read_label_map(DATA / "01_seg.nii.gz").array
+    result = sagittal_levels(sagittal, backend=spine_backend(threads=1))
+    assert [b.name for b in result.spine.bodies] == ["L1", "L2", "L3", "L4", "L5"]
+    assert [d.name for d in result.spine.discs] == LEVELS
+    assert result.spine.naming_confidence > 0.5
+    labels = np.asarray(result.labels.array)
+    for value in range(1, 6):
+        a, b = labels == value, truth == value
+        assert 2 * np.count_nonzero(a & b) / (a.sum() + b.sum()) > 0.85, value
+
+
+def test_levels_command_places_the_discs_on_an_axial_stack(tmp_path: Path) -> None:
+    sagittal = read_image(DATA / "01_img.nii.gz")
+    # an axial stack of 4 mm slices through the same scanner space, covering the lumbar spine
+    centre = sagittal.affine[:3, :3] @ (np.asarray(sagittal.shape) / 2.0) + sagittal.affine[:3, 3]
+    affine = np.diag([1.0, 1.0, 4.0, 1.0])
+    affine[:3, 3] = centre - np.array([100.0, 100.0, 110.0])
+    from paraspinal.io import write_nifti
+
+    write_nifti(Image(np.zeros((200, 200, 55), np.float32), affine, source="axial"), tmp_path / "ax.nii.gz")
+    out = tmp_path / "levels"
+    code = main(["levels", str(DATA / "01_img.nii.gz"), "--axial", str(tmp_path / "ax.nii.gz"), "-o", str(out), "-q"])
+    assert code == 0
+    table = pd.read_csv(out / "levels.csv")
+    assert list(table["level"]) == LEVELS
+    assert table["disc_slice"].is_monotonic_decreasing  # RAS stack: slice index grows towards the head...
+    assert (table["distance_mm"] <= 2.0 + 1e-6).all()  # ... the nearest 4 mm slice is at most 2 mm away
+    assert (out / "levels_qc.png").is_file() and (out / "sagittal_dseg.nii.gz").is_file()
