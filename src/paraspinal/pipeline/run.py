@@ -32,21 +32,20 @@ import pandas as pd
 from paraspinal.anatomy import LabelScheme, load_scheme
 from paraspinal.backends import SegmentationBackend
 from paraspinal.errors import GeometryError, InputError, ParaspinalError
-from paraspinal.io import Image, check_same_grid, image_suffix, read_image, read_label_map, write_label_map
-from paraspinal.io.dicom import is_dicom_path
+from paraspinal.io import Image, image_suffix, write_label_map
 from paraspinal.io.dicom_seg import write_label_output
-from paraspinal.io.dicom_select import SeriesChoice, choice_for_role
 from paraspinal.levels import LevelTable
 from paraspinal.measurement import INFILTRATION_METHODS, Measurements, measure_case
+from paraspinal.pipeline.case_inputs import read_case_images, with_series
 from paraspinal.pipeline.cases import Case, check_levels_csv, levels_for_case, uses_sagittal_levels
-from paraspinal.pipeline.manifest import case_manifest, file_info, jsonable, run_manifest, utc_now, write_json
+from paraspinal.pipeline.manifest import case_manifest, file_info, jsonable, utc_now, write_json
+from paraspinal.pipeline.run_outputs import write_run_outputs
 from paraspinal.pipeline.sagittal import SagittalLevels, case_sagittal_levels, spine_backend, write_levels_outputs
 from paraspinal.postprocessing import keep_largest_component
 from paraspinal.reporting import AtomicOutputs, summary_frame, write_measurements
-from paraspinal.reporting.html import describe_model, write_case_page
+from paraspinal.reporting.html import write_case_page
 from paraspinal.reporting.qc_case import write_case_qc
 from paraspinal.reporting.qc_checks import Check, case_checks, segmentation_check
-from paraspinal.reporting.qc_cohort import write_cohort_outputs
 
 __all__ = [
     "CaseResult",
@@ -195,45 +194,6 @@ def _staged_folder(final: Path) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _read(case: Case, options: RunOptions) -> tuple[dict[str, Image], Image | None]:
-    """Read a case's images (and label map), all on one grid: the label map's, else the segmented image's."""
-    images = {
-        role: read_image(path, series=_series_choice(path, role, options))
-        for role, path in case.inputs().items()
-        if role in ("image", "water", "fat")
-    }
-    labels = (
-        read_label_map(case.labels, series=_series_choice(case.labels, "labels", options))
-        if case.labels is not None
-        else None
-    )
-    reference = labels if labels is not None else images[case.segmentation_input]
-    for role, img in images.items():
-        if img is not reference:
-            images[role] = check_same_grid(reference, img, assume_aligned=options.assume_aligned)
-    return images, labels
-
-
-def _series_choice(path: Path, role: str, options: RunOptions) -> SeriesChoice | None:
-    """The DICOM series choice for one input (None for NIfTI/NRRD/MHA files)."""
-    if image_suffix(path) is not None or not is_dicom_path(path):
-        return None
-    return choice_for_role(
-        options.series,
-        role=role,
-        plane=options.plane,
-        contrast=options.contrast,
-        resample_uneven=options.resample_uneven,
-    )
-
-
-def _with_series(labels: Image, source: Image) -> Image:
-    """``labels`` carrying the DICOM series identity of the image it was made from (for DICOM-SEG)."""
-    keys = ("series_key", "series_instance_uid")
-    series = {k: source.metadata[k] for k in keys if k in source.metadata}
-    return Image(labels.array, labels.affine, source=labels.source, metadata={**labels.metadata, **series})
-
-
 def _segment(backend: SegmentationBackend, source: Image) -> tuple[Image, LabelScheme, dict[str, object]]:
     segmentation = backend.segment(source)
     labels = segmentation.labels
@@ -271,7 +231,7 @@ def run_case(
     inputs: dict[str, dict[str, object]] = {}
     try:
         with clock("read"):
-            images, labels = _read(case, options)
+            images, labels = read_case_images(case, options)
             inputs = {role: file_info(path) for role, path in case.inputs().items()}
         if labels is None:
             if backend is None:
@@ -415,7 +375,7 @@ def _write_case(
             if image_suffix(dicom_input) is not None:
                 raise InputError("DICOM-SEG output needs a DICOM input series to reference", path=dicom_input)
             write_label_output(
-                _with_series(labels, images[case.segmentation_input]),
+                with_series(labels, images[case.segmentation_input]),
                 stage / f"{cid}_dseg.dcm",
                 output_format="dicom-seg",
                 scheme=scheme,
@@ -542,71 +502,3 @@ def run_cases(
         command=command,
     )
     return RunResult(out, tuple(results), files, provenance)
-
-
-def write_run_outputs(
-    out: Path,
-    *,
-    results: Sequence[CaseResult],
-    options: RunOptions,
-    provenance: dict[str, object] | None,
-    started_at: str,
-    seconds: float,
-    command: Sequence[str] | None,
-) -> dict[str, Path]:
-    """The run's cohort files and ``manifest.json``, all renamed into place together."""
-    cases = pd.DataFrame(
-        [
-            {
-                "case_id": r.case_id,
-                "status": r.status,
-                "segmented": "yes" if r.segmented else ("no" if r.ok else ""),
-                "checks_warned": ", ".join(c.name for c in r.checks if c.status == "warning"),
-                "n_warnings": len(r.warnings),
-                "time_s": round(sum(r.timings_s.values()), 3),
-                "error": r.error or "",
-                "report": r.files["report"].relative_to(out).as_posix() if "report" in r.files else "",
-            }
-            for r in results
-        ],
-        columns=["case_id", "status", "segmented", "checks_warned", "n_warnings", "time_s", "error", "report"],
-    )
-    segmentation = describe_model(provenance) if provenance is not None else "none (label maps given)"
-    info = [("Output folder", str(out)), ("Started (UTC)", started_at), ("Time (s)", f"{seconds:.1f}")]
-    info += [("Options", ", ".join(f"{k}={v}" for k, v in jsonable(options).items()))]
-    info += [(f"Model {k}", str(v)) for k, v in (provenance or {}).items() if isinstance(v, str | int | float)]
-    ok = [r for r in results if r.ok]
-    with AtomicOutputs(out) as outputs:
-        files = write_cohort_outputs(
-            outputs,
-            cases=cases,
-            summaries=[r.summary for r in ok if r.summary is not None],
-            tables=[r.files["parquet"] for r in ok if "parquet" in r.files],
-            report=options.report,
-            segmentation=segmentation,
-            info=info,
-        )
-        manifest = run_manifest(
-            started_at=started_at,
-            seconds=seconds,
-            command=command,
-            options=options,
-            provenance=provenance,
-            cases=[
-                {
-                    "case_id": r.case_id,
-                    "status": r.status,
-                    "error": r.error,
-                    "detail": r.detail,
-                    "folder": r.out_dir.name if r.out_dir is not None else None,
-                    "inputs": r.inputs,
-                    "warnings": list(r.warnings),
-                    "timings_s": r.timings_s,
-                }
-                for r in results
-            ],
-            outputs=[p.name for p in files.values()],
-        )
-        write_json(manifest, outputs.path("manifest.json"))
-        files["manifest"] = out / "manifest.json"
-    return files

@@ -1,0 +1,85 @@
+"""The run's cohort files (tables, report, ``manifest.json``) from its case results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from paraspinal.pipeline.manifest import jsonable, run_manifest, write_json
+from paraspinal.reporting import AtomicOutputs
+from paraspinal.reporting.html import describe_model
+from paraspinal.reporting.qc_cohort import write_cohort_outputs
+
+if TYPE_CHECKING:
+    from paraspinal.pipeline.run import CaseResult, RunOptions
+
+
+def write_run_outputs(
+    out: Path,
+    *,
+    results: Sequence[CaseResult],
+    options: RunOptions,
+    provenance: dict[str, object] | None,
+    started_at: str,
+    seconds: float,
+    command: Sequence[str] | None,
+) -> dict[str, Path]:
+    """The run's cohort files and ``manifest.json``, all renamed into place together."""
+    cases = pd.DataFrame(
+        [
+            {
+                "case_id": r.case_id,
+                "status": r.status,
+                "segmented": "yes" if r.segmented else ("no" if r.ok else ""),
+                "checks_warned": ", ".join(c.name for c in r.checks if c.status == "warning"),
+                "n_warnings": len(r.warnings),
+                "time_s": round(sum(r.timings_s.values()), 3),
+                "error": r.error or "",
+                "report": r.files["report"].relative_to(out).as_posix() if "report" in r.files else "",
+            }
+            for r in results
+        ],
+        columns=["case_id", "status", "segmented", "checks_warned", "n_warnings", "time_s", "error", "report"],
+    )
+    segmentation = describe_model(provenance) if provenance is not None else "none (label maps given)"
+    info = [("Output folder", str(out)), ("Started (UTC)", started_at), ("Time (s)", f"{seconds:.1f}")]
+    info += [("Options", ", ".join(f"{k}={v}" for k, v in jsonable(options).items()))]
+    info += [(f"Model {k}", str(v)) for k, v in (provenance or {}).items() if isinstance(v, str | int | float)]
+    ok = [r for r in results if r.ok]
+    with AtomicOutputs(out) as outputs:
+        files = write_cohort_outputs(
+            outputs,
+            cases=cases,
+            summaries=[r.summary for r in ok if r.summary is not None],
+            tables=[r.files["parquet"] for r in ok if "parquet" in r.files],
+            report=options.report,
+            segmentation=segmentation,
+            info=info,
+        )
+        manifest = run_manifest(
+            started_at=started_at,
+            seconds=seconds,
+            command=command,
+            options=options,
+            provenance=provenance,
+            cases=[
+                {
+                    "case_id": r.case_id,
+                    "status": r.status,
+                    "error": r.error,
+                    "detail": r.detail,
+                    "folder": r.out_dir.name if r.out_dir is not None else None,
+                    "inputs": r.inputs,
+                    "warnings": list(r.warnings),
+                    "timings_s": r.timings_s,
+                }
+                for r in results
+            ],
+            outputs=[p.name for p in files.values()],
+        )
+        write_json(manifest, outputs.path("manifest.json"))
+        files["manifest"] = out / "manifest.json"
+    return files
