@@ -210,3 +210,20 @@ def test_a_folder_pair_keeps_going_past_a_bad_case(tmp_path: Path) -> None:
     assert [c.status for c in result.cases] == ["ok", "error"] and result.n_failed == 1
     assert set(result.overlap["case_id"]) == {"P1"}
     assert math.isclose(_value(result.overlap, "left erector spinae", "dice"), 1.0)
+
+
+def test_a_pair_that_fails_still_gets_a_report_and_a_failing_exit_code(tmp_path: Path) -> None:
+    array = np.zeros((8, 8, 4), dtype=np.uint8)
+    array[2:5, 2:5, :] = 1
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    nib.save(nib.Nifti1Image(array, np.eye(4)), tmp_path / "a" / "C1_dseg.nii.gz")
+    shifted = np.eye(4)
+    shifted[:3, 3] = 50.0  # same voxels, another origin: refused without --assume-aligned
+    nib.save(nib.Nifti1Image(array, shifted), tmp_path / "b" / "C1_dseg.nii.gz")
+    args = ["evaluate", "--a", str(tmp_path / "a"), "--b", str(tmp_path / "b"), "--scheme", "lpm4"]
+    code = main([*args, "-o", str(tmp_path / "eval"), "-q"])
+    assert code != 0
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert summary["n_cases_failed"] == 1 and "header differs" in summary["errors"][0]
+    assert (tmp_path / "eval" / "evaluation.html").is_file()

@@ -73,7 +73,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def _whole_volume(overlap: pd.DataFrame) -> pd.DataFrame:
     if overlap.empty or not {"level", "name", "metric", "value"} <= set(overlap.columns):
-        return pd.DataFrame()
+        return pd.DataFrame(columns=["level", "name", "structure", "side", "metric", "value"])  # every case failed
     rows = overlap[overlap["level"].astype(str) == ALL_LEVELS].copy()
     rows["value"] = pd.to_numeric(rows["value"], errors="coerce")
     return rows
