@@ -26,6 +26,12 @@ VERTEBRAE = {
     "channel_names": {"0": "dixon"},
     "labels": {"background": 0, "L1": 1, "L2": 2, "L3": 3, "L4": 4, "L5": 5},
 }
+DISCS_ANY = {
+    "name": "Dataset904_DiscsT2Any",
+    "description": "Sagittal T2 lumbar spines (Menezes-Reis 2016), all discs as one class (disc_any scheme)",
+    "channel_names": {"0": "T2"},
+    "labels": {"background": 0, "disc": 1},
+}
 DISCS = {
     "name": "Dataset903_DiscsT2",
     "description": "Sagittal T2 lumbar spines (Menezes-Reis 2016), L1/L2-L5/S1 discs (ivd_t2 scheme)",
@@ -34,7 +40,7 @@ DISCS = {
 }
 
 
-def make_dataset(source: Path, out: Path, *, discs: bool = False) -> list[str]:
+def make_dataset(source: Path, out: Path, *, discs: bool = False, one_class: bool = False) -> list[str]:
     """Convert every ``NN_img``/``NN_seg`` pair in ``source``; returns the case ids written."""
     cases = sorted(p.name[: -len("_img.nii.gz")] for p in source.glob("*_img.nii.gz"))
     if not cases:
@@ -46,8 +52,11 @@ def make_dataset(source: Path, out: Path, *, discs: bool = False) -> list[str]:
         if not values <= {0, 1, 2, 3, 4, 5}:
             raise SystemExit(f"{source / f'{case}_seg.nii.gz'}: unexpected label values {sorted(values)}")
         write_nifti(image.with_array(image.array.astype(np.float32)), out / "imagesTr" / f"{case}_0000.nii.gz")
+        if one_class:
+            labels = labels.with_array((np.asarray(labels.array) > 0).astype(np.uint8))
         write_label_map(labels, out / "labelsTr" / f"{case}.nii.gz")
-    meta = {**(DISCS if discs else VERTEBRAE), "numTraining": len(cases), "file_ending": ".nii.gz"}
+    kind = (DISCS_ANY if one_class else DISCS) if discs else VERTEBRAE
+    meta = {**kind, "numTraining": len(cases), "file_ending": ".nii.gz"}
     (out / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return cases
 
@@ -57,5 +66,7 @@ if __name__ == "__main__":
     parser.add_argument("source", type=Path, help="folder with NN_img.nii.gz / NN_seg.nii.gz pairs")
     parser.add_argument("out", type=Path, help="dataset folder to write")
     parser.add_argument("--discs", action="store_true", help="the T2 disc data (labels 1 = L5/S1 ... 5 = L1/L2)")
+    parser.add_argument("--one-class", action="store_true", help="with --discs: every disc labelled 1")
     args = parser.parse_args()
-    print(len(make_dataset(args.source, args.out, discs=args.discs)), "cases written to", args.out)
+    n = len(make_dataset(args.source, args.out, discs=args.discs, one_class=args.one_class))
+    print(n, "cases written to", args.out)
