@@ -15,7 +15,7 @@ from paraspinal.cli.main import main
 from paraspinal.io.image import Image
 from paraspinal.pipeline.cases import discover_cases, parse_case_name
 from paraspinal.pipeline.run import RunOptions, run_cases
-from paraspinal.pipeline.sagittal import sagittal_levels, spine_model_installed, write_levels_outputs
+from paraspinal.pipeline.sagittal import sagittal_levels, write_levels_outputs
 from paraspinal.reporting import AtomicOutputs
 from tests.phantoms import save_nifti
 from tests.spine_phantoms import NAMES, axial_stack, spine_phantom
@@ -96,17 +96,6 @@ def test_levels_cli_fails_cleanly(tmp_path: Path, phantom, capsys, extra, messag
     assert code == 1
     assert err.startswith("paraspinal: error: ") and message in err and err.count("\n") == 1
     assert not out.exists()
-
-
-@pytest.mark.skipif(spine_model_installed(), reason="the bundled lumbar_spine model is installed")
-def test_levels_cli_without_labels_needs_the_model(tmp_path: Path, phantom, capsys) -> None:
-    files = _write_inputs(tmp_path / "in", phantom)
-    assert main(["levels", str(files["sag"]), "-o", str(tmp_path / "out")]) == 1
-    assert capsys.readouterr().err == (
-        "paraspinal: error: the bundled lumbar_spine model is not installed; give the sagittal label map with "
-        "--labels and --scheme\n"
-    )
-    assert not (tmp_path / "out").exists()
 
 
 class FakeSpineModel:
