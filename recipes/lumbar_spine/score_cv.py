@@ -22,6 +22,7 @@ from paraspinal.anatomy import load_registry, load_scheme
 from paraspinal.errors import LevelsError
 from paraspinal.io import read_label_map
 from paraspinal.levels.naming import name_bodies, named_label_map
+from paraspinal.levels.spine import LOW_NAMING_CONFIDENCE
 
 LEVELS = range(1, 6)
 
@@ -65,8 +66,18 @@ def score(dataset: Path, cv_dir: Path) -> dict[str, object]:
         kind: {f"L{v}": float(np.nanmean([c[kind][f"L{v}"] for c in cases.values()])) for v in LEVELS}  # type: ignore[index]
         for kind in ("raw", "named")
     }
+    confident = [c for c in cases.values() if float(c["naming_confidence"]) >= LOW_NAMING_CONFIDENCE]  # type: ignore[arg-type]
+    misnamed = [c for c in cases.values() if int(c["named_correct"]) < 5]  # type: ignore[call-overload]
+    flagged = [c for c in misnamed if float(c["naming_confidence"]) < LOW_NAMING_CONFIDENCE]  # type: ignore[arg-type]
     return {
         "n_cases": len(cases),
+        "n_confident": len(confident),
+        "naming_accuracy_confident": sum(int(c["named_correct"]) for c in confident) / max(5 * len(confident), 1),  # type: ignore[call-overload]
+        "mean_dice_named_confident": float(
+            np.nanmean([np.nanmean(list(c["named"].values())) for c in confident])  # type: ignore[union-attr]
+        ),
+        "n_cases_with_a_misnamed_body": len(misnamed),
+        "of_which_flagged_uncertain": len(flagged),
         "dice_raw": per_level["raw"],
         "dice_named": per_level["named"],
         "mean_dice_raw": float(np.mean(list(per_level["raw"].values()))),
