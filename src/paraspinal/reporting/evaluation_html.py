@@ -79,40 +79,22 @@ def _whole_volume(overlap: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def _label_table(whole: pd.DataFrame) -> HtmlTable | None:
-    """Per label: mean Dice, HD95 and ASSD over cases (NaN skipped), and the number of cases with a Dice."""
+_VOLUME_METRICS = (
+    ("volume_a", "Volume A (mL)", "mL", 2),
+    ("volume_b", "Volume B (mL)", "mL", 2),
+    ("volume_diff", "A - B (mL)", "mL", 2),
+    ("volume_diff_pct", "A - B (% of B)", "%", 1),
+)
+
+
+def _label_table(
+    whole: pd.DataFrame, *, metrics: tuple[tuple[str, str, str, int], ...] = _OVERLAP_METRICS
+) -> HtmlTable | None:
+    """Per label: the mean of each metric over cases (NaN skipped; mL columns from the table's mm3), and the
+    number of cases with a Dice. Accuracy uses the overlap metrics; model agreement adds :data:`_VOLUME_METRICS`."""
     labels = whole[whole["name"] != FOREGROUND]
     if labels.empty:
         return None
-    columns = [Column("Label", "name"), Column("Structure", "structure"), Column("Side", "side")]
-    columns += [Column(f"Mean {title}", metric) for metric, title, _unit, _d in _OVERLAP_METRICS]
-    columns.append(Column("Cases", "n"))
-    rows = []
-    for name, group in labels.groupby("name", sort=False):
-        first = group.iloc[0]
-        cells = [Cell(str(name)), Cell(_text(first.get("structure"))), Cell(_text(first.get("side")))]
-        for metric, _title, unit, decimals in _OVERLAP_METRICS:
-            values = group.loc[group["metric"] == metric, "value"].dropna()
-            mean = float(values.mean()) if len(values) else math.nan
-            cells.append(_cell(mean, decimals, metric=metric, unit=unit, n=str(len(values))))
-        n = int(group.loc[group["metric"] == "dice", "value"].notna().sum())
-        cells.append(Cell(str(n), numeric=True, attrs={"value": str(n)}))
-        rows.append(Row(cells, {"label": str(name)}))
-    return HtmlTable("evaluation-labels", columns, rows)
-
-
-def _model_label_table(whole: pd.DataFrame) -> HtmlTable | None:
-    """Per common label: mean Dice, HD95, ASSD, and mean volumes of A and B and their difference (mL, %)."""
-    labels = whole[whole["name"] != FOREGROUND]
-    if labels.empty:
-        return None
-    metrics = (
-        *_OVERLAP_METRICS,
-        ("volume_a", "Volume A (mL)", "mL", 2),
-        ("volume_b", "Volume B (mL)", "mL", 2),
-        ("volume_diff", "A - B (mL)", "mL", 2),
-        ("volume_diff_pct", "A - B (% of B)", "%", 1),
-    )
     columns = [Column("Label", "name"), Column("Structure", "structure"), Column("Side", "side")]
     columns += [Column(f"Mean {title}", metric) for metric, title, _unit, _d in metrics]
     columns.append(Column("Cases", "n"))
@@ -273,7 +255,8 @@ def evaluation_context(out_dir: str | Path, page_dir: str | Path, *, embed: bool
         warnings = [*warnings[:_MAX_WARNINGS], f"... and {len(warnings) - _MAX_WARNINGS} more in summary.json"]
     agreement_mode = summary.get("kind") == MODEL_AGREEMENT
     options = summary.get("options") or {}
-    label_table = _model_label_table(whole) if agreement_mode else _label_table(whole)
+    metrics = (*_OVERLAP_METRICS, *_VOLUME_METRICS) if agreement_mode else _OVERLAP_METRICS
+    label_table = _label_table(whole, metrics=metrics)
     return {
         "kind": summary.get("kind", "accuracy"),
         "model_a": str(options.get("a", "")),
