@@ -3,21 +3,28 @@
 Works for any field of view (only L3-S1 visible, say) and for imperfect model output:
 
 1. Every voxel labelled with any vertebra (any level, or a generic ``vertebra``) belongs to the
-   "any body" mask; its connected components (face-connected) are the candidate bodies. Components
-   smaller than ``min_body_mm3``, or than :data:`FRAGMENT_SHARE` of the largest body, are discarded.
-   A component that holds two or more level labels, each on at least :data:`SPLIT_SHARE` of its
-   voxels (40 %: two bodies bridged by a few voxels, not one body with some wrong votes) or on at
-   least :data:`SPLIT_TYPICAL` of a typical body (the median voxel count per level: several bodies
-   merged), and large enough to be a body itself, is split by label.
+   "any body" mask. It is cut into candidate bodies by shape: the cores deeper than
+   :data:`NECK_RADIUS_MM` inside the mask (a body is about 25-30 mm thick; the bridges a model leaves
+   across a disc are thinner) seed a watershed on the distance map, so bodies merged through their
+   discs come apart whatever labels they carry. Pieces under :data:`FRAGMENT_SHARE` of the largest
+   that touch another piece are merged back into it (a spinous process, a lip); the rest under that
+   share or ``min_body_mm3`` are discarded. A piece still at least :data:`SPLIT_SIZE` typical bodies
+   (median voxel count per level label) in size that holds two or more level labels, each on at
+   least :data:`SPLIT_SHARE` of its voxels or :data:`SPLIT_TYPICAL` of a typical body, is split by
+   label (several bodies merged so thickly that no neck shows).
 2. A labelled sacrum (or S1) is the caudal anchor: its largest component is named S1.
 3. Components are sorted cranial to caudal along the spine axis (first principal axis of their
    centroids, signed towards world +z; world +z itself for fewer than three).
 4. Names are consecutive in that order; the one offset that maximises the total *votes* (voxels
    whose label names the vertebra the offset assigns) is chosen. With a sacrum anchor the offset is
-   fixed by counting up from S1, and the votes only set the confidences.
+   fixed by counting up from S1, and the votes only set the confidences. Without one, the lowest
+   component may be named S1: a model that knows only lumbar bodies often marks the top of the
+   sacrum too, and naming the five bodies above it L1-L5 then wins on votes. That component becomes
+   the sacrum (``kind == "sacrum"``) and is not a body.
 
 Confidence of a body: the share of its voxels voting for the name it got (1 for a consistent mask;
-1 for bodies of a level-less scheme counted up from the sacrum). Overall naming confidence: the
+1 for bodies of a level-less scheme counted up from the sacrum; the overall naming confidence for a
+component named S1 by position). Overall naming confidence: the
 margin between the best and the second-best offset's votes, as a share of all votes (1 when every
 vote agrees; 1 when counted from the sacrum without any votes).
 """
@@ -28,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from skimage.segmentation import watershed
 
 from paraspinal.anatomy import AnatomyRegistry, LabelScheme
 from paraspinal.errors import LevelsError
@@ -41,7 +49,9 @@ S1_INDEX = SPINE_NAMES.index("S1")
 DEFAULT_MIN_BODY_MM3 = 1000.0
 SPLIT_SHARE = 0.4
 SPLIT_TYPICAL = 0.5  # ... or on at least half the voxels of a typical body (several bodies merged)
+SPLIT_SIZE = 1.5  # only a piece this many typical bodies in size is split by its labels
 FRAGMENT_SHARE = 0.2  # a piece under 20 % of the largest body's volume is a fragment, not a body
+NECK_RADIUS_MM = 5.0  # watershed seeds: voxels deeper than this inside the "any body" mask
 
 
 @dataclass(frozen=True)
@@ -89,7 +99,7 @@ def name_bodies(
     vote_lut = np.full(lookup_size, -1, dtype=np.int64)
     for value, index in votes_of.items():
         vote_lut[value] = index
-    components, discarded = _components(array, body_values, min_voxels=min_voxels)
+    components, discarded = _body_pieces(array, body_values, spacing_mm=labels.spacing_mm, min_voxels=min_voxels)
     # a typical body: the median voxel count of the level labels present (for splitting merged bodies)
     per_level = np.bincount(vote_lut[np.clip(array[array > 0], 0, lookup_size - 1)] + 1)[1:]
     typical = float(np.median(per_level[per_level > 0])) if np.any(per_level > 0) else 0.0
@@ -97,7 +107,10 @@ def name_bodies(
     for ijk in components:
         values = array[tuple(ijk.T)]
         voted = vote_lut[np.clip(values, 0, lookup_size - 1)]
-        pieces.extend(_split_bridged(ijk, voted, min_voxels=min_voxels, typical_voxels=typical))
+        if typical > 0 and len(ijk) >= SPLIT_SIZE * typical:
+            pieces.extend(_split_bridged(ijk, voted, min_voxels=min_voxels, typical_voxels=typical))
+        else:
+            pieces.append((ijk, np.bincount(voted[voted >= 0], minlength=len(SPINE_NAMES)).astype(np.float64)))
     if pieces:  # fragments of model output (a blob in a pedicle, a rib tip) would take a level name
         largest = max(len(ijk) for ijk, _ in pieces)
         kept = [piece for piece in pieces if len(piece[0]) >= FRAGMENT_SHARE * largest]
@@ -121,7 +134,7 @@ def name_bodies(
     votes = np.array([counts for _, counts in pieces], dtype=np.float64)  # (m, len(SPINE_NAMES))
     sizes = np.array([len(ijk) for ijk, _ in pieces], dtype=np.float64)
     m = len(pieces)
-    scores = _offset_scores(votes)  # score per offset k (names k..k+m-1), bodies limited to C1..L5
+    scores = _offset_scores(votes, last_may_be_s1=anchor is None)  # score per offset k (names k..k+m-1)
     total_votes = float(votes.sum())
     if anchor is not None:
         best = S1_INDEX - m
@@ -146,6 +159,9 @@ def name_bodies(
     if total_votes == 0:  # counted from the sacrum, no level votes at all
         confidences = [1.0] * m
     kinds = ["body"] * m
+    if names[-1] == "S1":  # the lowest component is the top of the sacrum (model output without a sacrum class)
+        kinds[-1] = "sacrum"
+        confidences[-1] = float(np.clip(margin, 0.0, 1.0))
     voxel_matrix = affine[:3, :3]
     bodies = [BodyVoxels(p, voxel_matrix) for p in points]
     if anchor is not None:
@@ -183,6 +199,73 @@ def _components(array: np.ndarray, values: set[int], *, min_voxels: int) -> tupl
     return kept, int(np.sum(counts < min_voxels))
 
 
+def _body_pieces(
+    array: np.ndarray, values: set[int], *, spacing_mm: tuple[float, float, float], min_voxels: int
+) -> tuple[list[np.ndarray], int]:
+    """Voxel indices (N, 3) of each candidate body of ``isin(array, values)``, cut at thin necks by a
+    watershed from the cores deeper than :data:`NECK_RADIUS_MM`; small pieces touching a larger one
+    are merged into the one they share most faces with. Also the number of pieces discarded as smaller
+    than ``min_voxels``."""
+    full = np.isin(array, np.fromiter(values, dtype=np.int64))
+    if not full.any():
+        return [], 0
+    box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in ndimage.find_objects(full.astype(np.int8))[0])
+    mask = full[box]  # work on the mask's bounding box (plus a background margin): far less to transform
+    depth = ndimage.distance_transform_edt(mask, sampling=spacing_mm)
+    seeds, n_seeds = ndimage.label(depth > NECK_RADIUS_MM)
+    regions = watershed(-depth, seeds, mask=mask) if n_seeds else np.zeros(mask.shape, dtype=np.int64)
+    rest, _ = ndimage.label(mask & (regions == 0))  # parts without a core: their own pieces
+    regions = np.where(rest > 0, rest + n_seeds, regions)
+    regions = _merge_small(regions)
+    ids = regions[mask]
+    flat = np.flatnonzero(mask)
+    order = np.argsort(ids, kind="stable")
+    _ids, counts = np.unique(ids, return_counts=True)
+    groups = np.split(flat[order], np.cumsum(counts)[:-1])
+    offset = np.array([s.start for s in box])
+    kept = [np.stack(np.unravel_index(g, mask.shape), axis=1) + offset for g, c in zip(groups, counts, strict=True)
+            if c >= min_voxels]  # fmt: skip
+    return kept, int(np.sum(counts < min_voxels))
+
+
+def _merge_small(regions: np.ndarray) -> np.ndarray:
+    """``regions`` with each piece under :data:`FRAGMENT_SHARE` of the largest merged, smallest first,
+    into the touching piece it shares most voxel faces with (pieces touching none stay)."""
+    sizes = np.bincount(regions.ravel())
+    sizes[0] = 0
+    if np.count_nonzero(sizes) < 2:
+        return regions
+    pairs = []
+    for axis in range(regions.ndim):
+        a = np.moveaxis(regions, axis, 0)
+        lo, hi = a[:-1].ravel(), a[1:].ravel()
+        touching = (lo != hi) & (lo > 0) & (hi > 0)
+        pairs.append(np.stack([lo[touching], hi[touching]], axis=1))
+    contacts = np.concatenate(pairs)
+    contacts = np.concatenate([contacts, contacts[:, ::-1]])
+    parent = np.arange(len(sizes))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            k = int(parent[k])
+        return k
+
+    for small in np.argsort(sizes, kind="stable"):
+        if sizes[small] == 0 or sizes[root(small)] >= FRAGMENT_SHARE * sizes.max():
+            continue
+        neighbours = contacts[contacts[:, 0] == small, 1]
+        neighbours = np.array([root(int(k)) for k in neighbours], dtype=np.int64)
+        neighbours = neighbours[neighbours != root(small)]
+        if neighbours.size == 0:
+            continue
+        values, counts = np.unique(neighbours, return_counts=True)
+        target = int(values[np.argmax(counts)])
+        parent[root(small)] = target
+        sizes[target] += sizes[small]
+    lut = np.array([root(k) for k in range(len(sizes))], dtype=regions.dtype)
+    return lut[regions]
+
+
 def _split_bridged(
     ijk: np.ndarray, voted: np.ndarray, *, min_voxels: int, typical_voxels: float = 0.0
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -217,10 +300,13 @@ def _cranial_to_caudal(centroids: list[np.ndarray]) -> list[int]:
     return [int(i) for i in np.argsort(-(points @ axis), kind="stable")]
 
 
-def _offset_scores(votes: np.ndarray) -> np.ndarray:
-    """Total votes for each offset ``k`` naming body ``i`` ``SPINE_NAMES[k + i]``, bodies within C1-L5."""
+def _offset_scores(votes: np.ndarray, *, last_may_be_s1: bool) -> np.ndarray:
+    """Total votes for each offset ``k`` naming body ``i`` ``SPINE_NAMES[k + i]``: bodies within C1-L5,
+    and with ``last_may_be_s1`` the last of two or more components possibly S1 (the sacrum's top)."""
     m = votes.shape[0]
     n_offsets = S1_INDEX - m + 1  # last body at most L5 (index S1_INDEX - 1)
+    if last_may_be_s1 and m > 1:
+        n_offsets += 1
     if n_offsets <= 0:
         return np.zeros(0)
     rows = np.arange(m)

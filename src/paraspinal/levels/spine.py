@@ -56,6 +56,13 @@ class SpineLevels:
                 return disc
         raise KeyError(name)
 
+    def body(self, name: str) -> VertebralBody:
+        """The vertebral body (or sacrum, ``"S1"``) called ``name``; KeyError if absent."""
+        for body in self.bodies:
+            if body.name == name:
+                return body
+        raise KeyError(name)
+
     def to_frame(self) -> pd.DataFrame:
         """One row per disc: level, centre (mm), cranial unit normal, confidence, estimated."""
         return pd.DataFrame(
@@ -120,6 +127,8 @@ def spine_levels_from_labels(
         )
     if named.counted_from_sacrum:
         warnings.append("vertebrae named by counting up from the sacrum")
+    elif named.kinds and named.kinds[-1] == "sacrum":
+        warnings.append("the lowest vertebra-labelled piece was taken as the top of the sacrum (S1)")
     if any(d.estimated for d in discs):
         warnings.append("L5/S1 estimated from L5's lower endplate (no sacrum labelled)")
     if not discs:
