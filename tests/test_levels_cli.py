@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -175,6 +176,20 @@ def test_run_takes_levels_from_the_sagittal_label_map(tmp_path: Path, phantom) -
     assert (folder / "P1_sagittal_levels.csv").is_file() and (folder / "P1_sagittal_levels_qc.png").is_file()
     manifest = json.loads((folder / "P1_manifest.json").read_text())
     assert manifest["levels"].startswith("sagittal P1_sag.nii.gz")
+
+
+def test_the_case_page_shows_the_sagittal_levels_image(tmp_path: Path, phantom) -> None:
+    _write_inputs(tmp_path / "in", phantom)
+    (case,) = discover_cases([tmp_path / "in"]).cases
+    result = run_cases([case], backend=None, options=RunOptions(embed_images=False), out_dir=tmp_path / "out")
+    (done,) = result.cases
+    assert done.ok, done.error
+    page = (done.out_dir / "P1_report.html").read_text(encoding="utf-8")
+    figure = re.search(r'<figure class="full" data-kind="sagittal">\s*<img src="([^"]+)"', page)
+    assert figure is not None and figure.group(1) == "P1_sagittal_levels_qc.png"
+    assert "Sagittal levels. Mid-sagittal slice of P1_sag.nii.gz (labels in scheme lumbar_bodies)" in page
+    no_qc = run_cases([case], backend=None, options=RunOptions(qc=False), out_dir=tmp_path / "out_no_qc")
+    assert 'data-kind="sagittal"' not in (no_qc.cases[0].out_dir / "P1_report.html").read_text(encoding="utf-8")
 
 
 def test_run_segments_an_unlabelled_sagittal_image_with_the_spine_model(tmp_path: Path, phantom) -> None:

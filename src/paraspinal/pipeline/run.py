@@ -40,7 +40,13 @@ from paraspinal.pipeline.case_inputs import read_case_images, with_series
 from paraspinal.pipeline.cases import Case, check_levels_csv, levels_for_case, uses_sagittal_levels
 from paraspinal.pipeline.manifest import case_manifest, file_info, jsonable, utc_now, write_json
 from paraspinal.pipeline.run_outputs import write_run_outputs
-from paraspinal.pipeline.sagittal import SagittalLevels, case_sagittal_levels, spine_backend, write_levels_outputs
+from paraspinal.pipeline.sagittal import (
+    SagittalLevels,
+    case_sagittal_levels,
+    sagittal_qc_image,
+    spine_backend,
+    write_levels_outputs,
+)
 from paraspinal.postprocessing import keep_largest_component
 from paraspinal.reporting import AtomicOutputs, summary_frame, write_measurements
 from paraspinal.reporting.html import write_case_page
@@ -415,6 +421,8 @@ def _write_case(
                 n_even=options.qc_slices,
             )
         files.update({f"qc_{i:02d}_{img.kind}": stage / img.path for i, img in enumerate(qc_images)})
+        sagittal_qc = sagittal_qc_image(written, spine) if spine is not None else None
+        qc_images = [*qc_images, *([sagittal_qc] if sagittal_qc else [])]
     if options.report:
         with clock("report"):
             files["report"] = write_case_page(

@@ -32,6 +32,7 @@ from paraspinal.levels.naming import name_bodies, named_label_map
 from paraspinal.levels.spine import METHOD_BODIES
 from paraspinal.pipeline.cases import Case, sagittal_from_dicom, uses_sagittal_levels
 from paraspinal.reporting import AtomicOutputs
+from paraspinal.reporting.qc import QcImage
 from paraspinal.reporting.qc_sagittal import plot_sagittal_levels
 
 SPINE_MODEL = "lumbar_spine"
@@ -211,6 +212,19 @@ def write_levels_outputs(
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     return written
+
+
+def sagittal_qc_image(written: dict[str, Path], result: SagittalLevels) -> QcImage | None:
+    """The staged sagittal levels QC image as a case page shows it (None when none was written)."""
+    path = written.get("levels_qc")
+    if path is None:
+        return None
+    how = "segmented by the spine model" if result.segmented else f"labels in scheme {result.scheme.key}"
+    caption = (
+        f"Mid-sagittal slice of {Path(result.sagittal.source).name} ({how}): named bodies, disc planes and "
+        "confidences" + (", with the axial slice planes and the slice chosen per disc" if result.matched else "")
+    )
+    return QcImage(kind="sagittal", path=Path(path.name), title="Sagittal levels", caption=caption)
 
 
 def case_sagittal_levels(
