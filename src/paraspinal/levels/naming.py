@@ -235,35 +235,29 @@ def _merge_small(regions: np.ndarray) -> np.ndarray:
     sizes[0] = 0
     if np.count_nonzero(sizes) < 2:
         return regions
-    pairs = []
+    faces = []
     for axis in range(regions.ndim):
         a = np.moveaxis(regions, axis, 0)
         lo, hi = a[:-1].ravel(), a[1:].ravel()
         touching = (lo != hi) & (lo > 0) & (hi > 0)
-        pairs.append(np.stack([lo[touching], hi[touching]], axis=1))
-    contacts = np.concatenate(pairs)
-    contacts = np.concatenate([contacts, contacts[:, ::-1]])
-    parent = np.arange(len(sizes))
-
-    def root(k: int) -> int:
-        while parent[k] != k:
-            k = int(parent[k])
-        return k
-
+        faces.append(np.stack([lo[touching], hi[touching]], axis=1))
+    both_ways = np.concatenate([*faces, *(f[:, ::-1] for f in faces)])
+    pairs, shared = np.unique(both_ways, axis=0, return_counts=True)  # (piece, neighbour), faces shared
+    owner = np.arange(len(sizes))  # piece -> the piece it now belongs to (kept flat: owner[owner] == owner)
     for small in np.argsort(sizes, kind="stable"):
-        if sizes[small] == 0 or sizes[root(small)] >= FRAGMENT_SHARE * sizes.max():
+        if owner[small] != small or sizes[small] == 0 or sizes[small] >= FRAGMENT_SHARE * sizes.max():
             continue
-        neighbours = contacts[contacts[:, 0] == small, 1]
-        neighbours = np.array([root(int(k)) for k in neighbours], dtype=np.int64)
-        neighbours = neighbours[neighbours != root(small)]
-        if neighbours.size == 0:
+        mine = owner[pairs[:, 0]] == small
+        others = owner[pairs[mine, 1]]
+        weights = shared[mine][others != small]
+        others = others[others != small]
+        if others.size == 0:
             continue
-        values, counts = np.unique(neighbours, return_counts=True)
-        target = int(values[np.argmax(counts)])
-        parent[root(small)] = target
+        target = int(np.bincount(others, weights=weights).argmax())
+        owner[owner == small] = target
         sizes[target] += sizes[small]
-    lut = np.array([root(k) for k in range(len(sizes))], dtype=regions.dtype)
-    return lut[regions]
+        sizes[small] = 0
+    return owner.astype(regions.dtype)[regions]
 
 
 def _split_bridged(
