@@ -189,12 +189,18 @@ def _components(array: np.ndarray, values: set[int], *, min_voxels: int) -> tupl
     labelled, n = ndimage.label(mask)
     if n == 0:
         return [], 0
-    flat = np.flatnonzero(labelled)
-    ids = labelled.ravel()[flat]
+    return _voxel_groups(labelled, min_voxels=min_voxels)
+
+
+def _voxel_groups(regions: np.ndarray, *, min_voxels: int) -> tuple[list[np.ndarray], int]:
+    """Voxel indices (N, 3) of each non-zero region id of ``regions`` with at least ``min_voxels``
+    voxels, and the number of regions left out as smaller."""
+    flat = np.flatnonzero(regions)
+    ids = regions.ravel()[flat]
     order = np.argsort(ids, kind="stable")
-    counts = np.bincount(ids, minlength=n + 1)[1:]
+    counts = np.unique(ids, return_counts=True)[1]
     groups = np.split(flat[order], np.cumsum(counts)[:-1])
-    kept = [np.stack(np.unravel_index(g, array.shape), axis=1) for g, c in zip(groups, counts, strict=True)
+    kept = [np.stack(np.unravel_index(g, regions.shape), axis=1) for g, c in zip(groups, counts, strict=True)
             if c >= min_voxels]  # fmt: skip
     return kept, int(np.sum(counts < min_voxels))
 
@@ -216,16 +222,9 @@ def _body_pieces(
     regions = watershed(-depth, seeds, mask=mask) if n_seeds else np.zeros(mask.shape, dtype=np.int64)
     rest, _ = ndimage.label(mask & (regions == 0))  # parts without a core: their own pieces
     regions = np.where(rest > 0, rest + n_seeds, regions)
-    regions = _merge_small(regions)
-    ids = regions[mask]
-    flat = np.flatnonzero(mask)
-    order = np.argsort(ids, kind="stable")
-    _ids, counts = np.unique(ids, return_counts=True)
-    groups = np.split(flat[order], np.cumsum(counts)[:-1])
+    kept, discarded = _voxel_groups(_merge_small(regions), min_voxels=min_voxels)
     offset = np.array([s.start for s in box])
-    kept = [np.stack(np.unravel_index(g, mask.shape), axis=1) + offset for g, c in zip(groups, counts, strict=True)
-            if c >= min_voxels]  # fmt: skip
-    return kept, int(np.sum(counts < min_voxels))
+    return [ijk + offset for ijk in kept], discarded
 
 
 def _merge_small(regions: np.ndarray) -> np.ndarray:
