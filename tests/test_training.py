@@ -109,6 +109,30 @@ def test_training_is_deterministic_for_a_seed(tmp_path, tiny_config) -> None:
     assert other.losses != first.losses
 
 
+def test_weight_averaging_leaves_training_alone_and_writes_the_averaged_weights(tmp_path, tiny_config) -> None:
+    from safetensors.numpy import load_file
+
+    dataset = _dataset(tmp_path / "ds", cases=1)
+    plain = train(dataset, tmp_path / "plain", config=load_config(tiny_config, epochs=1))
+    averaged = train(dataset, tmp_path / "ema", config=load_config(tiny_config, epochs=1, ema_decay=0.9))
+    assert averaged.losses == plain.losses  # the average is kept beside the trajectory, not in it
+    assert averaged.card["training"]["config"]["ema_decay"] == 0.9
+    a = load_file(str(tmp_path / "plain" / "model.safetensors"))
+    b = load_file(str(tmp_path / "ema" / "model.safetensors"))
+    assert not all(np.allclose(a[k], b[k]) for k in a)
+    # a decay of (almost) zero averages nothing: the written weights are the last step's
+    train(dataset, tmp_path / "last", config=load_config(tiny_config, epochs=1, ema_decay=1e-12))
+    c = load_file(str(tmp_path / "last" / "model.safetensors"))
+    assert all(np.allclose(a[k], c[k], atol=1e-6) for k in a)
+
+
+def test_bad_weight_averaging_decay_is_refused(tmp_path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[training]\nema_decay = 1.5\n")
+    with pytest.raises(InputError, match=r"ema_decay must be between 0 and 1 \(exclusive\), got 1.5"):
+        load_config(path)
+
+
 def test_onnx_and_pytorch_outputs_agree(tmp_path, tiny_config) -> None:
     from paraspinal.training.export import load_safetensors
     from paraspinal.training.unet import UNet2D, UNetConfig

@@ -47,7 +47,9 @@ class TrainConfig:
     ``validation_slices`` = ``[start, stop)`` holds out those axial slices (indices along the
     model's slice axis, 0 = most inferior for axcodes ending in S) of every image;
     ``validation_cases`` holds out whole cases. With neither, the per-epoch Dice is measured on
-    the training images themselves (a fit check, not an accuracy claim).
+    the training images themselves (a fit check, not an accuracy claim). ``ema_decay`` (e.g.
+    0.999) keeps an exponential moving average of the weights, updated every step; validation and
+    the written model then use the averaged weights. None = the last step's weights.
     """
 
     scheme: str | None = None
@@ -64,6 +66,7 @@ class TrainConfig:
     validation_slices: tuple[int, int] | None = None
     validation_cases: tuple[str, ...] = ()
     validate_every: int = 1
+    ema_decay: float | None = None
     save_safetensors: bool = True
     model: ModelOptions = field(default_factory=ModelOptions)
     input: InputOptions = field(default_factory=InputOptions)
@@ -110,6 +113,9 @@ def _apply(config: TrainConfig, document: dict[str, Any], *, path: Path | None) 
                 f"validation_slices must be [start, stop) with 0 <= start < stop, got {[start, stop]}", path=path
             )
         changes["validation_slices"] = (start, stop)
+    decay = changes.get("ema_decay")
+    if decay is not None and not 0.0 < float(decay) < 1.0:
+        raise InputError(f"ema_decay must be between 0 and 1 (exclusive), got {decay}", path=path)
     for key in ("validation_cases",):
         if key in changes:
             changes[key] = tuple(str(v) for v in changes[key])

@@ -32,6 +32,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from paraspinal import __version__
 from paraspinal.anatomy import LabelScheme, list_schemes, load_scheme
@@ -133,6 +134,9 @@ def _run(
     )
     model = _init_weights(UNet2D(arch), seed=config.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    averaged = None
+    if config.ema_decay is not None:
+        averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
     rng = np.random.default_rng(config.seed)
     total_steps = config.epochs * config.steps_per_epoch
     limit_s = None if config.time_limit_minutes is None else 60.0 * config.time_limit_minutes
@@ -140,6 +144,7 @@ def _run(
     history: History = []
     progress = _progress(show_progress, total_steps)
     step = 0
+    final_model = model if averaged is None else averaged.module  # what is validated and written
     with progress:
         task = progress.add_task("training", total=total_steps, loss=float("nan"))
         for epoch in range(config.epochs):
@@ -157,6 +162,8 @@ def _run(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if averaged is not None:
+                    averaged.update_parameters(model)
                 epoch_loss += float(loss.detach())
                 step += 1
                 progress.update(task, advance=1, loss=float(loss.detach()))
@@ -164,7 +171,7 @@ def _run(
             last = epoch == config.epochs - 1 or (limit_s is not None and time.perf_counter() - started > limit_s)
             dice: dict[str, dict[int, float | None]] = {}
             if split.val and ((epoch + 1) % config.validate_every == 0 or last):
-                dice = _validate(model, images, split.val, class_values, size_multiple=arch.size_multiple)
+                dice = _validate(final_model, images, split.val, class_values, size_multiple=arch.size_multiple)
             history.append(dice)
             if on_epoch is not None:
                 on_epoch(epoch, losses[-1], dice)
@@ -175,7 +182,7 @@ def _run(
     bundled = isinstance(config.scheme, str) and config.scheme in list_schemes()
     _write_model(
         out_dir,
-        model,
+        final_model,
         card,
         losses,
         history,
