@@ -81,6 +81,18 @@ def test_resize_inplane_keeps_field_of_view_and_labels() -> None:
     assert up[:, 0, 0].mean() == pytest.approx(ramp[:, 0, 0].mean(), abs=0.05)
 
 
+@pytest.mark.parametrize(("shape", "shape_xy"), [((149, 149, 7, 6), (224, 224)), ((40, 30, 3), (16, 45)), ((9, 17), (40, 5))])
+def test_linear_resize_equals_scipys_multilinear_zoom(shape, shape_xy) -> None:
+    from scipy import ndimage
+
+    array = np.random.default_rng(5).random(shape).astype(np.float32)
+    zoom = [shape_xy[0] / shape[0], shape_xy[1] / shape[1]] + [1.0] * (len(shape) - 2)
+    expected = ndimage.zoom(array, zoom, order=1, mode="nearest", grid_mode=True, prefilter=False)
+    actual = resize_inplane(array, shape_xy=shape_xy, order=1)
+    assert actual.shape == expected.shape and actual.dtype == np.float32
+    np.testing.assert_allclose(actual, expected, atol=1e-6)
+
+
 def test_prepare_volume_resamples_only_beyond_tolerance() -> None:
     array = np.random.default_rng(2).random((50, 40, 3)) * 100
     spec = InputSpec(spacing_mm=(1.0, 1.0), spacing_tolerance=0.1)

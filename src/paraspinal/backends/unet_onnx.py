@@ -29,6 +29,7 @@ from paraspinal.preprocessing import InputSpec, foreground_box, prepare_volume, 
 
 MODEL_FORMAT = "paraspinal-unet2d/1"
 DEVICES = ("cpu", "cuda", "auto")
+_RESIZE_SLAB = 8  # slices whose probabilities are taken back to the input's pixels at once
 
 
 def file_sha256(path: Path) -> str:
@@ -216,7 +217,10 @@ class UNetOnnxBackend:
                 classes[bx, by, z] = np.argmax(p, axis=0)
         if prepared.resampled:
             original_xy = prepared.oriented.array.shape[:2]
-            classes = np.argmax(resize_inplane(probs, shape_xy=original_xy, order=1), axis=-1)
+            classes = np.empty((*original_xy, volume.shape[2]), dtype=np.intp)
+            for z0 in range(0, volume.shape[2], _RESIZE_SLAB):  # in slabs: bounded memory
+                slab = resize_inplane(probs[:, :, z0 : z0 + _RESIZE_SLAB], shape_xy=original_xy, order=1)
+                classes[:, :, z0 : z0 + _RESIZE_SLAB] = np.argmax(slab, axis=-1)
         labels = self._values[classes].astype(label_dtype(int(self._values.max())))
         labels = restore_orientation(labels, prepared.oriented)
         info = {
