@@ -81,7 +81,9 @@ def test_resize_inplane_keeps_field_of_view_and_labels() -> None:
     assert up[:, 0, 0].mean() == pytest.approx(ramp[:, 0, 0].mean(), abs=0.05)
 
 
-@pytest.mark.parametrize(("shape", "shape_xy"), [((149, 149, 7, 6), (224, 224)), ((40, 30, 3), (16, 45)), ((9, 17), (40, 5))])
+@pytest.mark.parametrize(
+    ("shape", "shape_xy"), [((149, 149, 7, 6), (224, 224)), ((40, 30, 3), (16, 45)), ((9, 17), (40, 5))]
+)
 def test_linear_resize_equals_scipys_multilinear_zoom(shape, shape_xy) -> None:
     from scipy import ndimage
 
