@@ -15,7 +15,7 @@ pytest.importorskip("onnxruntime")
 import paraspinal.cli.segment_cmd  # noqa: F401
 from paraspinal.anatomy import load_scheme
 from paraspinal.backends import SegmentationBackend, UNetOnnxBackend, bundled_model_dir, default_backend
-from paraspinal.backends.unet_onnx import file_sha256
+from paraspinal.backends.unet_onnx import file_sha256, smooth_across_slices
 from paraspinal.cli.main import main
 from paraspinal.errors import InputError, ParaspinalError
 from paraspinal.io import Image, read_image, read_label_map
@@ -115,6 +115,46 @@ def test_coarser_input_is_resampled_and_mapped_back_onto_its_grid(backend, tum01
     assert np.mean([_dice(seg.labels.array, truth, v) for v in (1, 2, 3, 4)]) > 0.8
 
 
+# --- averaging neighbouring slices ---------------------------------------------------------------
+
+
+def test_slice_smoothing_is_a_gaussian_in_mm() -> None:
+    impulse = np.zeros((2, 11, 3), dtype=np.float32)
+    impulse[:, 5, 1] = 1.0
+    out = smooth_across_slices(impulse, slice_spacing_mm=4.0, sigma_mm=3.0, axis=1)[0, :, 1]
+    # sigma 0.75 slices, reaching 2 sigma = 1.5 -> 2 slices either side
+    weights = np.exp(-0.5 * (4.0 * np.arange(-2, 3) / 3.0) ** 2)
+    np.testing.assert_allclose(out[3:8], weights / weights.sum(), rtol=1e-5)
+    assert out[:3].sum() == 0 and out[8:].sum() == 0
+    # the kernel is set in mm: half the spacing and half the sigma give the same weights per slice
+    np.testing.assert_allclose(smooth_across_slices(impulse, slice_spacing_mm=2.0, sigma_mm=1.5, axis=1)[0, :, 1], out)
+    assert smooth_across_slices(impulse, slice_spacing_mm=4.0, sigma_mm=0.0, axis=1) is impulse
+    probs = np.random.default_rng(0).dirichlet(np.ones(5), size=(3, 4, 9))  # (x, y, z, C), sums to 1
+    smoothed = smooth_across_slices(probs, slice_spacing_mm=1.0, sigma_mm=4.0, axis=2)
+    np.testing.assert_allclose(smoothed.sum(axis=-1), 1.0)
+
+
+def test_slice_smoothing_leaves_a_stack_of_identical_slices_alone(tum01) -> None:
+    one = _slab(tum01["water"], 14, 15)
+    stack = Image(np.repeat(one.array, 5, axis=2), one.affine)
+    plain = UNetOnnxBackend(bundled_model_dir(), slice_sigma_mm=0.0).segment(stack).labels.array
+    smoothed = UNetOnnxBackend(bundled_model_dir(), slice_sigma_mm=8.0).segment(stack)
+    assert smoothed.info["slice_sigma_mm"] == 8.0
+    np.testing.assert_array_equal(smoothed.labels.array, plain)
+    assert np.all(plain == plain[:, :, :1])
+
+
+def test_slice_smoothing_changes_only_uncertain_voxels_on_tum01(backend, tum01) -> None:
+    slab = _slab(tum01["water"], 8, 20)
+    plain = UNetOnnxBackend(bundled_model_dir(), slice_sigma_mm=0.0).segment(slab).labels.array
+    smoothed = UNetOnnxBackend(bundled_model_dir(), slice_sigma_mm=4.0).segment(slab).labels.array
+    changed = np.count_nonzero(plain != smoothed) / np.count_nonzero(plain | smoothed)
+    assert 0.0 < changed < 0.05, changed
+    truth = tum01["labels"].array[:, :, 8:20]
+    for value in (1, 2, 3, 4):
+        assert _dice(smoothed, truth, value) > _dice(plain, truth, value) - 0.01, value
+
+
 # --- CLI -----------------------------------------------------------------------------------------
 
 
@@ -178,3 +218,11 @@ def test_model_folder_problems_are_one_line_errors(tmp_path) -> None:
     assert str(info.value) == f"{folder}: no model.json: not a paraspinal model folder"
     with pytest.raises(ParaspinalError, match="unknown device 'tpu'"):
         UNetOnnxBackend(bundled_model_dir(), device="tpu")
+    shutil.rmtree(folder)
+    shutil.copytree(bundled_model_dir(), folder)
+    card = json.loads((folder / "model.json").read_text())
+    card["output"]["slice_sigma_mm"] = -2
+    (folder / "model.json").write_text(json.dumps(card))
+    with pytest.raises(InputError) as info:
+        UNetOnnxBackend(folder)
+    assert str(info.value) == f"{folder / 'model.json'}: output.slice_sigma_mm must be between 0 and 20 mm, got -2"

@@ -133,6 +133,34 @@ def test_bad_weight_averaging_decay_is_refused(tmp_path) -> None:
         load_config(path)
 
 
+def test_slice_smoothing_goes_from_the_config_into_the_model_card_and_the_backend(tmp_path, tiny_config) -> None:
+    tiny_config.write_text(TINY + "[inference]\nslice_sigma_mm = 4.0\n")
+    result = train(_dataset(tmp_path / "ds", cases=1), tmp_path / "m", config=load_config(tiny_config, epochs=1))
+    assert result.card["output"]["slice_sigma_mm"] == 4.0
+    assert read_model_card(result.model_dir).slice_sigma_mm == 4.0
+    assert UNetOnnxBackend(result.model_dir).provenance["slice_sigma_mm"] == 4.0
+    assert UNetOnnxBackend(result.model_dir, slice_sigma_mm=0).provenance["slice_sigma_mm"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[inference]\nslice_sigma_mm = -1.0\n", "slice_sigma_mm must be between 0 and 20 mm, got -1"),
+        ("[inference]\nsigma = 1.0\n", "unknown key(s) ['sigma'] in [inference] (known: slice_sigma_mm)"),
+        (
+            "[inferens]\nslice_sigma_mm = 1.0\n",
+            "unknown table(s) ['inferens'] (known: training, model, input, augment, inference)",
+        ),
+    ],
+)
+def test_bad_inference_options_are_refused(tmp_path, text: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(InputError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: {message}"
+
+
 def test_onnx_and_pytorch_outputs_agree(tmp_path, tiny_config) -> None:
     from paraspinal.training.export import load_safetensors
     from paraspinal.training.unet import UNet2D, UNetConfig

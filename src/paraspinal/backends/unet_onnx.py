@@ -4,7 +4,9 @@ A model folder holds ``model.json`` (the model card, written by ``paraspinal tra
 ``model.onnx``. ``segment`` reorients the image to the model's axis order (from the affine),
 normalises intensities, resamples in-plane only when the spacing differs from the model's beyond
 its tolerance, crops to the body, runs slices in batches (optionally also left-right mirrored,
-with sided labels swapped back), and maps the result exactly back onto the input grid. Labels
+with sided labels swapped back), optionally averages the class probabilities of neighbouring
+slices (a Gaussian of ``output.slice_sigma_mm`` along the slice axis), and maps the result
+exactly back onto the input grid. Labels
 follow the patient's sides as given by the affine. The largest-component clean-up is a separate
 step (:func:`paraspinal.postprocessing.keep_largest_component`).
 """
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from paraspinal import __version__
 from paraspinal.anatomy import LabelScheme, load_scheme
@@ -30,6 +33,7 @@ from paraspinal.preprocessing import InputSpec, foreground_box, prepare_volume, 
 MODEL_FORMAT = "paraspinal-unet2d/1"
 DEVICES = ("cpu", "cuda", "auto")
 _RESIZE_SLAB = 8  # slices whose probabilities are taken back to the input's pixels at once
+MAX_SLICE_SIGMA_MM = 20.0
 
 
 def file_sha256(path: Path) -> str:
@@ -53,6 +57,7 @@ class ModelCard:
     onnx_path: Path
     onnx_sha256: str
     raw: dict[str, object]
+    slice_sigma_mm: float = 0.0
 
 
 def read_model_card(folder: str | Path) -> ModelCard:
@@ -77,6 +82,7 @@ def read_model_card(folder: str | Path) -> ModelCard:
         onnx_sha256 = str(weights["onnx_sha256"])
         if int(raw["input"].get("channels", 1)) != 1:
             raise InputError("only single-channel models are supported", path=card_path)
+        slice_sigma_mm = float(output.get("slice_sigma_mm", 0.0))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"model.json is not valid JSON ({exc})", path=card_path) from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -86,9 +92,15 @@ def read_model_card(folder: str | Path) -> ModelCard:
     if class_values[0] != 0 or len(set(class_values)) != len(class_values):
         raise InputError("output.class_values must start with background 0 and be unique", path=card_path)
     scheme.check_values(class_values, path=card_path)
+    if not 0.0 <= slice_sigma_mm <= MAX_SLICE_SIGMA_MM:
+        raise InputError(
+            f"output.slice_sigma_mm must be between 0 and {MAX_SLICE_SIGMA_MM:g} mm, got {slice_sigma_mm:g}",
+            path=card_path,
+        )
     if not onnx_path.is_file():
         raise InputError("weights file listed in model.json is missing", path=onnx_path)
-    return ModelCard(folder, str(raw.get("name", folder.name)), spec, class_values, scheme, onnx_path, onnx_sha256, raw)
+    name = str(raw.get("name", folder.name))
+    return ModelCard(folder, name, spec, class_values, scheme, onnx_path, onnx_sha256, raw, slice_sigma_mm)
 
 
 def _providers(device: str) -> list[str]:
@@ -118,6 +130,9 @@ class UNetOnnxBackend:
         batch_size: slices per ONNX Runtime call (twice as many images with the flip); small batches keep
             peak memory low and are as fast on a CPU.
         threads: CPU threads for ONNX Runtime (None: its default, one per physical core).
+        slice_sigma_mm: Gaussian sigma (mm, along the slice axis) for averaging neighbouring slices'
+            class probabilities before the argmax; None = the model card's ``output.slice_sigma_mm``
+            (0 when absent), 0 = each slice on its own.
     """
 
     name = "unet_onnx"
@@ -130,6 +145,7 @@ class UNetOnnxBackend:
         test_time_flip: bool = True,
         batch_size: int = 2,
         threads: int | None = None,
+        slice_sigma_mm: float | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -157,6 +173,10 @@ class UNetOnnxBackend:
         # a sagittal model has no in-plane left-right axis: nothing to mirror
         self.test_time_flip = test_time_flip and self.card.spec.lr_axis is not None
         self.batch_size = max(1, int(batch_size))
+        self.slice_sigma_mm = self.card.slice_sigma_mm if slice_sigma_mm is None else float(slice_sigma_mm)
+        if not 0.0 <= self.slice_sigma_mm <= MAX_SLICE_SIGMA_MM:
+            limit = f"{MAX_SLICE_SIGMA_MM:g}"
+            raise ParaspinalError(f"slice_sigma_mm must be between 0 and {limit} mm, got {slice_sigma_mm}")
         swap = self.card.scheme.side_swap_map()
         values = self.card.class_values
         self._swap_lut = np.array([values.index(swap.get(v, v)) for v in values], dtype=np.intp)
@@ -187,6 +207,7 @@ class UNetOnnxBackend:
             "scheme": self.card.scheme.key,
             "device": self.device,
             "test_time_flip": self.test_time_flip,
+            "slice_sigma_mm": self.slice_sigma_mm,
             "onnxruntime_version": ort.__version__,
             "paraspinal_version": __version__,
         }
@@ -202,25 +223,27 @@ class UNetOnnxBackend:
         padded = np.pad(crop, ((0, pad[0]), (0, pad[1]), (0, 0)))
         slices = np.ascontiguousarray(np.moveaxis(padded, 2, 0)[:, None])  # (z, 1, H, W)
         n_classes = len(self._values)
+        box = np.empty((*crop.shape, n_classes), dtype=np.float32)  # (h, w, z, C) inside the crop box
+        for start in range(0, len(slices), self.batch_size):
+            p = self._probabilities(slices[start : start + self.batch_size])  # (b, C, H, W)
+            p = p[:, :, : crop.shape[0], : crop.shape[1]]
+            box[:, :, start : start + p.shape[0]] = np.transpose(p, (2, 3, 0, 1))
+        box = smooth_across_slices(
+            box, slice_spacing_mm=prepared.oriented.spacing_mm[2], sigma_mm=self.slice_sigma_mm, axis=2
+        )
         if prepared.resampled:
             probs = np.zeros((*volume.shape, n_classes), dtype=np.float32)
             probs[..., 0] = 1.0
-        else:
-            classes = np.zeros(volume.shape, dtype=np.uint8)
-        for start in range(0, len(slices), self.batch_size):
-            p = self._probabilities(slices[start : start + self.batch_size])  # (b, C, H, W)
-            p = np.moveaxis(p[:, :, : crop.shape[0], : crop.shape[1]], 0, -1)  # (C, h, w, b)
-            z = slice(start, start + p.shape[-1])
-            if prepared.resampled:
-                probs[bx, by, z] = np.moveaxis(p, 0, -1)
-            else:
-                classes[bx, by, z] = np.argmax(p, axis=0)
-        if prepared.resampled:
+            probs[bx, by] = box
+            del box
             original_xy = prepared.oriented.array.shape[:2]
             classes = np.empty((*original_xy, volume.shape[2]), dtype=np.intp)
             for z0 in range(0, volume.shape[2], _RESIZE_SLAB):  # in slabs: bounded memory
                 slab = resize_inplane(probs[:, :, z0 : z0 + _RESIZE_SLAB], shape_xy=original_xy, order=1)
                 classes[:, :, z0 : z0 + _RESIZE_SLAB] = np.argmax(slab, axis=-1)
+        else:
+            classes = np.zeros(volume.shape, dtype=np.uint8)
+            classes[bx, by] = np.argmax(box, axis=-1)
         labels = self._values[classes].astype(label_dtype(int(self._values.max())))
         labels = restore_orientation(labels, prepared.oriented)
         info = {
@@ -245,6 +268,19 @@ class UNetOnnxBackend:
         n = len(batch)
         mirrored = np.flip(out[n:], axis=axis)[:, self._swap_lut]
         return 0.5 * (out[:n] + mirrored)
+
+
+def smooth_across_slices(probs: np.ndarray, *, slice_spacing_mm: float, sigma_mm: float, axis: int) -> np.ndarray:
+    """Class probabilities averaged over neighbouring slices with a Gaussian of ``sigma_mm`` (mm).
+
+    The kernel is measured in mm, so thick slices are mixed less than thin ones; it reaches
+    2 sigma to either side (rounded to whole slices) and repeats the edge slices at the ends.
+    ``sigma_mm`` 0 returns ``probs`` unchanged. Weights sum to 1, so probabilities stay probabilities.
+    """
+    if sigma_mm <= 0.0 or probs.shape[axis] < 2:
+        return probs
+    sigma_px = sigma_mm / float(slice_spacing_mm)
+    return ndimage.gaussian_filter1d(probs, sigma_px, axis=axis, mode="nearest", truncate=2.0)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ TOML layout (every table and key optional)::
     [model]                   # base_channels, max_channels, levels, convs_per_level
     [input]                   # axcodes, spacing_mm (default: the dataset's median), spacing_tolerance, percentiles
     [augment]                 # see AugmentConfig
+    [inference]               # slice_sigma_mm: written to model.json for ONNX inference
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from paraspinal.backends.unet_onnx import MAX_SLICE_SIGMA_MM
 from paraspinal.errors import InputError
 from paraspinal.training.augment import AugmentConfig
 
@@ -38,6 +40,18 @@ class InputOptions:
     spacing_tolerance: float = 0.1
     lower_percentile: float = 0.5
     upper_percentile: float = 99.5
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How the written model is applied (stored in model.json under ``output``).
+
+    ``slice_sigma_mm``: Gaussian sigma (mm, along the slice axis) with which inference averages
+    neighbouring slices' class probabilities before the argmax; 0 = every slice on its own. The
+    per-epoch validation Dice is measured slice by slice, without it.
+    """
+
+    slice_sigma_mm: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -71,12 +85,13 @@ class TrainConfig:
     model: ModelOptions = field(default_factory=ModelOptions)
     input: InputOptions = field(default_factory=InputOptions)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    inference: InferenceOptions = field(default_factory=InferenceOptions)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-_TABLES = {"model": ModelOptions, "input": InputOptions, "augment": AugmentConfig}
+_TABLES = {"model": ModelOptions, "input": InputOptions, "augment": AugmentConfig, "inference": InferenceOptions}
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
@@ -98,7 +113,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
 def _apply(config: TrainConfig, document: dict[str, Any], *, path: Path | None) -> TrainConfig:
     unknown_tables = sorted(set(document) - {"training", *_TABLES})
     if unknown_tables:
-        raise InputError(f"unknown table(s) {unknown_tables} (known: training, model, input, augment)", path=path)
+        known_tables = ", ".join(["training", *_TABLES])
+        raise InputError(f"unknown table(s) {unknown_tables} (known: {known_tables})", path=path)
     changes: dict[str, Any] = {}
     for table, cls in _TABLES.items():
         if table in document:
@@ -116,6 +132,9 @@ def _apply(config: TrainConfig, document: dict[str, Any], *, path: Path | None) 
     decay = changes.get("ema_decay")
     if decay is not None and not 0.0 < float(decay) < 1.0:
         raise InputError(f"ema_decay must be between 0 and 1 (exclusive), got {decay}", path=path)
+    sigma = float(changes["inference"].slice_sigma_mm) if "inference" in changes else 0.0
+    if not 0.0 <= sigma <= MAX_SLICE_SIGMA_MM:
+        raise InputError(f"slice_sigma_mm must be between 0 and {MAX_SLICE_SIGMA_MM:g} mm, got {sigma:g}", path=path)
     for key in ("validation_cases",):
         if key in changes:
             changes[key] = tuple(str(v) for v in changes[key])

@@ -356,6 +356,7 @@ def _card(
             "scheme": scheme.key,
             "class_values": list(info.class_values),
             "labels": {str(v): scheme.entry(v).name for v in info.class_values if v},
+            "slice_sigma_mm": float(config.inference.slice_sigma_mm),
             "postprocessing": "keep the largest connected component per label (paraspinal.postprocessing)",
         },
         "training": {
