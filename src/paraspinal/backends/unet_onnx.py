@@ -92,11 +92,9 @@ def read_model_card(folder: str | Path) -> ModelCard:
     if class_values[0] != 0 or len(set(class_values)) != len(class_values):
         raise InputError("output.class_values must start with background 0 and be unique", path=card_path)
     scheme.check_values(class_values, path=card_path)
-    if not 0.0 <= slice_sigma_mm <= MAX_SLICE_SIGMA_MM:
-        raise InputError(
-            f"output.slice_sigma_mm must be between 0 and {MAX_SLICE_SIGMA_MM:g} mm, got {slice_sigma_mm:g}",
-            path=card_path,
-        )
+    problem = slice_sigma_problem(slice_sigma_mm)
+    if problem:
+        raise InputError(f"output.{problem}", path=card_path)
     if not onnx_path.is_file():
         raise InputError("weights file listed in model.json is missing", path=onnx_path)
     name = str(raw.get("name", folder.name))
@@ -174,9 +172,9 @@ class UNetOnnxBackend:
         self.test_time_flip = test_time_flip and self.card.spec.lr_axis is not None
         self.batch_size = max(1, int(batch_size))
         self.slice_sigma_mm = self.card.slice_sigma_mm if slice_sigma_mm is None else float(slice_sigma_mm)
-        if not 0.0 <= self.slice_sigma_mm <= MAX_SLICE_SIGMA_MM:
-            limit = f"{MAX_SLICE_SIGMA_MM:g}"
-            raise ParaspinalError(f"slice_sigma_mm must be between 0 and {limit} mm, got {slice_sigma_mm}")
+        problem = slice_sigma_problem(self.slice_sigma_mm)
+        if problem:
+            raise ParaspinalError(problem)
         swap = self.card.scheme.side_swap_map()
         values = self.card.class_values
         self._swap_lut = np.array([values.index(swap.get(v, v)) for v in values], dtype=np.intp)
@@ -268,6 +266,13 @@ class UNetOnnxBackend:
         n = len(batch)
         mirrored = np.flip(out[n:], axis=axis)[:, self._swap_lut]
         return 0.5 * (out[:n] + mirrored)
+
+
+def slice_sigma_problem(sigma_mm: float) -> str | None:
+    """Why ``sigma_mm`` is not a usable slice-averaging sigma (None when it is)."""
+    if 0.0 <= sigma_mm <= MAX_SLICE_SIGMA_MM:
+        return None
+    return f"slice_sigma_mm must be between 0 and {MAX_SLICE_SIGMA_MM:g} mm, got {sigma_mm:g}"
 
 
 def smooth_across_slices(probs: np.ndarray, *, slice_spacing_mm: float, sigma_mm: float, axis: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from paraspinal.backends.unet_onnx import MAX_SLICE_SIGMA_MM
+from paraspinal.backends.unet_onnx import slice_sigma_problem
 from paraspinal.errors import InputError
 from paraspinal.training.augment import AugmentConfig
 
@@ -132,9 +132,9 @@ def _apply(config: TrainConfig, document: dict[str, Any], *, path: Path | None) 
     decay = changes.get("ema_decay")
     if decay is not None and not 0.0 < float(decay) < 1.0:
         raise InputError(f"ema_decay must be between 0 and 1 (exclusive), got {decay}", path=path)
-    sigma = float(changes["inference"].slice_sigma_mm) if "inference" in changes else 0.0
-    if not 0.0 <= sigma <= MAX_SLICE_SIGMA_MM:
-        raise InputError(f"slice_sigma_mm must be between 0 and {MAX_SLICE_SIGMA_MM:g} mm, got {sigma:g}", path=path)
+    problem = slice_sigma_problem(float(changes["inference"].slice_sigma_mm)) if "inference" in changes else None
+    if problem:
+        raise InputError(problem, path=path)
     for key in ("validation_cases",):
         if key in changes:
             changes[key] = tuple(str(v) for v in changes[key])
