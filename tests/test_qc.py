@@ -15,6 +15,7 @@ from paraspinal.measurement import measure_case
 from paraspinal.reporting.qc import QcSlice, label_colours, plot_axial_overlay, qc_slices
 from paraspinal.reporting.qc_case import write_case_qc
 from paraspinal.reporting.qc_fat import fat_fraction_map
+from paraspinal.reporting.qc_sagittal import spread_labels
 from paraspinal.reporting.qc_views import crop_box, display_window, plane_view
 from tests.phantoms import ras_affine, reorient, two_muscle_phantom
 
@@ -170,3 +171,18 @@ def test_case_qc_writes_every_kind_of_image(tmp_path: Path) -> None:
         tmp_path / "b", case_id="ph", labels=lab, scheme=scheme, levels=None, background=w, table=table, n_even=4
     )
     assert [i.kind for i in no_levels] == ["axial"] * 4 + ["locator", "montage"]
+
+
+def test_disc_labels_are_spread_apart_in_order_and_inside_the_view() -> None:
+    # far apart: unchanged
+    assert spread_labels([10.0, 50.0, 90.0], min_gap=5.0, low=0.0, high=100.0) == [10.0, 50.0, 90.0]
+    # three labels on one height (tilted planes extrapolated to the margin): pushed 5 apart, order kept
+    ys = spread_labels([40.0, 40.0, 41.0], min_gap=5.0, low=0.0, high=100.0)
+    assert ys == [40.0, 45.0, 50.0]
+    # crowded at the top edge: pushed down, never beyond the view
+    ys = spread_labels([99.0, 98.0, 100.0], min_gap=5.0, low=0.0, high=100.0)
+    assert ys == [95.0, 90.0, 100.0]
+    # more labels than fit: the gap shrinks to fit them all evenly
+    ys = spread_labels([5.0] * 5, min_gap=10.0, low=0.0, high=20.0)
+    assert ys == [0.0, 5.0, 10.0, 15.0, 20.0]
+    assert spread_labels([], min_gap=1.0, low=0.0, high=1.0) == []

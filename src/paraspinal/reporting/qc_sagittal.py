@@ -28,6 +28,7 @@ _SLICE_COLOUR = "#56B4E9"
 _CHOSEN_COLOUR = "#D55E00"
 _BODY_COLOURS = ("#009E73", "#0072B2", "#CC79A7", "#56B4E9", "#E69F00", "#F0E442")
 _PLANE_HALF_LENGTH_MM = 28.0
+_LABEL_GAP_FRACTION = 0.045  # of the view height: disc labels in the margin never overlap
 
 
 def plot_sagittal_levels(
@@ -65,17 +66,24 @@ def plot_sagittal_levels(
         ax.text(x, y, body.name, color="white", fontsize=9, fontweight="bold", ha="center", va="center")
     if axial is not None and matched is not None:
         _draw_axial_planes(ax, view, sagittal, axial, matched)
+    low, high = sorted((bottom, top))
+    planes = []
     for disc in spine.discs:
-        colour = _ESTIMATED_COLOUR if disc.estimated else _DISC_COLOUR
         centre = np.asarray(disc.centre_mm)
-        (x0, y0), (x1, y1) = _plane_segment(sagittal, view, centre, np.asarray(disc.normal))
+        segment = _plane_segment(sagittal, view, centre, np.asarray(disc.normal))
+        height = _display(sagittal, view, centre)[1]  # labels follow the disc centres: cranio-caudal order kept
+        planes.append((disc, segment, float(np.clip(height, low, high))))
+    label_ys = spread_labels([y for _, _, y in planes], min_gap=_LABEL_GAP_FRACTION * (high - low), low=low, high=high)
+    for (disc, ((x0, y0), (x1, y1)), _), y_label in zip(planes, label_ys, strict=True):
+        colour = _ESTIMATED_COLOUR if disc.estimated else _DISC_COLOUR
         ax.plot([x0, x1], [y0, y1], color=colour, lw=2.0, ls="--" if disc.estimated else "-")
-        cx, cy = _display(sagittal, view, centre)
+        cx, cy = _display(sagittal, view, np.asarray(disc.centre_mm))
         ax.plot([cx], [cy], marker="o", color=colour, ms=5)
+        end = (x1, y1) if x1 >= x0 else (x0, y0)
+        ax.plot([end[0], right - 2.0], [end[1], y_label], color=colour, lw=0.6, ls=":")  # plane to its label
         label = f"{disc.name}{' (est.)' if disc.estimated else ''} {disc.confidence:.2f}"
         ax.text(
-            right - 2.0, _y_at(right - 2.0, (x0, y0), (x1, y1)), label, color="black", fontsize=8, ha="right",
-            va="bottom",
+            right - 2.0, y_label, label, color="black", fontsize=8, ha="right", va="center",
             bbox={"boxstyle": "round,pad=0.15", "facecolor": colour, "edgecolor": "none", "alpha": 0.9},
         )  # fmt: skip
     ax.set_xlim(left, right)
@@ -99,6 +107,25 @@ def _display(image: Image, view: PlaneView, point_mm: np.ndarray) -> tuple[float
     """Display (column mm, row mm) of a world point projected onto the view along its fixed axis."""
     v = _to_voxel(image, point_mm[None, :])[0]
     return view.col_mm(float(v[view.col_axis])), view.row_mm(float(v[view.row_axis]))
+
+
+def spread_labels(ys: list[float], *, min_gap: float, low: float, high: float) -> list[float]:
+    """Label heights as close to ``ys`` as possible, order kept, at least ``min_gap`` apart, inside
+    [``low``, ``high``] (display units; when they cannot fit, the gap shrinks to fit them evenly)."""
+    if not ys:
+        return []
+    order = np.argsort(ys, kind="stable")
+    gap = min(min_gap, (high - low) / max(len(ys) - 1, 1))
+    placed = np.asarray(ys, dtype=float)[order]
+    placed[0] = max(placed[0], low)
+    for i in range(1, len(placed)):
+        placed[i] = max(placed[i], placed[i - 1] + gap)
+    placed[-1] = min(placed[-1], high)
+    for i in range(len(placed) - 2, -1, -1):
+        placed[i] = min(placed[i], placed[i + 1] - gap)
+    out = np.empty_like(placed)
+    out[order] = placed
+    return [float(y) for y in out]
 
 
 def _y_at(x: float, a: tuple[float, float], b: tuple[float, float]) -> float:
