@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,11 +27,22 @@ from paraspinal.training.dataset import read_dataset
 from paraspinal.training.trainer import train
 
 N_FOLDS = 5
+T2_PREFIX = "t2-"
+
+
+def subject_of(case_id: str) -> str:
+    """The subject a case belongs to: ``add_t2_bodies.py`` repeats a T2 subject as ``t2-NN-r1``, ``t2-NN-r2``, ..."""
+    return re.sub(r"-r\d+$", "", case_id)
 
 
 def fold_cases(case_ids: list[str], fold: int) -> list[str]:
-    """The held-out cases of ``fold`` (every fifth case of the sorted ids, starting at ``fold``)."""
-    return sorted(case_ids)[fold::N_FOLDS]
+    """The held-out cases of ``fold``: every fifth subject of the sorted ids, starting at ``fold``, counted
+    separately for the Dixon subjects and the T2 subjects (``t2-`` ids), with all repeats of a subject."""
+    subjects = sorted({subject_of(c) for c in case_ids})
+    held = set()
+    for source in (False, True):
+        held |= set([s for s in subjects if s.startswith(T2_PREFIX) == source][fold::N_FOLDS])
+    return sorted(c for c in case_ids if subject_of(c) in held)
 
 
 def dice_per_value(pred: np.ndarray, ref: np.ndarray, values: range) -> dict[int, float]:
@@ -54,12 +66,14 @@ def run_fold(dataset: Path, out: Path, *, config_path: Path, fold: int) -> dict[
     backend = UNetOnnxBackend(model_dir)
     scores: dict[str, dict[str, float]] = {}
     for case in info.cases:
-        if case.case_id not in held_out:
+        if case.case_id not in held_out or subject_of(case.case_id) != case.case_id.removesuffix("-r1"):
             continue
         image = read_image(case.images[0])
         truth = read_label_map(case.labels)
         labels = backend.segment(image).labels
         write_label_map(labels, fold_dir / "predictions" / f"{case.case_id}_dseg.nii.gz")
+        if case.case_id.startswith(T2_PREFIX):
+            continue  # body labels made from the discs (add_t2_bodies.py): scored by score_t2_levels.py instead
         dice = dice_per_value(labels.array, truth.array, range(1, 6))
         scores[case.case_id] = {f"L{v}": round(d, 4) for v, d in dice.items()}
     result = {"fold": fold, "held_out": held_out, "dice": scores}

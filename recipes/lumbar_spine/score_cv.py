@@ -61,6 +61,8 @@ def score(dataset: Path, cv_dir: Path) -> dict[str, object]:
     cases: dict[str, dict[str, object]] = {}
     for pred_path in sorted(cv_dir.glob("fold_*/predictions/*_dseg.nii.gz")):
         case_id = pred_path.name[: -len("_dseg.nii.gz")]
+        if case_id.startswith("t2-"):
+            continue  # T2 bodies named from discs (add_t2_bodies.py): scored by score_t2_levels.py
         cases[case_id] = score_case(pred_path, dataset / "labelsTr" / f"{case_id}.nii.gz")
     per_level = {
         kind: {f"L{v}": float(np.nanmean([c[kind][f"L{v}"] for c in cases.values()])) for v in LEVELS}  # type: ignore[index]

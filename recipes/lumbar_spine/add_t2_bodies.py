@@ -1,0 +1,182 @@
+"""Add the sagittal T2 spines to the vertebral body dataset, with body labels named from their manual discs.
+
+    python recipes/lumbar_spine/add_t2_bodies.py ../shared/data/spine-sagittal/ivd-t2 \
+        /tmp/Dataset902_LumbarSpine /tmp/Dataset905_LumbarSpineMixed --model src/paraspinal/models/lumbar_spine
+
+The 54 Dixon spines alone teach the model one contrast and one field of view: on the five 1.5 T T2 spines
+the bodies are found but named one level off in most subjects (the sacrum's top taken for L5, or T12 for
+L1). The T2 files carry disc masks, not body masks, so their body labels are made here:
+
+1. ``--model`` (a body model trained on Dixon only) segments each T2 volume; its foreground, less pieces
+   under ``MIN_PIECE_VOXELS``, is the body outline;
+2. each foreground voxel is named from the manual discs: the planes of the five discs (centroid and the
+   direction of least spread of each disc's voxels) cut the spine into L1 (above L1/L2, up to one motion
+   segment), L2 ... L5, and the sacrum below L5/S1, which becomes background (as T12 above L1).
+
+The outlines are the model's, so they are only as good as its Dice; the names are the manual ones. The
+output dataset holds the Dixon cases (links to the source dataset's files) and each T2 case ``REPEATS``
+times (``t2-NN-rK``), so T2 makes up about a fifth of the training slices. ``cross_validate.py`` keeps the
+repeats of one subject in one fold. A QC image of the mid-sagittal slice of each T2 case is written to
+``qc/``. Training data only: never shipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from paraspinal.backends import UNetOnnxBackend
+from paraspinal.io import Image, read_image, read_label_map, write_label_map, write_nifti
+
+REPEATS = 3
+MIN_PIECE_VOXELS = 500
+CORRIDOR_VOXELS = 30  # 1 mm voxels
+T2_PREFIX = "t2-"
+
+
+def disc_planes(discs: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Centroid and unit normal (voxel indices; pointing to lower index 0, i.e. superior) per disc value."""
+    planes = {}
+    for value in range(1, 6):
+        points = np.argwhere(discs == value).astype(float)
+        if len(points) < 10:
+            raise SystemExit(f"disc {value} has {len(points)} voxels")
+        centre = points.mean(axis=0)
+        _, _, vt = np.linalg.svd(points - centre, full_matrices=False)
+        normal = vt[-1] if vt[-1][0] < 0 else -vt[-1]
+        planes[value] = (centre, normal)
+    return planes
+
+
+def name_by_discs(foreground: np.ndarray, discs: np.ndarray) -> np.ndarray:
+    """Body labels (1 = L1 ... 5 = L5) for ``foreground`` voxels, named from the disc planes
+    (disc values 1 = L5/S1 ... 5 = L1/L2)."""
+    planes = disc_planes(discs)
+    points = np.argwhere(foreground).astype(float)
+    below = np.zeros(len(points), dtype=int)
+    for centre, normal in planes.values():
+        below += (points - centre) @ normal < 0
+    segment = float(np.linalg.norm(planes[5][0] - planes[4][0]))
+    above_l1l2 = (points - planes[5][0]) @ planes[5][1]
+    level = below + 1  # below no disc: L1; below L1/L2 only: L2; ...; below all five: 6 (sacrum)
+    level[(below == 0) & (above_l1l2 > segment)] = 0  # T12 and above
+    level[level == 6] = 0
+    out = np.zeros(foreground.shape, dtype=np.uint8)
+    out[tuple(points.astype(int).T)] = level
+    return out
+
+
+def body_foreground(labels: np.ndarray, discs: np.ndarray) -> np.ndarray:
+    """The model's foreground pieces of at least ``MIN_PIECE_VOXELS`` that touch the spine corridor
+    (within ``CORRIDOR_VOXELS`` front to back of the line through the disc centroids)."""
+    centres = np.array([disc_planes(discs)[v][0] for v in range(5, 0, -1)])  # cranial to caudal
+    rows = np.arange(labels.shape[0])
+    spine_ap = np.interp(rows, centres[:, 0], centres[:, 1])  # constant beyond the first and last disc
+    inside = np.abs(np.arange(labels.shape[1])[None, :] - spine_ap[:, None]) <= CORRIDOR_VOXELS
+    pieces, n = ndimage.label(labels > 0)
+    sizes = np.bincount(pieces.ravel(), minlength=n + 1)
+    touching = np.zeros(n + 1, dtype=bool)
+    touching[np.unique(pieces[inside[:, :, None] & (pieces > 0)])] = True
+    keep = (sizes >= MIN_PIECE_VOXELS) & touching
+    keep[0] = False
+    return keep[pieces]
+
+
+def missing_l1_crop(bodies: np.ndarray, discs: np.ndarray) -> int:
+    """First row (index 0, superior to inferior) to keep: the top of L1/L2 when the model missed most of
+    L1 (under half L2's voxels), so that an unlabelled L1 is not taught as background; else 0."""
+    counts = np.bincount(bodies.ravel(), minlength=6)
+    if counts[1] >= 0.5 * counts[2]:
+        return 0
+    return int(np.argwhere(discs == 5)[:, 0].min())
+
+
+def rows_from(image: Image, top: int) -> Image:
+    """``image`` without its first ``top`` rows (array axis 0), on the matching grid."""
+    affine = image.affine.copy()
+    affine[:3, 3] += affine[:3, 0] * top
+    return Image(array=np.asarray(image.array)[top:], affine=affine, source=image.source, metadata=dict(image.metadata))
+
+
+def qc_image(image: np.ndarray, labels: np.ndarray, discs: np.ndarray, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = int(np.argmax((labels > 0).sum(axis=(0, 1))))
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.imshow(image[:, :, k], cmap="gray")
+    ax.imshow(np.ma.masked_equal(labels[:, :, k], 0), cmap="tab10", vmin=0, vmax=9, alpha=0.45)
+    ax.contour(discs[:, :, k] > 0, levels=[0.5], colors="yellow", linewidths=0.8)
+    ax.set_title(f"{path.stem}: slice {k}")
+    ax.axis("off")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+
+
+def link(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() or target.is_symlink():
+        target.unlink()
+    os.symlink(source.resolve(), target)
+
+
+def main(t2_dir: Path, dixon: Path, out: Path, *, model: Path) -> None:
+    backend = UNetOnnxBackend(model)
+    meta = json.loads((dixon / "dataset.json").read_text(encoding="utf-8"))
+    cases = []
+    for image_path in sorted((dixon / "imagesTr").glob("*_0000.nii.gz")):
+        case = image_path.name[: -len("_0000.nii.gz")]
+        link(image_path, out / "imagesTr" / image_path.name)
+        link(dixon / "labelsTr" / f"{case}.nii.gz", out / "labelsTr" / f"{case}.nii.gz")
+        cases.append(case)
+    for image_path in sorted(t2_dir.glob("*_img.nii.gz")):
+        subject = image_path.name[: -len("_img.nii.gz")]
+        image = read_image(image_path)
+        discs = read_label_map(t2_dir / f"{subject}_seg.nii.gz")
+        predicted = backend.segment(image).labels
+        disc_array = np.asarray(discs.array)
+        bodies = name_by_discs(body_foreground(np.asarray(predicted.array), disc_array), disc_array)
+        top = missing_l1_crop(bodies, disc_array)
+        if top:
+            image, discs = rows_from(image, top), rows_from(discs, top)
+            bodies, disc_array = bodies[top:], disc_array[top:]
+        counts = np.bincount(bodies.ravel(), minlength=6)[1:].tolist()
+        print(f"{subject}: voxels per body L1-L5 {counts}; rows above {top} cropped", flush=True)
+        first = out / "imagesTr" / f"{T2_PREFIX}{subject}-r1_0000.nii.gz"
+        write_nifti(image.with_array(np.asarray(image.array, dtype=np.float32)), first)
+        first_labels = out / "labelsTr" / f"{T2_PREFIX}{subject}-r1.nii.gz"
+        write_label_map(discs.with_array(bodies), first_labels)
+        qc_image(np.asarray(image.array), bodies, disc_array, out / "qc" / f"{subject}.png")
+        cases.append(f"{T2_PREFIX}{subject}-r1")
+        for repeat in range(2, REPEATS + 1):
+            case = f"{T2_PREFIX}{subject}-r{repeat}"
+            link(first, out / "imagesTr" / f"{case}_0000.nii.gz")
+            link(first_labels, out / "labelsTr" / f"{case}.nii.gz")
+            cases.append(case)
+    meta.update(
+        name=out.name,
+        description=meta["description"]
+        + "; plus sagittal 1.5 T T2 spines (Menezes-Reis 2016), bodies named from manual discs",
+        channel_names={"0": "sagittal"},
+        numTraining=len(cases),
+    )
+    (out / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    print(f"{out}: {len(cases)} cases", flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("t2", type=Path, help="folder of NN_img / NN_seg sagittal T2 files with disc masks")
+    parser.add_argument("dixon", type=Path, help="the Dixon body dataset written by make_dataset.py")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--model", type=Path, required=True, help="a body model trained on the Dixon data only")
+    args = parser.parse_args()
+    main(args.t2, args.dixon, args.out, model=args.model)

@@ -1,0 +1,97 @@
+"""Score automatic disc levels on the sagittal T2 spines against their manual disc masks, per cross-validation fold.
+
+    python recipes/lumbar_spine/score_t2_levels.py ../shared/data/spine-sagittal/ivd-t2 /tmp/spine_cv_t2
+
+Fold k's model (``fold_k/model``, trained without T2 subject ``sorted(ids)[k]``) finds the levels of that
+subject's T2 image through the shipped path (:func:`paraspinal.pipeline.sagittal_levels`: segmentation,
+naming, discs between the bodies). Each manual disc (1 = L5/S1 ... 5 = L1/L2) is compared with the found
+disc of the same name: it counts as named correctly when that disc's centre lies within half the gap
+from this manual disc's centroid to its nearest manual neighbour's (about 17 mm; a disc named one level
+off lies about one gap away). Also reported: the distance between the two centres (mm). Writes
+``t2_levels.json`` in the CV folder. With ``--model DIR`` one model scores every subject.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from paraspinal.backends import UNetOnnxBackend
+from paraspinal.errors import ParaspinalError
+from paraspinal.io import read_image, read_label_map
+from paraspinal.pipeline.sagittal import sagittal_levels
+
+DISC_NAMES = {1: "L5/S1", 2: "L4/L5", 3: "L3/L4", 4: "L2/L3", 5: "L1/L2"}
+N_FOLDS = 5
+
+
+def manual_centres(path: Path) -> dict[str, np.ndarray]:
+    """World centroid (mm) of each manual disc."""
+    discs = read_label_map(path)
+    array = np.asarray(discs.array)
+    out = {}
+    for value, name in DISC_NAMES.items():
+        ijk = np.argwhere(array == value).mean(axis=0)
+        out[name] = (discs.affine @ np.r_[ijk, 1.0])[:3]
+    return out
+
+
+def score_subject(image_path: Path, seg_path: Path, model: Path) -> dict[str, object]:
+    truth = manual_centres(seg_path)
+    try:
+        found = sagittal_levels(read_image(image_path), backend=UNetOnnxBackend(model)).spine
+        centres = {d.name: np.asarray(d.centre_mm, dtype=float) for d in found.discs}
+        notes = list(found.warnings)
+    except ParaspinalError as exc:
+        centres, notes = {}, [str(exc)]
+    discs = {}
+    for name, centre in truth.items():
+        if name not in centres:
+            discs[name] = {"found": False, "correct": False, "distance_mm": None}
+            continue
+        distance = float(np.linalg.norm(centres[name] - centre))
+        gap = min(float(np.linalg.norm(centre - c)) for other, c in truth.items() if other != name)
+        discs[name] = {"found": True, "correct": distance <= gap / 2, "distance_mm": round(distance, 1)}
+    return {"discs": discs, "notes": notes}
+
+
+def main(data: Path, cv: Path | None, *, model: Path | None) -> dict[str, object]:
+    subjects = sorted(p.name[: -len("_img.nii.gz")] for p in data.glob("*_img.nii.gz"))
+    results = {}
+    for index, subject in enumerate(subjects):
+        model_dir = model if model is not None else cv / f"fold_{index % N_FOLDS}" / "model"  # type: ignore[operator]
+        results[subject] = score_subject(data / f"{subject}_img.nii.gz", data / f"{subject}_seg.nii.gz", model_dir)
+        row = results[subject]["discs"]
+        print(
+            subject,
+            " ".join(f"{n}:{'ok' if d['correct'] else 'WRONG'}({d['distance_mm']})" for n, d in row.items()),
+            flush=True,
+        )
+    flat = [d for r in results.values() for d in r["discs"].values()]  # type: ignore[union-attr]
+    correct = sum(d["correct"] for d in flat)
+    subjects_all = sum(all(d["correct"] for d in r["discs"].values()) for r in results.values())  # type: ignore[union-attr]
+    distances = [d["distance_mm"] for d in flat if d["correct"]]
+    summary = {
+        "discs_named_correctly": f"{correct}/{len(flat)}",
+        "subjects_all_correct": f"{subjects_all}/{len(results)}",
+        "median_distance_mm_when_correct": float(np.median(distances)) if distances else None,
+    }
+    print(json.dumps(summary), flush=True)
+    return {"summary": summary, "subjects": results}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="folder of NN_img / NN_seg sagittal T2 files with disc masks")
+    parser.add_argument("cv", type=Path, nargs="?", help="cross-validation folder (fold_k/model)")
+    parser.add_argument("--model", type=Path, help="score every subject with this model instead")
+    parser.add_argument("-o", "--out", type=Path, help="where to write the JSON (default: CV folder/t2_levels.json)")
+    args = parser.parse_args()
+    if (args.cv is None) == (args.model is None):
+        parser.error("give a CV folder or --model")
+    report = main(args.data, args.cv, model=args.model)
+    out = args.out or (args.cv / "t2_levels.json")
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
