@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,11 @@ REPEATS = 3
 MIN_PIECE_VOXELS = 500
 CORRIDOR_VOXELS = 30  # 1 mm voxels
 T2_PREFIX = "t2-"
+
+
+def subject_of(case_id: str) -> str:
+    """The subject a case belongs to: a T2 subject is repeated as ``t2-NN-r1``, ``t2-NN-r2``, ..."""
+    return re.sub(r"-r\d+$", "", case_id)
 
 
 def disc_planes(discs: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:

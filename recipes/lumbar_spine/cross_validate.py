@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from add_t2_bodies import T2_PREFIX, subject_of
 
 from paraspinal.backends import UNetOnnxBackend
 from paraspinal.io import read_image, read_label_map, write_label_map
@@ -27,12 +27,6 @@ from paraspinal.training.dataset import read_dataset
 from paraspinal.training.trainer import train
 
 N_FOLDS = 5
-T2_PREFIX = "t2-"
-
-
-def subject_of(case_id: str) -> str:
-    """The subject a case belongs to: ``add_t2_bodies.py`` repeats a T2 subject as ``t2-NN-r1``, ``t2-NN-r2``, ..."""
-    return re.sub(r"-r\d+$", "", case_id)
 
 
 def fold_cases(case_ids: list[str], fold: int) -> list[str]:

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from add_t2_bodies import T2_PREFIX
 
 from paraspinal.anatomy import load_registry, load_scheme
 from paraspinal.errors import LevelsError
@@ -61,7 +62,7 @@ def score(dataset: Path, cv_dir: Path) -> dict[str, object]:
     cases: dict[str, dict[str, object]] = {}
     for pred_path in sorted(cv_dir.glob("fold_*/predictions/*_dseg.nii.gz")):
         case_id = pred_path.name[: -len("_dseg.nii.gz")]
-        if case_id.startswith("t2-"):
+        if case_id.startswith(T2_PREFIX):
             continue  # T2 bodies named from discs (add_t2_bodies.py): scored by score_t2_levels.py
         cases[case_id] = score_case(pred_path, dataset / "labelsTr" / f"{case_id}.nii.gz")
     per_level = {

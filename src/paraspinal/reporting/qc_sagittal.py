@@ -71,13 +71,14 @@ def plot_sagittal_levels(
     for disc in spine.discs:
         centre = np.asarray(disc.centre_mm)
         segment = _plane_segment(sagittal, view, centre, np.asarray(disc.normal))
-        height = _display(sagittal, view, centre)[1]  # labels follow the disc centres: cranio-caudal order kept
-        planes.append((disc, segment, float(np.clip(height, low, high))))
-    label_ys = spread_labels([y for _, _, y in planes], min_gap=_LABEL_GAP_FRACTION * (high - low), low=low, high=high)
-    for (disc, ((x0, y0), (x1, y1)), _), y_label in zip(planes, label_ys, strict=True):
+        planes.append((disc, segment, _display(sagittal, view, centre)))
+    label_ys = spread_labels(  # labels follow the disc centres, so their cranio-caudal order is kept
+        [float(np.clip(cy, low, high)) for _, _, (_, cy) in planes],
+        min_gap=_LABEL_GAP_FRACTION * (high - low), low=low, high=high,
+    )  # fmt: skip
+    for (disc, ((x0, y0), (x1, y1)), (cx, cy)), y_label in zip(planes, label_ys, strict=True):
         colour = _ESTIMATED_COLOUR if disc.estimated else _DISC_COLOUR
         ax.plot([x0, x1], [y0, y1], color=colour, lw=2.0, ls="--" if disc.estimated else "-")
-        cx, cy = _display(sagittal, view, np.asarray(disc.centre_mm))
         ax.plot([cx], [cy], marker="o", color=colour, ms=5)
         end = (x1, y1) if x1 >= x0 else (x0, y0)
         ax.plot([end[0], right - 2.0], [end[1], y_label], color=colour, lw=0.6, ls=":")  # plane to its label
