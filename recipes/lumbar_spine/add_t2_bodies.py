@@ -33,6 +33,7 @@ from scipy import ndimage
 
 from paraspinal.backends import UNetOnnxBackend
 from paraspinal.io import Image, read_image, read_label_map, write_label_map, write_nifti
+from paraspinal.levels.spine_geometry import disc_plane, voxel_points_mm
 
 REPEATS = 3
 MIN_PIECE_VOXELS = 500
@@ -45,25 +46,24 @@ def subject_of(case_id: str) -> str:
     return re.sub(r"-r\d+$", "", case_id)
 
 
-def disc_planes(discs: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Centroid and unit normal (voxel indices; pointing to lower index 0, i.e. superior) per disc value."""
+def disc_planes(discs: Image) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Centre (world mm) and cranial unit normal of each disc value (see :func:`disc_plane`)."""
     planes = {}
+    array = np.asarray(discs.array)
     for value in range(1, 6):
-        points = np.argwhere(discs == value).astype(float)
-        if len(points) < 10:
-            raise SystemExit(f"disc {value} has {len(points)} voxels")
-        centre = points.mean(axis=0)
-        _, _, vt = np.linalg.svd(points - centre, full_matrices=False)
-        normal = vt[-1] if vt[-1][0] < 0 else -vt[-1]
-        planes[value] = (centre, normal)
+        ijk = np.argwhere(array == value)
+        if len(ijk) < 10:
+            raise SystemExit(f"{discs.source}: disc {value} has {len(ijk)} voxels")
+        planes[value] = disc_plane(voxel_points_mm(ijk, discs.affine))
     return planes
 
 
-def name_by_discs(foreground: np.ndarray, discs: np.ndarray) -> np.ndarray:
-    """Body labels (1 = L1 ... 5 = L5) for ``foreground`` voxels, named from the disc planes
-    (disc values 1 = L5/S1 ... 5 = L1/L2)."""
+def name_by_discs(foreground: np.ndarray, discs: Image) -> np.ndarray:
+    """Body labels (1 = L1 ... 5 = L5) for ``foreground`` voxels (on the grid of ``discs``), named from
+    the disc planes (disc values 1 = L5/S1 ... 5 = L1/L2)."""
     planes = disc_planes(discs)
-    points = np.argwhere(foreground).astype(float)
+    ijk = np.argwhere(foreground)
+    points = voxel_points_mm(ijk, discs.affine)
     below = np.zeros(len(points), dtype=int)
     for centre, normal in planes.values():
         below += (points - centre) @ normal < 0
@@ -73,14 +73,14 @@ def name_by_discs(foreground: np.ndarray, discs: np.ndarray) -> np.ndarray:
     level[(below == 0) & (above_l1l2 > segment)] = 0  # T12 and above
     level[level == 6] = 0
     out = np.zeros(foreground.shape, dtype=np.uint8)
-    out[tuple(points.astype(int).T)] = level
+    out[tuple(ijk.T)] = level
     return out
 
 
 def body_foreground(labels: np.ndarray, discs: np.ndarray) -> np.ndarray:
     """The model's foreground pieces of at least ``MIN_PIECE_VOXELS`` that touch the spine corridor
     (within ``CORRIDOR_VOXELS`` front to back of the line through the disc centroids)."""
-    centres = np.array([disc_planes(discs)[v][0] for v in range(5, 0, -1)])  # cranial to caudal
+    centres = np.array([np.argwhere(discs == v).mean(axis=0) for v in range(5, 0, -1)])  # voxels, cranial to caudal
     rows = np.arange(labels.shape[0])
     spine_ap = np.interp(rows, centres[:, 0], centres[:, 1])  # constant beyond the first and last disc
     inside = np.abs(np.arange(labels.shape[1])[None, :] - spine_ap[:, None]) <= CORRIDOR_VOXELS
@@ -149,7 +149,7 @@ def main(t2_dir: Path, dixon: Path, out: Path, *, model: Path) -> None:
         discs = read_label_map(t2_dir / f"{subject}_seg.nii.gz")
         predicted = backend.segment(image).labels
         disc_array = np.asarray(discs.array)
-        bodies = name_by_discs(body_foreground(np.asarray(predicted.array), disc_array), disc_array)
+        bodies = name_by_discs(body_foreground(np.asarray(predicted.array), disc_array), discs)
         top = missing_l1_crop(bodies, disc_array)
         if top:
             image, discs = rows_from(image, top), rows_from(discs, top)

@@ -19,24 +19,20 @@ from pathlib import Path
 
 import numpy as np
 
+from paraspinal.anatomy import load_scheme
 from paraspinal.backends import UNetOnnxBackend
 from paraspinal.errors import ParaspinalError
 from paraspinal.io import read_image, read_label_map
+from paraspinal.levels.spine import spine_levels_from_labels
 from paraspinal.pipeline.sagittal import sagittal_levels
 
-DISC_NAMES = {1: "L5/S1", 2: "L4/L5", 3: "L3/L4", 4: "L2/L3", 5: "L1/L2"}
 N_FOLDS = 5
 
 
 def manual_centres(path: Path) -> dict[str, np.ndarray]:
-    """World centroid (mm) of each manual disc."""
-    discs = read_label_map(path)
-    array = np.asarray(discs.array)
-    out = {}
-    for value, name in DISC_NAMES.items():
-        ijk = np.argwhere(array == value).mean(axis=0)
-        out[name] = (discs.affine @ np.r_[ijk, 1.0])[:3]
-    return out
+    """World centre (mm) of each manual disc (label scheme ``ivd_t2``), as paraspinal reads a disc mask."""
+    spine = spine_levels_from_labels(read_label_map(path), scheme=load_scheme("ivd_t2"))
+    return {d.name: np.asarray(d.centre_mm, dtype=float) for d in spine.discs}
 
 
 def score_subject(image_path: Path, seg_path: Path, model: Path) -> dict[str, object]:
