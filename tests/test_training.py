@@ -126,6 +126,23 @@ def test_weight_averaging_leaves_training_alone_and_writes_the_averaged_weights(
     assert all(np.allclose(a[k], c[k], atol=1e-6) for k in a)
 
 
+def test_a_validation_case_with_a_twin_in_training_is_reported(tmp_path, tiny_config) -> None:
+    """One scan saved under two ids (as in the public sagittal spine set): validating on one copy while
+    training on the other leaks; the trainer warns and the model card records the pair."""
+    dataset = _dataset(tmp_path / "ds", cases=2)
+    for folder, suffix in (("imagesTr", "_0000.nii.gz"), ("labelsTr", ".nii.gz")):
+        shutil.copy(dataset / folder / f"case0{suffix}", dataset / folder / f"twin{suffix}")
+    config = load_config(tiny_config, epochs=1, validation_cases=["twin"])
+    with pytest.warns(UserWarning, match=r"validation case 'twin' holds the same image and labels as training "
+                      r"case\(s\) \['case0'\]"):  # fmt: skip
+        leaky = train(dataset, tmp_path / "leaky", config=config)
+    assert leaky.card["training"]["validation"]["twins_in_training"] == {"twin": ["case0"]}
+    together = train(
+        dataset, tmp_path / "ok", config=load_config(tiny_config, epochs=1, validation_cases=["twin", "case0"])
+    )
+    assert together.card["training"]["validation"]["twins_in_training"] == {}
+
+
 def test_bad_weight_averaging_decay_is_refused(tmp_path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[training]\nema_decay = 1.5\n")

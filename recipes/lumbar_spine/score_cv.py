@@ -8,11 +8,16 @@ cranio-caudal order, the offset chosen by the voxels' level votes) and is rewrit
 (:func:`named_label_map`). Reported: per-level vertebral body Dice (3-D, 1 mm grid) raw and after
 naming, the Dice of all bodies together (level ignored), and the naming accuracy: the share of manual
 bodies whose best-overlapping named body carries the right level.
+
+The 54 Dixon spines hold four exact duplicate pairs (18 = 19, 32 = 33, 51 = 53, 52 = 54: the same image and
+mask under two ids). A held-out case whose twin was in its fold's training set is *leaked*: it is scored
+(``cases``, ``leaked``) but left out of the headline numbers, which cover the cases without one.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 
@@ -58,6 +63,30 @@ def score_case(pred_path: Path, truth_path: Path) -> dict[str, object]:
     }
 
 
+def twins(dataset: Path) -> dict[str, set[str]]:
+    """Case id -> the other ids of the dataset whose image and label files hold the same voxels."""
+    groups: dict[str, set[str]] = {}
+    by_case = {}
+    for label_path in sorted((dataset / "labelsTr").glob("*.nii.gz")):
+        case_id = label_path.name[: -len(".nii.gz")]
+        digest = hashlib.sha256()
+        for path in (dataset / "imagesTr" / f"{case_id}_0000.nii.gz", label_path):
+            digest.update(np.ascontiguousarray(read_label_map(path).array).tobytes())
+        by_case[case_id] = digest.hexdigest()
+        groups.setdefault(digest.hexdigest(), set()).add(case_id)
+    return {case: groups[h] - {case} for case, h in by_case.items()}
+
+
+def leaked_cases(dataset: Path, cv_dir: Path) -> list[str]:
+    """Held-out cases with a twin (same voxels, other id) that was not held out in the same fold."""
+    twin_of = twins(dataset)
+    leaked = []
+    for scores_path in sorted(cv_dir.glob("fold_*/scores.json")):
+        held_out = set(json.loads(scores_path.read_text(encoding="utf-8"))["held_out"])
+        leaked += [case for case in sorted(held_out) if twin_of.get(case, set()) - held_out]
+    return sorted(leaked)
+
+
 def score(dataset: Path, cv_dir: Path) -> dict[str, object]:
     cases: dict[str, dict[str, object]] = {}
     for pred_path in sorted(cv_dir.glob("fold_*/predictions/*_dseg.nii.gz")):
@@ -65,6 +94,18 @@ def score(dataset: Path, cv_dir: Path) -> dict[str, object]:
         if case_id.startswith(T2_PREFIX):
             continue  # T2 bodies named from discs (add_t2_bodies.py): scored by score_t2_levels.py
         cases[case_id] = score_case(pred_path, dataset / "labelsTr" / f"{case_id}.nii.gz")
+    leaked = leaked_cases(dataset, cv_dir)
+    clean = {case: result for case, result in cases.items() if case not in leaked}
+    return {
+        **summarise(clean),
+        "leaked": leaked,
+        "with_leaked": {k: v for k, v in summarise(cases).items() if k != "cases"},
+        "cases": cases,
+    }
+
+
+def summarise(cases: dict[str, dict[str, object]]) -> dict[str, object]:
+    """Headline numbers over ``cases`` (see module docstring)."""
     per_level = {
         kind: {f"L{v}": float(np.nanmean([c[kind][f"L{v}"] for c in cases.values()])) for v in LEVELS}  # type: ignore[index]
         for kind in ("raw", "named")
@@ -87,7 +128,6 @@ def score(dataset: Path, cv_dir: Path) -> dict[str, object]:
         "mean_dice_named": float(np.mean(list(per_level["named"].values()))),
         "bodies_dice": float(np.mean([c["bodies"] for c in cases.values()])),
         "naming_accuracy": sum(int(c["named_correct"]) for c in cases.values()) / (5 * len(cases)),  # type: ignore[call-overload]
-        "cases": cases,
     }
 
 
@@ -98,4 +138,4 @@ if __name__ == "__main__":
     args = parser.parse_args()
     result = score(args.dataset, args.cv_dir)
     (args.cv_dir / "cv_scores.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps({k: v for k, v in result.items() if k != "cases"}, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("cases", "with_leaked")}, indent=2))

@@ -9,6 +9,7 @@ Every problem is one :class:`~paraspinal.errors.InputError` line naming the file
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,3 +213,20 @@ def _case_files(root: Path, *, n_channels: int, ending: str) -> tuple[CaseFiles,
         orphan = sorted(by_case)[0]
         raise InputError(f"case '{orphan}' has images but no label file {orphan}{ending}", path=labels_dir)
     return tuple(cases)
+
+
+def identical_cases(images: list[TrainingImage]) -> dict[str, set[str]]:
+    """Case id -> the other cases whose prepared images (every channel) and classes hold the same voxels.
+
+    Such twins (one scan saved under two ids) leak: a validation case whose twin is trained on is scored
+    on data the model has seen."""
+    digests: dict[str, hashlib._Hash] = {}
+    for im in images:
+        digest = digests.setdefault(im.case_id, hashlib.sha256())
+        for array in (im.image, im.classes):
+            digest.update(str(array.shape).encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+    groups: dict[str, set[str]] = {}
+    for case_id, digest in digests.items():
+        groups.setdefault(digest.hexdigest(), set()).add(case_id)
+    return {case_id: groups[digest.hexdigest()] - {case_id} for case_id, digest in digests.items()}

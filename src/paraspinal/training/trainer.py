@@ -16,9 +16,11 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -43,7 +45,14 @@ from paraspinal.preprocessing import InputSpec, foreground_box
 from paraspinal.preprocessing.orientation import reorient
 from paraspinal.training.augment import augment_slice
 from paraspinal.training.config import TrainConfig
-from paraspinal.training.dataset import DatasetInfo, TrainingImage, check_scheme, load_training_images, read_dataset
+from paraspinal.training.dataset import (
+    DatasetInfo,
+    TrainingImage,
+    check_scheme,
+    identical_cases,
+    load_training_images,
+    read_dataset,
+)
 from paraspinal.training.export import export_onnx, save_safetensors
 from paraspinal.training.unet import UNet2D, UNetConfig
 
@@ -66,6 +75,7 @@ class _Split:
     train: list[tuple[int, int]]  # (image index, slice index)
     val: dict[int, list[int]]  # image index -> slice indices
     val_kind: str
+    twins_in_training: dict[str, list[str]]  # validation case -> training cases with the same voxels
 
 
 def train(
@@ -144,7 +154,7 @@ def _run(
     history: History = []
     progress = _progress(show_progress, total_steps)
     step = 0
-    final_model = model if averaged is None else averaged.module  # what is validated and written
+    final_model = model if averaged is None else cast(UNet2D, averaged.module)  # what is validated and written
     with progress:
         task = progress.add_task("training", total=total_steps, loss=float("nan"))
         for epoch in range(config.epochs):
@@ -199,10 +209,11 @@ def _input_spec(info: DatasetInfo, config: TrainConfig) -> InputSpec:
     spacing = opts.spacing_mm
     if spacing is None:
         spacings = [reorient(read_label_map(case.labels), axcodes=opts.axcodes).spacing_mm[:2] for case in info.cases]
-        spacing = tuple(float(v) for v in np.median(np.asarray(spacings), axis=0))
+        row, col = (float(v) for v in np.median(np.asarray(spacings), axis=0))
+        spacing = (row, col)
     return InputSpec(
         axcodes=opts.axcodes,
-        spacing_mm=spacing,  # type: ignore[arg-type]
+        spacing_mm=spacing,
         spacing_tolerance=opts.spacing_tolerance,
         lower_percentile=opts.lower_percentile,
         upper_percentile=opts.upper_percentile,
@@ -232,9 +243,19 @@ def _split(images: list[TrainingImage], config: TrainConfig) -> _Split:
         train += [(index, k) for k in range(n) if k not in held]
     if not train:
         raise InputError("no training slices left after holding out the validation data")
+    held_out = set(config.validation_cases)
+    twins = {case: sorted(others - held_out) for case, others in identical_cases(images).items() if case in held_out}
+    twins = {case: others for case, others in sorted(twins.items()) if others}
+    for case, others in twins.items():
+        warnings.warn(
+            f"validation case '{case}' holds the same image and labels as training case(s) {others}: its Dice "
+            "scores data the model trains on; hold them out together",
+            stacklevel=3,
+        )
     if val:
-        return _Split(train, val, "held-out slices/cases")
-    return _Split(train, {i: list(range(im.image.shape[2])) for i, im in enumerate(images)}, "training images (fit)")
+        return _Split(train, val, "held-out slices/cases", twins)
+    every = {i: list(range(im.image.shape[2])) for i, im in enumerate(images)}
+    return _Split(train, every, "training images (fit)", twins)
 
 
 def _init_weights(model: UNet2D, *, seed: int) -> UNet2D:
@@ -369,6 +390,7 @@ def _card(
                 "on": split.val_kind,
                 "slices": None if config.validation_slices is None else list(config.validation_slices),
                 "cases": list(config.validation_cases),
+                "twins_in_training": split.twins_in_training,
                 "final_dice": {name: {str(k): v for k, v in scores.items()} for name, scores in final.items()},
             },
             "epochs_run": len(losses),
