@@ -17,7 +17,6 @@ mask under two ids). A held-out case whose twin was in its fold's training set i
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from paraspinal.errors import LevelsError
 from paraspinal.io import read_label_map
 from paraspinal.levels.naming import name_bodies, named_label_map
 from paraspinal.levels.spine import LOW_NAMING_CONFIDENCE
+from paraspinal.training.dataset import identical_cases, read_dataset
 
 LEVELS = range(1, 6)
 
@@ -65,16 +65,11 @@ def score_case(pred_path: Path, truth_path: Path) -> dict[str, object]:
 
 def twins(dataset: Path) -> dict[str, set[str]]:
     """Case id -> the other ids of the dataset whose image and label files hold the same voxels."""
-    groups: dict[str, set[str]] = {}
-    by_case = {}
-    for label_path in sorted((dataset / "labelsTr").glob("*.nii.gz")):
-        case_id = label_path.name[: -len(".nii.gz")]
-        digest = hashlib.sha256()
-        for path in (dataset / "imagesTr" / f"{case_id}_0000.nii.gz", label_path):
-            digest.update(np.ascontiguousarray(read_label_map(path).array).tobytes())
-        by_case[case_id] = digest.hexdigest()
-        groups.setdefault(digest.hexdigest(), set()).add(case_id)
-    return {case: groups[h] - {case} for case, h in by_case.items()}
+    info = read_dataset(dataset)
+    return identical_cases(
+        (case.case_id, [np.asarray(read_label_map(path).array) for path in (*case.images, case.labels)])
+        for case in info.cases
+    )
 
 
 def leaked_cases(dataset: Path, cv_dir: Path) -> list[str]:

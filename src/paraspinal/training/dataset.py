@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,15 +216,16 @@ def _case_files(root: Path, *, n_channels: int, ending: str) -> tuple[CaseFiles,
     return tuple(cases)
 
 
-def identical_cases(images: list[TrainingImage]) -> dict[str, set[str]]:
-    """Case id -> the other cases whose prepared images (every channel) and classes hold the same voxels.
+def identical_cases(arrays: Iterable[tuple[str, Sequence[np.ndarray]]]) -> dict[str, set[str]]:
+    """Case id -> the other cases whose arrays hold the same voxels, from ``(case_id, arrays)`` pairs (a case
+    may come in several pairs, e.g. one per channel: all of them are compared, in order).
 
     Such twins (one scan saved under two ids) leak: a validation case whose twin is trained on is scored
     on data the model has seen."""
     digests: dict[str, hashlib._Hash] = {}
-    for im in images:
-        digest = digests.setdefault(im.case_id, hashlib.sha256())
-        for array in (im.image, im.classes):
+    for case_id, case_arrays in arrays:
+        digest = digests.setdefault(case_id, hashlib.sha256())
+        for array in case_arrays:
             digest.update(str(array.shape).encode())
             digest.update(np.ascontiguousarray(array).tobytes())
     groups: dict[str, set[str]] = {}

@@ -244,7 +244,8 @@ def _split(images: list[TrainingImage], config: TrainConfig) -> _Split:
     if not train:
         raise InputError("no training slices left after holding out the validation data")
     held_out = set(config.validation_cases)
-    twins = {case: sorted(others - held_out) for case, others in identical_cases(images).items() if case in held_out}
+    same = identical_cases((im.case_id, (im.image, im.classes)) for im in images)
+    twins = {case: sorted(others - held_out) for case, others in same.items() if case in held_out}
     twins = {case: others for case, others in sorted(twins.items()) if others}
     for case, others in twins.items():
         warnings.warn(
