@@ -8,6 +8,7 @@ import pytest
 from paraspinal.io import Image
 from paraspinal.preprocessing import (
     InputSpec,
+    context_slices,
     foreground_box,
     percentile_scale,
     prepare_volume,
@@ -122,3 +123,32 @@ def test_foreground_box_covers_the_body_with_margin() -> None:
     volume[30:60, 20:40, 1] = 1.0
     assert foreground_box(volume, margin_px=5) == (slice(25, 65), slice(15, 45))
     assert foreground_box(np.zeros((10, 10, 2)), margin_px=5) == (slice(0, 10), slice(0, 10))
+
+
+def test_context_slices_give_the_image_a_fixed_distance_either_side_in_mm() -> None:
+    # the value of every voxel is its position along the slice axis in mm: slices 4 mm apart
+    volume = np.broadcast_to(np.arange(6, dtype=np.float32) * 4.0, (3, 2, 6)).copy()
+    plain = context_slices(volume, [0, 3], slice_spacing_mm=4.0, context_mm=0.0)
+    assert plain.shape == (2, 1, 3, 2)
+    np.testing.assert_array_equal(plain[:, 0, 0, 0], [0.0, 12.0])
+    stack = context_slices(volume, range(6), slice_spacing_mm=4.0, context_mm=2.0)
+    assert stack.shape == (6, 3, 3, 2) and stack.dtype == np.float32
+    # 2 mm either side is half-way to the next slice; beyond the ends the edge slice is repeated
+    np.testing.assert_allclose(
+        stack[:, :, 1, 1], [[0, 0, 2], [2, 4, 6], [6, 8, 10], [10, 12, 14], [14, 16, 18], [18, 20, 20]]
+    )
+    # 1 mm slices, 2 mm context: exactly the slices two away
+    thin = np.broadcast_to(np.arange(5, dtype=np.float32), (2, 2, 5)).copy()
+    np.testing.assert_array_equal(
+        context_slices(thin, [2, 4], slice_spacing_mm=1.0, context_mm=2.0)[:, :, 0, 0], [[0, 2, 4], [2, 4, 4]]
+    )
+
+
+def test_inputspec_context_round_trips_and_sets_the_channels() -> None:
+    spec = InputSpec(axcodes=("P", "S", "R"), spacing_mm=(1.5, 1.5), context_mm=2.0)
+    assert spec.in_channels == 3 and InputSpec().in_channels == 1
+    assert InputSpec.from_dict(spec.to_dict()) == spec
+    old_card = {k: v for k, v in spec.to_dict().items() if k != "context_mm"}  # written before 2.5-D existed
+    assert InputSpec.from_dict(old_card).context_mm == 0.0
+    with pytest.raises(ValueError, match="context_mm must be between 0 and 20 mm, got -1"):
+        InputSpec(context_mm=-1.0)

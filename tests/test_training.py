@@ -159,6 +159,69 @@ def test_slice_smoothing_goes_from_the_config_into_the_model_card_and_the_backen
     assert UNetOnnxBackend(result.model_dir, slice_sigma_mm=0).provenance["slice_sigma_mm"] == 0.0
 
 
+def test_a_2_5d_model_is_trained_and_applied_on_each_slice_with_its_neighbours(tmp_path, tiny_config) -> None:
+    import onnxruntime as ort
+
+    from paraspinal.preprocessing import context_slices, percentile_scale
+
+    tiny_config.write_text(TINY + "[input]\ncontext_mm = 4.0\n")
+    result = train(_dataset(tmp_path / "ds", cases=1), tmp_path / "m", config=load_config(tiny_config, epochs=1))
+    assert result.card["input"]["context_mm"] == 4.0 and result.card["architecture"]["in_channels"] == 3
+    session = ort.InferenceSession(str(result.model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[1] == 3
+    # 2 mm slices: the model's +-4 mm are two slices away. The phantom fills the crop box and needs no
+    # padding or resampling, so the backend must give exactly the argmax of the ONNX model on the stack.
+    image, _ = _phantom(7, shape=(40, 40, 6))
+    image[:, :, 3] *= 2.5  # make the neighbours matter
+    labels = (
+        UNetOnnxBackend(result.model_dir, test_time_flip=False)
+        .segment(Image(image, ras_affine((1.0, 1.0, 2.0))))
+        .labels.array
+    )
+    scaled = percentile_scale(image, lower_percentile=0.5, upper_percentile=99.5)
+    stack = context_slices(scaled, range(6), slice_spacing_mm=2.0, context_mm=4.0)
+    np.testing.assert_array_equal(stack[1, :, 0, 0], scaled[0, 0, [0, 1, 3]])
+    logits = session.run(None, {"image": stack})[0]
+    np.testing.assert_array_equal(labels, np.moveaxis(logits.argmax(axis=1), 0, 2))
+    # the same image with 4 mm slices: the neighbours are then the adjacent slices
+    assert not np.allclose(
+        logits, session.run(None, {"image": context_slices(scaled, range(6), slice_spacing_mm=4.0, context_mm=4.0)})[0]
+    )
+
+
+def test_bad_context_is_refused(tmp_path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[input]\ncontext_mm = 25.0\n")
+    with pytest.raises(InputError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: context_mm must be between 0 and 20 mm, got 25"
+
+
+def test_augmenting_a_slice_stack_changes_every_channel_alike() -> None:
+    from paraspinal.training.augment import AugmentConfig, augment_slice
+
+    image, labels = _phantom(1, shape=(40, 40, 1))
+    flat = (image[:, :, 0] - image.min()) / np.ptp(image)
+    config = AugmentConfig(  # noise is drawn per voxel, so per channel: off here
+        crop_px=32, blur_probability=1.0, lowres_probability=1.0, bias_probability=1.0, noise_probability=0.0
+    )
+    one, classes = augment_slice(
+        flat, labels[:, :, 0], rng=np.random.default_rng(5), config=config, swap_lut=np.arange(5), lr_axis=0
+    )
+    three, classes3 = augment_slice(
+        np.stack([flat, flat, flat]),
+        labels[:, :, 0],
+        rng=np.random.default_rng(5),
+        config=config,
+        swap_lut=np.arange(5),
+        lr_axis=0,
+    )
+    assert one.shape == (32, 32) and three.shape == (3, 32, 32)
+    np.testing.assert_array_equal(classes, classes3)
+    for channel in three:
+        np.testing.assert_allclose(channel, one, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

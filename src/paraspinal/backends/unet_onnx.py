@@ -3,7 +3,8 @@
 A model folder holds ``model.json`` (the model card, written by ``paraspinal train``) and
 ``model.onnx``. ``segment`` reorients the image to the model's axis order (from the affine),
 normalises intensities, resamples in-plane only when the spacing differs from the model's beyond
-its tolerance, crops to the body, runs slices in batches (optionally also left-right mirrored,
+its tolerance, crops to the body, runs slices in batches (with their neighbours ``input.context_mm``
+either side as extra channels for a 2.5-D model) (optionally also left-right mirrored,
 with sided labels swapped back), optionally averages the class probabilities of neighbouring
 slices (a Gaussian of ``output.slice_sigma_mm`` along the slice axis), and maps the result
 exactly back onto the input grid. Labels
@@ -28,7 +29,14 @@ from paraspinal.backends.catalog import BackendOptions
 from paraspinal.errors import InputError, ParaspinalError
 from paraspinal.io.image import Image
 from paraspinal.io.writers import label_dtype
-from paraspinal.preprocessing import InputSpec, foreground_box, prepare_volume, resize_inplane, restore_orientation
+from paraspinal.preprocessing import (
+    InputSpec,
+    context_slices,
+    foreground_box,
+    prepare_volume,
+    resize_inplane,
+    restore_orientation,
+)
 
 MODEL_FORMAT = "paraspinal-unet2d/1"
 DEVICES = ("cpu", "cuda", "auto")
@@ -219,7 +227,12 @@ class UNetOnnxBackend:
         crop = volume[bx, by]
         pad = [(-n) % spec.size_multiple for n in crop.shape[:2]]
         padded = np.pad(crop, ((0, pad[0]), (0, pad[1]), (0, 0)))
-        slices = np.ascontiguousarray(np.moveaxis(padded, 2, 0)[:, None])  # (z, 1, H, W)
+        slices = context_slices(  # (z, C, H, W); C = 3 for a 2.5-D model
+            padded,
+            range(padded.shape[2]),
+            slice_spacing_mm=prepared.oriented.spacing_mm[2],
+            context_mm=spec.context_mm,
+        )
         n_classes = len(self._values)
         box = np.empty((*crop.shape, n_classes), dtype=np.float32)  # (h, w, z, C) inside the crop box
         for start in range(0, len(slices), self.batch_size):

@@ -6,12 +6,13 @@ Shared by training and inference so both see images the same way (see :class:`In
 from paraspinal.preprocessing.intensity import foreground_box, percentile_scale
 from paraspinal.preprocessing.orientation import Oriented, reorient, restore_orientation
 from paraspinal.preprocessing.resample import resize_inplane
-from paraspinal.preprocessing.spec import InputSpec, PreparedVolume, prepare_volume
+from paraspinal.preprocessing.spec import InputSpec, PreparedVolume, context_slices, prepare_volume
 
 __all__ = [
     "InputSpec",
     "Oriented",
     "PreparedVolume",
+    "context_slices",
     "foreground_box",
     "percentile_scale",
     "prepare_volume",

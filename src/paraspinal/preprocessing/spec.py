@@ -18,6 +18,7 @@ from paraspinal.preprocessing.orientation import Oriented, reorient
 from paraspinal.preprocessing.resample import inplane_shape_for_spacing, resize_inplane
 
 _AXIS_PAIRS = ({"R", "L"}, {"A", "P"}, {"S", "I"})
+MAX_CONTEXT_MM = 20.0
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class InputSpec:
         spacing_tolerance: relative spacing difference tolerated before resampling in-plane.
         lower_percentile, upper_percentile: intensity percentiles mapped to 0 and 1 (clipped).
         size_multiple: slice height and width are padded to a multiple of this (pixels).
+        context_mm: 2.5-D input: besides each slice the model also sees the image this far (mm) to
+            either side along the slice axis, as extra channels (see :func:`context_slices`); 0 = 2-D.
     """
 
     axcodes: tuple[str, str, str] = ("R", "A", "S")
@@ -39,6 +42,7 @@ class InputSpec:
     lower_percentile: float = 0.5
     upper_percentile: float = 99.5
     size_multiple: int = 16
+    context_mm: float = 0.0
 
     def __post_init__(self) -> None:
         codes = tuple(str(c).upper() for c in self.axcodes)
@@ -46,6 +50,14 @@ class InputSpec:
             raise ValueError(f"axcodes must name R/L, A/P and S/I once each, got {self.axcodes}")
         object.__setattr__(self, "axcodes", codes)
         object.__setattr__(self, "spacing_mm", tuple(float(s) for s in self.spacing_mm))
+        object.__setattr__(self, "context_mm", float(self.context_mm))
+        if not 0.0 <= self.context_mm <= MAX_CONTEXT_MM:
+            raise ValueError(f"context_mm must be between 0 and {MAX_CONTEXT_MM:g} mm, got {self.context_mm:g}")
+
+    @property
+    def in_channels(self) -> int:
+        """Network input channels: 1 for 2-D slices, 3 (before, slice, after) for 2.5-D."""
+        return 3 if self.context_mm > 0 else 1
 
     @property
     def lr_axis(self) -> int | None:
@@ -73,6 +85,7 @@ class InputSpec:
                 "clip": [0.0, 1.0],
             },
             "size_multiple": self.size_multiple,
+            "context_mm": self.context_mm,
         }
 
     @classmethod
@@ -86,6 +99,7 @@ class InputSpec:
             lower_percentile=float(norm.get("lower_percentile", 0.5)),
             upper_percentile=float(norm.get("upper_percentile", 99.5)),
             size_multiple=int(data.get("size_multiple", 16)),  # type: ignore[arg-type]
+            context_mm=float(data.get("context_mm", 0.0)),  # type: ignore[arg-type]
         )
 
 
@@ -137,3 +151,30 @@ def prepare_volume(
         array=scaled, oriented=oriented, resampled=resampled, spacing_mm=(float(spacing[0]), float(spacing[1]))
     )
     return prepared, label_array
+
+
+def context_slices(
+    volume: np.ndarray, indices: np.ndarray | list[int] | range, *, slice_spacing_mm: float, context_mm: float
+) -> np.ndarray:
+    """Model input for slices ``indices`` of ``volume`` ``(nx, ny, n_slices)``: ``(len(indices), C, nx, ny)``.
+
+    ``context_mm`` 0: ``C`` = 1, the slices themselves. Otherwise ``C`` = 3: the image ``context_mm``
+    before the slice (lower index along axis 2), the slice, and ``context_mm`` after it, linearly
+    interpolated between slices ``slice_spacing_mm`` apart (so thick and thin slices give the model the
+    same distances), with the edge slices repeated beyond the ends.
+    """
+    k = np.asarray(indices, dtype=np.intp)
+    if context_mm <= 0:
+        return np.ascontiguousarray(np.moveaxis(volume[:, :, k], 2, 0)[:, None])
+    n = volume.shape[2]
+    offset = float(context_mm) / float(slice_spacing_mm)
+    out = np.empty((len(k), 3, *volume.shape[:2]), dtype=volume.dtype)
+    for channel, shift in enumerate((-offset, 0.0, offset)):
+        position = np.clip(k + shift, 0, n - 1)
+        low = np.floor(position).astype(np.intp)
+        high = np.minimum(low + 1, n - 1)
+        weight = (position - low).astype(volume.dtype)[:, None, None]
+        below = np.moveaxis(volume[:, :, low], 2, 0)
+        above = np.moveaxis(volume[:, :, high], 2, 0)
+        out[:, channel] = below + weight * (above - below)
+    return out

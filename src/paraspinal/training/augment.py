@@ -76,11 +76,13 @@ def _coordinates(rng: np.random.Generator, config: AugmentConfig, centre: np.nda
 
 
 def _intensity(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
+    """Random intensity changes of a ``(channels, h, w)`` stack, the same for every channel."""
     x = image
+    plane = x.shape[1:]
     if rng.random() < config.bias_probability:
         coarse = rng.normal(0.0, config.bias_strength, size=(3, 3))
-        field = ndimage.zoom(coarse, np.asarray(x.shape) / 3, order=3, grid_mode=True, mode="nearest")
-        x = x * np.exp(field[: x.shape[0], : x.shape[1]])
+        field = ndimage.zoom(coarse, np.asarray(plane) / 3, order=3, grid_mode=True, mode="nearest")
+        x = x * np.exp(field[: plane[0], : plane[1]])
     if rng.random() < config.curve_probability:
         knots = np.sort(rng.uniform(0, 1, size=5))
         x = np.interp(np.clip(x, 0, 1), np.linspace(0, 1, 5), knots)
@@ -92,10 +94,11 @@ def _intensity(image: np.ndarray, rng: np.random.Generator, config: AugmentConfi
     x = (x - mean) * rng.uniform(config.contrast_min, config.contrast_max) + mean
     x = x + rng.uniform(-config.brightness, config.brightness)
     if rng.random() < config.blur_probability:
-        x = ndimage.gaussian_filter(x, sigma=rng.uniform(0.5, 1.5))
+        sigma = rng.uniform(0.5, 1.5)
+        x = ndimage.gaussian_filter(x, sigma=(0.0, sigma, sigma))
     if rng.random() < config.lowres_probability:
         factor = rng.uniform(1.5, 2.5)
-        small = ndimage.zoom(x, 1 / factor, order=1, grid_mode=True, mode="nearest")
+        small = ndimage.zoom(x, (1.0, 1 / factor, 1 / factor), order=1, grid_mode=True, mode="nearest")
         x = ndimage.zoom(small, np.asarray(x.shape) / np.asarray(small.shape), order=1, grid_mode=True, mode="nearest")
     if rng.random() < config.noise_probability:
         x = x + rng.normal(0.0, rng.uniform(0, config.noise_std), size=x.shape)
@@ -111,17 +114,25 @@ def augment_slice(
     swap_lut: np.ndarray,
     lr_axis: int | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One augmented ``(crop, crop)`` training pair from a 2-D slice and its class-index map.
+    """One augmented training pair from a 2-D slice and its class-index map.
 
-    ``swap_lut[c]`` is the class of the same structure on the other side (identity for unsided
-    and background); ``lr_axis`` is the array axis running between the patient's left and right.
+    ``image`` is ``(h, w)`` or a ``(channels, h, w)`` stack (2.5-D: neighbouring slices), which gets
+    the same spatial and intensity changes on every channel; the output image has the input's
+    layout with ``(crop, crop)`` pixels, the classes ``(crop, crop)``. ``swap_lut[c]`` is the class
+    of the same structure on the other side (identity for unsided and background); ``lr_axis`` is
+    the in-plane array axis running between the patient's left and right.
     """
+    stack = image[None] if image.ndim == 2 else image
     centre = _crop_centre(classes, rng, config)
     coords = _coordinates(rng, config, centre)
-    out_image = ndimage.map_coordinates(image, coords, order=1, mode="constant", cval=0.0, prefilter=False)
+    out_image = np.stack(
+        [ndimage.map_coordinates(c, coords, order=1, mode="constant", cval=0.0, prefilter=False) for c in stack]
+    )
     out_classes = ndimage.map_coordinates(classes, coords, order=0, mode="constant", cval=0)
     if lr_axis is not None and rng.random() < config.flip_probability:
-        out_image = np.flip(out_image, axis=lr_axis)
+        out_image = np.flip(out_image, axis=1 + lr_axis)
         out_classes = swap_lut[np.flip(out_classes, axis=lr_axis)]
     out_image = _intensity(out_image, rng, config)
+    if image.ndim == 2:
+        out_image = out_image[0]
     return np.ascontiguousarray(out_image), np.ascontiguousarray(out_classes.astype(np.int64))

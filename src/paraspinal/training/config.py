@@ -4,7 +4,8 @@ TOML layout (every table and key optional)::
 
     [training]                # scheme, seed, epochs, steps_per_epoch, batch_size, learning_rate, ...
     [model]                   # base_channels, max_channels, levels, convs_per_level
-    [input]                   # axcodes, spacing_mm (default: the dataset's median), spacing_tolerance, percentiles
+    [input]                   # axcodes, spacing_mm (default: the dataset's median), spacing_tolerance, percentiles,
+                              # context_mm (2.5-D)
     [augment]                 # see AugmentConfig
     [inference]               # slice_sigma_mm: written to model.json for ONNX inference
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 from paraspinal.backends.unet_onnx import slice_sigma_problem
 from paraspinal.errors import InputError
+from paraspinal.preprocessing.spec import MAX_CONTEXT_MM
 from paraspinal.training.augment import AugmentConfig
 
 
@@ -33,13 +35,16 @@ class ModelOptions:
 
 @dataclass(frozen=True)
 class InputOptions:
-    """Input convention; ``spacing_mm`` None = the median in-plane spacing of the dataset."""
+    """Input convention; ``spacing_mm`` None = the median in-plane spacing of the dataset; ``context_mm`` > 0
+    makes the model 2.5-D (it also sees the image that far either side of each slice, see
+    :func:`paraspinal.preprocessing.context_slices`)."""
 
     axcodes: tuple[str, str, str] = ("R", "A", "S")
     spacing_mm: tuple[float, float] | None = None
     spacing_tolerance: float = 0.1
     lower_percentile: float = 0.5
     upper_percentile: float = 99.5
+    context_mm: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,9 @@ def _apply(config: TrainConfig, document: dict[str, Any], *, path: Path | None) 
     decay = changes.get("ema_decay")
     if decay is not None and not 0.0 < float(decay) < 1.0:
         raise InputError(f"ema_decay must be between 0 and 1 (exclusive), got {decay}", path=path)
+    context = float(changes["input"].context_mm) if "input" in changes else 0.0
+    if not 0.0 <= context <= MAX_CONTEXT_MM:
+        raise InputError(f"context_mm must be between 0 and {MAX_CONTEXT_MM:g} mm, got {context:g}", path=path)
     problem = slice_sigma_problem(float(changes["inference"].slice_sigma_mm)) if "inference" in changes else None
     if problem:
         raise InputError(problem, path=path)

@@ -51,13 +51,15 @@ class DatasetInfo:
 
 @dataclass(frozen=True)
 class TrainingImage:
-    """One channel of one case, prepared: ``image`` float32 and ``classes`` uint8, both ``(nx, ny, n_slices)``."""
+    """One channel of one case, prepared: ``image`` float32 and ``classes`` uint8, both ``(nx, ny, n_slices)``,
+    slices ``slice_spacing_mm`` apart."""
 
     name: str
     case_id: str
     channel: str
     image: np.ndarray
     classes: np.ndarray
+    slice_spacing_mm: float = 1.0
 
 
 def read_dataset(root: str | Path) -> DatasetInfo:
@@ -142,6 +144,7 @@ def load_training_images(info: DatasetInfo, spec: InputSpec) -> list[TrainingIma
                     channel=channel,
                     image=prepared.array,
                     classes=classes.astype(np.uint8),
+                    slice_spacing_mm=float(prepared.oriented.spacing_mm[2]),
                 )
             )
     return out

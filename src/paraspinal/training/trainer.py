@@ -41,7 +41,7 @@ from paraspinal.anatomy import LabelScheme, list_schemes, load_scheme
 from paraspinal.backends.unet_onnx import MODEL_FORMAT, file_sha256
 from paraspinal.errors import InputError
 from paraspinal.io import read_label_map
-from paraspinal.preprocessing import InputSpec, foreground_box
+from paraspinal.preprocessing import InputSpec, context_slices, foreground_box
 from paraspinal.preprocessing.orientation import reorient
 from paraspinal.training.augment import augment_slice
 from paraspinal.training.config import TrainConfig
@@ -135,7 +135,7 @@ def _run(
     swap_lut = np.array([class_values.index(swap.get(v, v)) for v in class_values], dtype=np.int64)
 
     arch = UNetConfig(
-        in_channels=1,
+        in_channels=spec.in_channels,
         n_classes=len(class_values),
         base_channels=config.model.base_channels,
         max_channels=config.model.max_channels,
@@ -166,7 +166,7 @@ def _run(
                     fraction = max(fraction, (time.perf_counter() - started) / limit_s)
                 for group in optimizer.param_groups:
                     group["lr"] = config.learning_rate * max(1.0 - fraction, 0.0) ** 0.9
-                x, y = _batch(images, split.train, rng=rng, config=config, swap_lut=swap_lut, lr_axis=spec.lr_axis)
+                x, y = _batch(images, split.train, rng=rng, config=config, swap_lut=swap_lut, spec=spec)
                 logits = model(x)
                 loss = _loss(logits, y)
                 optimizer.zero_grad(set_to_none=True)
@@ -181,7 +181,7 @@ def _run(
             last = epoch == config.epochs - 1 or (limit_s is not None and time.perf_counter() - started > limit_s)
             dice: dict[str, dict[int, float | None]] = {}
             if split.val and ((epoch + 1) % config.validate_every == 0 or last):
-                dice = _validate(final_model, images, split.val, class_values, size_multiple=arch.size_multiple)
+                dice = _validate(final_model, images, split.val, class_values, spec=spec)
             history.append(dice)
             if on_epoch is not None:
                 on_epoch(epoch, losses[-1], dice)
@@ -218,6 +218,7 @@ def _input_spec(info: DatasetInfo, config: TrainConfig) -> InputSpec:
         lower_percentile=opts.lower_percentile,
         upper_percentile=opts.upper_percentile,
         size_multiple=2 ** (config.model.levels - 1),
+        context_mm=opts.context_mm,
     )
 
 
@@ -277,19 +278,21 @@ def _batch(
     rng: np.random.Generator,
     config: TrainConfig,
     swap_lut: np.ndarray,
-    lr_axis: int | None,
+    spec: InputSpec,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of augmented crops: images (b, 1, crop, crop) float32 and class maps (b, crop, crop) int64."""
+    """A batch of augmented crops: images (b, C, crop, crop) float32 (C = ``spec.in_channels``) and class
+    maps (b, crop, crop) int64."""
     xs, ys = [], []
     for _ in range(config.batch_size):
         index, k = train[int(rng.integers(len(train)))]
         im = images[index]
+        stack = context_slices(im.image, [k], slice_spacing_mm=im.slice_spacing_mm, context_mm=spec.context_mm)[0]
         x, y = augment_slice(
-            im.image[:, :, k], im.classes[:, :, k], rng=rng, config=config.augment, swap_lut=swap_lut, lr_axis=lr_axis
+            stack, im.classes[:, :, k], rng=rng, config=config.augment, swap_lut=swap_lut, lr_axis=spec.lr_axis
         )
         xs.append(x)
         ys.append(y)
-    return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys))
+    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
 def _loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -311,7 +314,7 @@ def _validate(
     val: dict[int, list[int]],
     class_values: tuple[int, ...],
     *,
-    size_multiple: int,
+    spec: InputSpec,
 ) -> dict[str, dict[int, float | None]]:
     """Dice per label value over each validation image's held-out slices (pooled)."""
     model.eval()
@@ -320,13 +323,13 @@ def _validate(
         im = images[index]
         volume = im.image[:, :, slices]
         bx, by = foreground_box(volume, margin_px=8)
-        crop = volume[bx, by]
-        pad = [(-n) % size_multiple for n in crop.shape[:2]]
-        padded = np.pad(crop, ((0, pad[0]), (0, pad[1]), (0, 0)))
-        batch = torch.from_numpy(np.ascontiguousarray(np.moveaxis(padded, 2, 0)[:, None]))
+        stack = context_slices(im.image, slices, slice_spacing_mm=im.slice_spacing_mm, context_mm=spec.context_mm)
+        crop = stack[:, :, bx, by]
+        pad = [(-n) % spec.size_multiple for n in crop.shape[2:]]
+        batch = torch.from_numpy(np.ascontiguousarray(np.pad(crop, ((0, 0), (0, 0), (0, pad[0]), (0, pad[1])))))
         pred = np.concatenate([model(batch[i : i + 4]).argmax(1).numpy() for i in range(0, len(batch), 4)])
         full = np.zeros(volume.shape, dtype=np.uint8)
-        full[bx, by] = np.moveaxis(pred, 0, 2)[: crop.shape[0], : crop.shape[1]]
+        full[bx, by] = np.moveaxis(pred, 0, 2)[: crop.shape[2], : crop.shape[3]]
         ref = im.classes[:, :, slices]
         scores: dict[int, float | None] = {}
         for c, value in enumerate(class_values):
