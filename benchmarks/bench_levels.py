@@ -1,12 +1,13 @@
 """Benchmark: automatic disc levels for one sagittal volume (the ``paraspinal levels`` path).
 
-Run: ``python benchmarks/bench_levels.py [SAGITTAL ...] [--threads 2] [--repeats 3]``.
+Run: ``python benchmarks/bench_levels.py [SAGITTAL ...] [--threads 2] [--repeats 3] [--model DIR]``.
 
 Default input: the first sagittal MyoSegmenTUM spine of ``../shared/data/spine-sagittal`` when that
 folder sits beside the checkout (training data, never shipped), else a synthetic 224x224x77 volume.
 Each row is the median of ``--repeats`` runs in this process after one warm-up:
 
-* ``load model``: the bundled ``lumbar_spine`` model (ONNX Runtime session) - once per process;
+* ``load model``: the bundled ``lumbar_spine`` model, or ``--model DIR`` (a candidate from ``paraspinal train``),
+  as the levels path runs it (ONNX Runtime session, no mirrored pass) - once per process;
 * ``read``: reading the volume;
 * ``segment``: the model on every sagittal slice;
 * ``levels``: naming the bodies, placing the discs (centre, normal) and rewriting the label map;
@@ -44,9 +45,11 @@ def main() -> None:
     parser.add_argument("images", nargs="*", type=Path)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--model", type=Path, default=None, help="a model folder instead of the bundled one")
     args = parser.parse_args()
 
     from paraspinal.anatomy import load_registry
+    from paraspinal.backends import UNetOnnxBackend
     from paraspinal.io import Image, read_image
     from paraspinal.levels import match_axial, spine_levels_from_labels
     from paraspinal.levels.naming import name_bodies, named_label_map
@@ -54,7 +57,10 @@ def main() -> None:
 
     images = args.images or sorted(DEFAULT.glob("*_img.nii.gz"))[:1]
     start = time.perf_counter()
-    backend = spine_backend(threads=args.threads)
+    if args.model is None:
+        backend = spine_backend(threads=args.threads)
+    else:
+        backend = UNetOnnxBackend(args.model, test_time_flip=False, threads=args.threads)
     load_s = time.perf_counter() - start
     registry = load_registry()
     rows: dict[str, list[float]] = {"read": [], "segment": [], "levels": [], "match axial": [], "total": []}
