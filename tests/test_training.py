@@ -109,6 +109,46 @@ def test_training_is_deterministic_for_a_seed(tmp_path, tiny_config) -> None:
     assert other.losses != first.losses
 
 
+def test_a_stopped_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, tiny_config) -> None:
+    dataset = _dataset(tmp_path / "ds")
+    config = load_config(tiny_config, validation_cases=["case1"], ema_decay=0.9)
+    whole = train(dataset, tmp_path / "whole", config=config)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_the_first_epoch(epoch: int, loss: float, dice: object) -> None:
+        if epoch == 0:
+            raise Stop  # a job killed by its time limit, say
+
+    cut = tmp_path / "cut"
+    with pytest.raises(Stop):
+        train(dataset, cut, config=config, on_epoch=stop_after_the_first_epoch)
+    assert [p.name for p in cut.iterdir()] == ["checkpoint.pt"]
+    with pytest.raises(InputError) as info:
+        train(dataset, cut, config=config)
+    assert str(info.value) == (
+        f"{cut}: output folder holds an unfinished training (checkpoint.pt): continue it with --resume, "
+        "or choose another folder"
+    )
+    other = load_config(tiny_config, validation_cases=["case1"], ema_decay=0.9, learning_rate=0.02)
+    with pytest.raises(InputError) as info:
+        train(dataset, cut, config=other, resume=True)
+    assert str(info.value) == f"{cut / 'checkpoint.pt'}: was written by a different run (learning_rate: 0.01 -> 0.02)"
+    resumed = train(dataset, cut, config=config, resume=True)
+    assert len(resumed.losses) == 3 and resumed.losses == whole.losses and resumed.dice == whole.dice
+    assert file_sha256(cut / "model.safetensors") == file_sha256(tmp_path / "whole" / "model.safetensors")
+    assert sorted(p.name for p in cut.iterdir()) == [
+        "model.json",
+        "model.onnx",
+        "model.safetensors",
+        "training_log.json",
+    ]
+    # --resume with nothing to resume starts afresh
+    fresh = train(dataset, tmp_path / "fresh", config=config, resume=True)
+    assert fresh.losses == whole.losses
+
+
 def test_weight_averaging_leaves_training_alone_and_writes_the_averaged_weights(tmp_path, tiny_config) -> None:
     from safetensors.numpy import load_file
 
@@ -364,6 +404,10 @@ def test_multichannel_cases_become_single_channel_images(tmp_path) -> None:
 # --- CLI ---------------------------------------------------------------------------------------
 
 
+def _interrupt(epoch: int, loss: float, dice: object) -> None:
+    raise KeyboardInterrupt
+
+
 def test_cli_train_end_to_end(tmp_path, tiny_config, capsys) -> None:
     import paraspinal.cli.train_cmd  # noqa: F401
     from paraspinal.cli.main import main
@@ -372,6 +416,12 @@ def test_cli_train_end_to_end(tmp_path, tiny_config, capsys) -> None:
     code = main(["train", str(dataset), "-o", str(tmp_path / "m"), "-c", str(tiny_config), "--epochs", "2", "-q"])
     assert code == 0
     assert json.loads((tmp_path / "m" / "model.json").read_text())["training"]["epochs_run"] == 2
+    # a job stopped after its first epoch, finished by `paraspinal train --resume`
+    with pytest.raises(KeyboardInterrupt):
+        train(dataset, tmp_path / "r", config=load_config(tiny_config, epochs=2), on_epoch=_interrupt)
+    code = main(["train", str(dataset), "-o", str(tmp_path / "r"), "-c", str(tiny_config), "--epochs", "2", "--resume"])
+    assert code == 0 and "epoch 2/2" in capsys.readouterr().out
+    assert file_sha256(tmp_path / "r" / "model.onnx") == file_sha256(tmp_path / "m" / "model.onnx")
     shutil.rmtree(dataset / "labelsTr")
     code = main(["train", str(dataset), "-o", str(tmp_path / "m2"), "-c", str(tiny_config)])
     err = capsys.readouterr().err

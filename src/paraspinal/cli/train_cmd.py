@@ -41,6 +41,11 @@ def train_command(
         None, "--val-slices", help="Hold out axial slices START:STOP of every image."
     ),
     val_cases: str | None = typer.Option(None, "--val-cases", help="Hold out these cases (comma-separated ids)."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue the unfinished run in OUT (its checkpoint.pt, written after every epoch); none: start afresh.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
 ) -> None:
     """Train a 2-D U-Net segmentation model; writes model.json, model.onnx and model.safetensors."""
@@ -74,5 +79,5 @@ def train_command(
             parts.append(f"Dice {name} {values} mean {mean:.3f}")
         out_console.print("  |  ".join(parts))
 
-    result = train(dataset, out, config=cfg, on_epoch=report, show_progress=not quiet)
+    result = train(dataset, out, config=cfg, on_epoch=report, show_progress=not quiet, resume=resume)
     out_console.print(f"wrote model to {result.model_dir} ({len(result.losses)} epochs)")

@@ -3,9 +3,11 @@
 Output folder: ``model.json`` (architecture, input convention, label scheme, classes, training
 data and settings, validation Dice, weights hashes), ``model.onnx`` (inference, no torch needed),
 ``model.safetensors`` (optional, for reuse in PyTorch) and ``training_log.json`` (per-epoch loss
-and Dice). The folder appears complete or not at all. Runs are deterministic for a given seed,
-config and thread count (numpy ``Generator`` for sampling and augmentation, ``torch.Generator``
-for the initial weights), unless ``time_limit_minutes`` cuts the run short.
+and Dice). The folder appears complete or not at all; until then it holds ``checkpoint.pt``, from
+which ``resume=True`` continues a stopped run (:mod:`paraspinal.training.checkpoint`). Runs are
+deterministic for a given seed, config and thread count, resumed or not (numpy ``Generator`` for
+sampling and augmentation, ``torch.Generator`` for the initial weights), unless
+``time_limit_minutes`` cuts the run short.
 """
 
 from __future__ import annotations
@@ -44,6 +46,15 @@ from paraspinal.io import read_label_map
 from paraspinal.preprocessing import InputSpec, context_slices, foreground_box
 from paraspinal.preprocessing.orientation import reorient
 from paraspinal.training.augment import augment_slice
+from paraspinal.training.checkpoint import (
+    CHECKPOINT_NAME,
+    PARTIAL_NAME,
+    TrainingState,
+    check_output_folder,
+    load_checkpoint,
+    run_fingerprint,
+    save_checkpoint,
+)
 from paraspinal.training.config import TrainConfig
 from paraspinal.training.dataset import (
     DatasetInfo,
@@ -85,11 +96,15 @@ def train(
     config: TrainConfig,
     on_epoch: EpochCallback | None = None,
     show_progress: bool = False,
+    resume: bool = False,
 ) -> TrainResult:
-    """Train on ``dataset_dir`` (nnU-Net v2 raw format) and write the model folder ``out_dir``."""
+    """Train on ``dataset_dir`` (nnU-Net v2 raw format) and write the model folder ``out_dir``.
+
+    ``resume``: continue the unfinished run whose ``checkpoint.pt`` is all ``out_dir`` holds (same
+    config and dataset); without one, start afresh.
+    """
     out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise InputError("output folder exists and is not empty", path=out_dir)
+    resuming = check_output_folder(out_dir, resume=resume)
     if config.scheme is None:
         raise InputError(
             "the dataset's label scheme is required for side-aware flips: pass --scheme KEY (see `paraspinal "
@@ -111,6 +126,7 @@ def train(
             spec=spec,
             on_epoch=on_epoch,
             show_progress=show_progress,
+            resuming=resuming,
         )
     finally:
         torch.set_num_threads(previous_threads)
@@ -125,9 +141,12 @@ def _run(
     spec: InputSpec,
     on_epoch: EpochCallback | None,
     show_progress: bool,
+    resuming: bool,
 ) -> TrainResult:
     """The training loop proper (see :func:`train`), then the model folder."""
     started = time.perf_counter()
+    fingerprint = run_fingerprint(config, info)
+    state = load_checkpoint(out_dir, fingerprint=fingerprint) if resuming else None
     images = load_training_images(info, spec)
     split = _split(images, config)
     class_values = info.class_values
@@ -152,12 +171,20 @@ def _run(
     limit_s = None if config.time_limit_minutes is None else 60.0 * config.time_limit_minutes
     losses: list[float] = []
     history: History = []
+    step = first_epoch = 0
+    if state is not None:
+        model.load_state_dict(state.model)
+        optimizer.load_state_dict(state.optimizer)
+        if averaged is not None and state.averaged is not None:
+            averaged.load_state_dict(state.averaged)
+        rng.bit_generator.state = state.rng_state
+        losses, history, step, first_epoch = list(state.losses), list(state.history), state.step, state.epochs_done
+        started -= state.elapsed_s
     progress = _progress(show_progress, total_steps)
-    step = 0
     final_model = model if averaged is None else cast(UNet2D, averaged.module)  # what is validated and written
     with progress:
-        task = progress.add_task("training", total=total_steps, loss=float("nan"))
-        for epoch in range(config.epochs):
+        task = progress.add_task("training", total=total_steps, completed=step, loss=float("nan"))
+        for epoch in range(first_epoch, config.epochs):
             model.train()
             epoch_loss = 0.0
             for _ in range(config.steps_per_epoch):
@@ -183,6 +210,19 @@ def _run(
             if split.val and ((epoch + 1) % config.validate_every == 0 or last):
                 dice = _validate(final_model, images, split.val, class_values, spec=spec)
             history.append(dice)
+            if not last:
+                snapshot = TrainingState(
+                    epochs_done=epoch + 1,
+                    step=step,
+                    losses=losses,
+                    history=history,
+                    elapsed_s=time.perf_counter() - started,
+                    rng_state=rng.bit_generator.state,
+                    model=model.state_dict(),
+                    optimizer=optimizer.state_dict(),
+                    averaged=None if averaged is None else averaged.state_dict(),
+                )
+                save_checkpoint(out_dir, snapshot, fingerprint=fingerprint)
             if on_epoch is not None:
                 on_epoch(epoch, losses[-1], dice)
             if last:
@@ -438,7 +478,9 @@ def _write_model(
         log = {"loss": losses, "dice": [{n: {str(k): v for k, v in s.items()} for n, s in d.items()} for d in history]}
         (tmp / "training_log.json").write_text(json.dumps(log, indent=1) + "\n", encoding="utf-8")
         if out_dir.exists():
-            out_dir.rmdir()  # empty (checked at the start)
+            for name in (CHECKPOINT_NAME, PARTIAL_NAME):
+                (out_dir / name).unlink(missing_ok=True)
+            out_dir.rmdir()  # empty but for the checkpoint (checked at the start)
         os.replace(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
