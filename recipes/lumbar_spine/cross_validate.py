@@ -4,7 +4,8 @@
         -c recipes/lumbar_spine/config.toml [--folds 0,1,2,3,4]
 
 Fold k holds out cases ``sorted(ids)[k::5]``, trains ``paraspinal train``'s trainer on the rest with
-the recipe's config, then segments each held-out volume through the shipped inference path (ONNX
+the recipe's config (a fold whose model exists is not retrained; one stopped part-way continues from its
+checkpoint), then segments each held-out volume through the shipped inference path (ONNX
 Runtime) and writes ``fold_k/predictions/{case}_dseg.nii.gz`` and ``fold_k/scores.json``: per-level
 vertebral body Dice (3-D, at the data's 1 mm grid) of the raw model output. Level naming accuracy and
 the Dice after the naming step are computed by ``score_cv.py`` from these predictions.
@@ -56,7 +57,7 @@ def run_fold(dataset: Path, out: Path, *, config_path: Path, fold: int) -> dict[
     fold_dir = out / f"fold_{fold}"
     model_dir = fold_dir / "model"
     if not (model_dir / "model.json").is_file():
-        train(dataset, model_dir, config=config, show_progress=False)
+        train(dataset, model_dir, config=config, show_progress=False, resume=True)  # continues a stopped fold
     backend = UNetOnnxBackend(model_dir)
     scores: dict[str, dict[str, float]] = {}
     for case in info.cases:
