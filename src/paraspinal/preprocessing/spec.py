@@ -21,6 +21,13 @@ _AXIS_PAIRS = ({"R", "L"}, {"A", "P"}, {"S", "I"})
 MAX_CONTEXT_MM = 20.0
 
 
+def context_problem(context_mm: float) -> str | None:
+    """Why ``context_mm`` is not a usable 2.5-D context (None when it is)."""
+    if 0.0 <= context_mm <= MAX_CONTEXT_MM:
+        return None
+    return f"context_mm must be between 0 and {MAX_CONTEXT_MM:g} mm, got {context_mm:g}"
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """A model's input convention (stored in model.json under ``input``).
@@ -51,8 +58,9 @@ class InputSpec:
         object.__setattr__(self, "axcodes", codes)
         object.__setattr__(self, "spacing_mm", tuple(float(s) for s in self.spacing_mm))
         object.__setattr__(self, "context_mm", float(self.context_mm))
-        if not 0.0 <= self.context_mm <= MAX_CONTEXT_MM:
-            raise ValueError(f"context_mm must be between 0 and {MAX_CONTEXT_MM:g} mm, got {self.context_mm:g}")
+        problem = context_problem(self.context_mm)
+        if problem:
+            raise ValueError(problem)
 
     @property
     def in_channels(self) -> int:

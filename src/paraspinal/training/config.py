@@ -19,7 +19,7 @@ from typing import Any
 
 from paraspinal.backends.unet_onnx import slice_sigma_problem
 from paraspinal.errors import InputError
-from paraspinal.preprocessing.spec import MAX_CONTEXT_MM
+from paraspinal.preprocessing.spec import context_problem
 from paraspinal.training.augment import AugmentConfig
 
 
@@ -137,12 +137,12 @@ def _apply(config: TrainConfig, document: dict[str, Any], *, path: Path | None) 
     decay = changes.get("ema_decay")
     if decay is not None and not 0.0 < float(decay) < 1.0:
         raise InputError(f"ema_decay must be between 0 and 1 (exclusive), got {decay}", path=path)
-    context = float(changes["input"].context_mm) if "input" in changes else 0.0
-    if not 0.0 <= context <= MAX_CONTEXT_MM:
-        raise InputError(f"context_mm must be between 0 and {MAX_CONTEXT_MM:g} mm, got {context:g}", path=path)
-    problem = slice_sigma_problem(float(changes["inference"].slice_sigma_mm)) if "inference" in changes else None
-    if problem:
-        raise InputError(problem, path=path)
+    for problem in (
+        context_problem(float(changes["input"].context_mm)) if "input" in changes else None,
+        slice_sigma_problem(float(changes["inference"].slice_sigma_mm)) if "inference" in changes else None,
+    ):
+        if problem:
+            raise InputError(problem, path=path)
     for key in ("validation_cases",):
         if key in changes:
             changes[key] = tuple(str(v) for v in changes[key])
