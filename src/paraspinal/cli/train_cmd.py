@@ -37,6 +37,12 @@ def train_command(
     batch_size: int | None = typer.Option(None, "--batch-size", help="Slices per step."),
     seed: int | None = typer.Option(None, "--seed", help="Random seed (runs are reproducible for a seed)."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for PyTorch."),
+    device: str | None = typer.Option(
+        None, "--device", help="Where to train: cpu, cuda or cuda:N (overrides the config)."
+    ),
+    precision: str | None = typer.Option(
+        None, "--precision", help="float32, or bfloat16 for faster steps (weights stay float32; overrides the config)."
+    ),
     val_slices: str | None = typer.Option(
         None, "--val-slices", help="Hold out axial slices START:STOP of every image."
     ),
@@ -65,6 +71,8 @@ def train_command(
         batch_size=batch_size,
         seed=seed,
         threads=threads,
+        device=device,
+        precision=precision,
         validation_slices=_slices(val_slices),
         validation_cases=None if val_cases is None else [c.strip() for c in val_cases.split(",") if c.strip()],
     )

@@ -24,7 +24,7 @@ from paraspinal.training.dataset import DatasetInfo
 
 CHECKPOINT_NAME = "checkpoint.pt"
 PARTIAL_NAME = f".{CHECKPOINT_NAME}.tmp"  # a checkpoint being written (left behind if killed mid-write)
-_IGNORED_KEYS = ("threads",)  # may change between sessions without changing the run
+_IGNORED_KEYS = ("threads", "device")  # may change between sessions without changing the run
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class TrainingState:
 
 
 def run_fingerprint(config: TrainConfig, info: DatasetInfo) -> dict[str, Any]:
-    """What makes two runs the same run: the config (but the thread count) and the dataset's cases."""
+    """What makes two runs the same run: the config (but the thread count and device) and the dataset's cases."""
     settings = {k: v for k, v in config.to_dict().items() if k not in _IGNORED_KEYS}
     return json.loads(json.dumps({"config": settings, "dataset": info.name, "cases": [c.case_id for c in info.cases]}))
 

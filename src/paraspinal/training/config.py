@@ -12,6 +12,7 @@ TOML layout (every table and key optional)::
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -21,6 +22,9 @@ from paraspinal.backends.unet_onnx import slice_sigma_problem
 from paraspinal.errors import InputError
 from paraspinal.preprocessing.spec import context_problem
 from paraspinal.training.augment import AugmentConfig
+
+PRECISIONS = ("float32", "bfloat16")
+_DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,9 @@ class TrainConfig:
     ``validation_cases`` holds out whole cases. With neither, the per-epoch Dice is measured on
     the training images themselves (a fit check, not an accuracy claim). ``ema_decay`` (e.g.
     0.999) keeps an exponential moving average of the weights, updated every step; validation and
-    the written model then use the averaged weights. None = the last step's weights.
+    the written model then use the averaged weights. None = the last step's weights. ``precision``:
+    "float32" or "bfloat16" (autocast forward/backward; weights stay float32); ``device``: "cpu", "cuda"
+    or "cuda:N" (see :mod:`paraspinal.training.steps`).
     """
 
     scheme: str | None = None
@@ -86,6 +92,8 @@ class TrainConfig:
     validation_cases: tuple[str, ...] = ()
     validate_every: int = 1
     ema_decay: float | None = None
+    precision: str = "float32"
+    device: str = "cpu"
     save_safetensors: bool = True
     model: ModelOptions = field(default_factory=ModelOptions)
     input: InputOptions = field(default_factory=InputOptions)
@@ -134,6 +142,12 @@ def _apply(config: TrainConfig, document: dict[str, Any], *, path: Path | None) 
                 f"validation_slices must be [start, stop) with 0 <= start < stop, got {[start, stop]}", path=path
             )
         changes["validation_slices"] = (start, stop)
+    precision = changes.get("precision")
+    if precision is not None and precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}", path=path)
+    device = changes.get("device")
+    if device is not None and not _DEVICE.fullmatch(str(device)):
+        raise InputError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}", path=path)
     decay = changes.get("ema_decay")
     if decay is not None and not 0.0 < float(decay) < 1.0:
         raise InputError(f"ema_decay must be between 0 and 1 (exclusive), got {decay}", path=path)

@@ -7,7 +7,8 @@ and Dice). The folder appears complete or not at all; until then it holds ``chec
 which ``resume=True`` continues a stopped run (:mod:`paraspinal.training.checkpoint`). Runs are
 deterministic for a given seed, config and thread count, resumed or not (numpy ``Generator`` for
 sampling and augmentation, ``torch.Generator`` for the initial weights), unless
-``time_limit_minutes`` cuts the run short.
+``time_limit_minutes`` cuts the run short or the run is on a GPU. ``device`` and ``precision``: see
+:mod:`paraspinal.training.steps`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from typing import cast
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -43,9 +43,8 @@ from paraspinal.anatomy import LabelScheme, list_schemes, load_scheme
 from paraspinal.backends.unet_onnx import MODEL_FORMAT, file_sha256
 from paraspinal.errors import InputError
 from paraspinal.io import read_label_map
-from paraspinal.preprocessing import InputSpec, context_slices, foreground_box
+from paraspinal.preprocessing import InputSpec
 from paraspinal.preprocessing.orientation import reorient
-from paraspinal.training.augment import augment_slice
 from paraspinal.training.checkpoint import (
     CHECKPOINT_NAME,
     PARTIAL_NAME,
@@ -65,6 +64,7 @@ from paraspinal.training.dataset import (
     read_dataset,
 )
 from paraspinal.training.export import export_onnx, save_safetensors
+from paraspinal.training.steps import autocast, make_batch, segmentation_loss, torch_device, validation_dice
 from paraspinal.training.unet import UNet2D, UNetConfig
 
 EpochCallback = Callable[[int, float, dict[str, dict[int, float | None]]], None]
@@ -161,7 +161,8 @@ def _run(
         levels=config.model.levels,
         convs_per_level=config.model.convs_per_level,
     )
-    model = _init_weights(UNet2D(arch), seed=config.seed)
+    device = torch_device(config.device)
+    model = _init_weights(UNet2D(arch), seed=config.seed).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     averaged = None
     if config.ema_decay is not None:
@@ -193,9 +194,10 @@ def _run(
                     fraction = max(fraction, (time.perf_counter() - started) / limit_s)
                 for group in optimizer.param_groups:
                     group["lr"] = config.learning_rate * max(1.0 - fraction, 0.0) ** 0.9
-                x, y = _batch(images, split.train, rng=rng, config=config, swap_lut=swap_lut, spec=spec)
-                logits = model(x)
-                loss = _loss(logits, y)
+                x, y = make_batch(images, split.train, rng=rng, config=config, swap_lut=swap_lut, spec=spec)
+                with autocast(config.precision, device):
+                    logits = model(x.to(device))
+                loss = segmentation_loss(logits, y.to(device))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -208,7 +210,7 @@ def _run(
             last = epoch == config.epochs - 1 or (limit_s is not None and time.perf_counter() - started > limit_s)
             dice: dict[str, dict[int, float | None]] = {}
             if split.val and ((epoch + 1) % config.validate_every == 0 or last):
-                dice = _validate(final_model, images, split.val, class_values, spec=spec)
+                dice = validation_dice(final_model, images, split.val, class_values, spec=spec, device=device)
             history.append(dice)
             if not last:
                 snapshot = TrainingState(
@@ -232,7 +234,7 @@ def _run(
     bundled = isinstance(config.scheme, str) and config.scheme in list_schemes()
     _write_model(
         out_dir,
-        final_model,
+        final_model.to("cpu"),  # ONNX export traces on the CPU
         card,
         losses,
         history,
@@ -309,78 +311,6 @@ def _init_weights(model: UNet2D, *, seed: int) -> UNet2D:
                 if module.bias is not None:
                     module.bias.zero_()
     return model
-
-
-def _batch(
-    images: list[TrainingImage],
-    train: list[tuple[int, int]],
-    *,
-    rng: np.random.Generator,
-    config: TrainConfig,
-    swap_lut: np.ndarray,
-    spec: InputSpec,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of augmented crops: images (b, C, crop, crop) float32 (C = ``spec.in_channels``) and class
-    maps (b, crop, crop) int64."""
-    xs, ys = [], []
-    for _ in range(config.batch_size):
-        index, k = train[int(rng.integers(len(train)))]
-        im = images[index]
-        stack = context_slices(im.image, [k], slice_spacing_mm=im.slice_spacing_mm, context_mm=spec.context_mm)[0]
-        x, y = augment_slice(
-            stack, im.classes[:, :, k], rng=rng, config=config.augment, swap_lut=swap_lut, lr_axis=spec.lr_axis
-        )
-        xs.append(x)
-        ys.append(y)
-    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
-
-
-def _loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy plus soft Dice over the foreground classes (batch Dice)."""
-    ce = F.cross_entropy(logits, target)
-    probs = torch.softmax(logits, dim=1)[:, 1:]
-    onehot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(probs.dtype)
-    dims = (0, 2, 3)
-    intersection = (probs * onehot).sum(dims)
-    denominator = probs.sum(dims) + onehot.sum(dims)
-    dice = (2 * intersection + 1.0) / (denominator + 1.0)
-    return ce + (1.0 - dice.mean())
-
-
-@torch.no_grad()
-def _validate(
-    model: UNet2D,
-    images: list[TrainingImage],
-    val: dict[int, list[int]],
-    class_values: tuple[int, ...],
-    *,
-    spec: InputSpec,
-) -> dict[str, dict[int, float | None]]:
-    """Dice per label value over each validation image's held-out slices (pooled)."""
-    model.eval()
-    out: dict[str, dict[int, float | None]] = {}
-    for index, slices in val.items():
-        im = images[index]
-        volume = im.image[:, :, slices]
-        bx, by = foreground_box(volume, margin_px=8)
-        stack = context_slices(im.image, slices, slice_spacing_mm=im.slice_spacing_mm, context_mm=spec.context_mm)
-        crop = stack[:, :, bx, by]
-        pad = [(-n) % spec.size_multiple for n in crop.shape[2:]]
-        batch = torch.from_numpy(np.ascontiguousarray(np.pad(crop, ((0, 0), (0, 0), (0, pad[0]), (0, pad[1])))))
-        pred = np.concatenate([model(batch[i : i + 4]).argmax(1).numpy() for i in range(0, len(batch), 4)])
-        full = np.zeros(volume.shape, dtype=np.uint8)
-        full[bx, by] = np.moveaxis(pred, 0, 2)[: crop.shape[2], : crop.shape[3]]
-        ref = im.classes[:, :, slices]
-        scores: dict[int, float | None] = {}
-        for c, value in enumerate(class_values):
-            if c == 0:
-                continue
-            a, b = full == c, ref == c
-            total = int(a.sum() + b.sum())
-            scores[value] = None if total == 0 else 2.0 * int((a & b).sum()) / total
-        out[im.name] = scores
-    model.train()
-    return out
 
 
 def _progress(enabled: bool, total: int) -> Progress:

@@ -1,0 +1,115 @@
+"""One training step's parts: the device and number format, a batch of augmented crops, the loss, validation.
+
+Device and precision (``[training] device``, ``precision``): the weights, the optimiser state and the
+loss are always float32; ``precision = "bfloat16"`` runs the network's forward and backward passes under
+``torch.autocast`` in bfloat16 (about 1.8x faster per step on CPUs with AVX-512 BF16, and on GPUs).
+Validation and the exported ONNX model are float32 whatever the training precision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from paraspinal.errors import InputError
+from paraspinal.preprocessing import InputSpec, context_slices, foreground_box
+from paraspinal.training.augment import augment_slice
+from paraspinal.training.config import TrainConfig
+from paraspinal.training.dataset import TrainingImage
+from paraspinal.training.unet import UNet2D
+
+
+def torch_device(name: str) -> torch.device:
+    """The torch device for ``[training] device`` ("cpu", "cuda" or "cuda:N"); an ``InputError`` when absent."""
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise InputError(f"device {name!r} is not available here ({count} CUDA device(s)); use device = 'cpu'")
+    return device
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[object]:
+    """The forward pass's number format: a bfloat16 autocast region, or nothing for float32."""
+    if precision == "bfloat16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def make_batch(
+    images: list[TrainingImage],
+    train: list[tuple[int, int]],
+    *,
+    rng: np.random.Generator,
+    config: TrainConfig,
+    swap_lut: np.ndarray,
+    spec: InputSpec,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of augmented crops (on the CPU): images (b, C, crop, crop) float32 (C = ``spec.in_channels``)
+    and class maps (b, crop, crop) int64."""
+    xs, ys = [], []
+    for _ in range(config.batch_size):
+        index, k = train[int(rng.integers(len(train)))]
+        im = images[index]
+        stack = context_slices(im.image, [k], slice_spacing_mm=im.slice_spacing_mm, context_mm=spec.context_mm)[0]
+        x, y = augment_slice(
+            stack, im.classes[:, :, k], rng=rng, config=config.augment, swap_lut=swap_lut, lr_axis=spec.lr_axis
+        )
+        xs.append(x)
+        ys.append(y)
+    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy plus soft Dice over the foreground classes (batch Dice), computed in float32."""
+    logits = logits.float()
+    ce = F.cross_entropy(logits, target)
+    probs = torch.softmax(logits, dim=1)[:, 1:]
+    onehot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(probs.dtype)
+    dims = (0, 2, 3)
+    intersection = (probs * onehot).sum(dims)
+    denominator = probs.sum(dims) + onehot.sum(dims)
+    dice = (2 * intersection + 1.0) / (denominator + 1.0)
+    return ce + (1.0 - dice.mean())
+
+
+@torch.no_grad()
+def validation_dice(
+    model: UNet2D,
+    images: list[TrainingImage],
+    val: dict[int, list[int]],
+    class_values: tuple[int, ...],
+    *,
+    spec: InputSpec,
+    device: torch.device,
+) -> dict[str, dict[int, float | None]]:
+    """Dice per label value over each validation image's held-out slices (pooled; float32)."""
+    model.eval()
+    out: dict[str, dict[int, float | None]] = {}
+    for index, slices in val.items():
+        im = images[index]
+        volume = im.image[:, :, slices]
+        bx, by = foreground_box(volume, margin_px=8)
+        stack = context_slices(im.image, slices, slice_spacing_mm=im.slice_spacing_mm, context_mm=spec.context_mm)
+        crop = stack[:, :, bx, by]
+        pad = [(-n) % spec.size_multiple for n in crop.shape[2:]]
+        batch = torch.from_numpy(np.ascontiguousarray(np.pad(crop, ((0, 0), (0, 0), (0, pad[0]), (0, pad[1])))))
+        pred = np.concatenate(
+            [model(batch[i : i + 4].to(device)).argmax(1).cpu().numpy() for i in range(0, len(batch), 4)]
+        )
+        full = np.zeros(volume.shape, dtype=np.uint8)
+        full[bx, by] = np.moveaxis(pred, 0, 2)[: crop.shape[2], : crop.shape[3]]
+        ref = im.classes[:, :, slices]
+        scores: dict[int, float | None] = {}
+        for c, value in enumerate(class_values):
+            if c == 0:
+                continue
+            a, b = full == c, ref == c
+            total = int(a.sum() + b.sum())
+            scores[value] = None if total == 0 else 2.0 * int((a & b).sum()) / total
+        out[im.name] = scores
+    model.train()
+    return out
