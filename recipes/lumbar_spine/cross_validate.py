@@ -1,7 +1,7 @@
 """5-fold cross-validation of the lumbar spine recipe on the 54 sagittal MyoSegmenTUM spines.
 
     python recipes/lumbar_spine/cross_validate.py /tmp/Dataset902_LumbarSpine /tmp/spine_cv \
-        -c recipes/lumbar_spine/config.toml [--folds 0,1,2,3,4]
+        -c recipes/lumbar_spine/config.toml [--folds 0,1,2,3,4] [--device cuda]
 
 Fold k holds out cases ``sorted(ids)[k::5]``, trains ``paraspinal train``'s trainer on the rest with
 the recipe's config (a fold whose model exists is not retrained; one stopped part-way continues from its
@@ -50,10 +50,10 @@ def dice_per_value(pred: np.ndarray, ref: np.ndarray, values: range) -> dict[int
     return out
 
 
-def run_fold(dataset: Path, out: Path, *, config_path: Path, fold: int) -> dict[str, object]:
+def run_fold(dataset: Path, out: Path, *, config_path: Path, fold: int, device: str | None = None) -> dict[str, object]:
     info = read_dataset(dataset)
     held_out = fold_cases([c.case_id for c in info.cases], fold)
-    config = replace(load_config(config_path), validation_cases=tuple(held_out))
+    config = replace(load_config(config_path, device=device), validation_cases=tuple(held_out))
     fold_dir = out / f"fold_{fold}"
     model_dir = fold_dir / "model"
     if not (model_dir / "model.json").is_file():
@@ -82,8 +82,9 @@ if __name__ == "__main__":
     parser.add_argument("out", type=Path)
     parser.add_argument("-c", "--config", type=Path, required=True)
     parser.add_argument("--folds", default="0,1,2,3,4")
+    parser.add_argument("--device", default=None, help="train on cpu, cuda or cuda:N (default: the config's)")
     args = parser.parse_args()
     for k in (int(v) for v in args.folds.split(",")):
-        result = run_fold(args.dataset, args.out, config_path=args.config, fold=k)
+        result = run_fold(args.dataset, args.out, config_path=args.config, fold=k, device=args.device)
         values = [d for case in result["dice"].values() for d in case.values()]  # type: ignore[union-attr]
         print(f"fold {k}: mean body Dice {np.nanmean(values):.4f} over {len(result['dice'])} cases", flush=True)
