@@ -271,9 +271,11 @@ def test_augmenting_a_slice_stack_changes_every_channel_alike() -> None:
             "[inferens]\nslice_sigma_mm = 1.0\n",
             "unknown table(s) ['inferens'] (known: training, model, input, augment, inference)",
         ),
+        ('[training]\nprecision = "float16"\n', "precision must be one of ['float32', 'bfloat16'], got 'float16'"),
+        ('[training]\ndevice = "gpu"\n', "device must be 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
     ],
 )
-def test_bad_inference_options_are_refused(tmp_path, text: str, message: str) -> None:
+def test_bad_config_options_are_refused(tmp_path, text: str, message: str) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(InputError) as info:

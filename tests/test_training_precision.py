@@ -65,21 +65,6 @@ def test_a_run_is_not_resumed_in_another_precision(tmp_path, tiny_config) -> Non
     )
 
 
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ('[training]\nprecision = "float16"\n', "precision must be one of ['float32', 'bfloat16'], got 'float16'"),
-        ('[training]\ndevice = "gpu"\n', "device must be 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
-    ],
-)
-def test_bad_precision_or_device_is_refused(tmp_path, text: str, message: str) -> None:
-    path = tmp_path / "bad.toml"
-    path.write_text(text)
-    with pytest.raises(InputError) as info:
-        load_config(path)
-    assert str(info.value) == f"{path}: {message}"
-
-
 def test_an_absent_gpu_is_named_before_training(tmp_path, tiny_config) -> None:
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     out = tmp_path / "m"
