@@ -5,7 +5,10 @@ anisotropically) and elastically deformed in one resampling; a left-right flip a
 sided label for its other-side value (from the label scheme), so "right" keeps meaning the
 patient's right. Intensity: smooth bias field, random intensity curve, inversion, gamma, contrast
 and brightness, blur, noise and low-resolution simulation, so one model serves water, fat, T1
-and T2 images. Inputs are normalised to [0, 1] (see :func:`paraspinal.preprocessing.percentile_scale`).
+and T2 images. Field of view: optionally blanks the crop beyond a random line across one of the
+patient directions ``fov_cut_sides`` (image 0, labels background), as if the scan had stopped there, so
+a model cannot name what it sees from where the image ends (a spine model counting vertebrae from
+the top of the image). Inputs are normalised to [0, 1] (see :func:`paraspinal.preprocessing.percentile_scale`).
 """
 
 from __future__ import annotations
@@ -43,9 +46,59 @@ class AugmentConfig:
     noise_probability: float = 0.2
     noise_std: float = 0.05
     lowres_probability: float = 0.15
+    fov_cut_probability: float = 0.0
+    fov_cut_max_fraction: float = 0.6
+    fov_cut_sides: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+_OPPOSITE = {"R": "L", "L": "R", "A": "P", "P": "A", "S": "I", "I": "S"}
+
+
+def fov_cut_directions(sides: tuple[str, ...], *, inplane_axcodes: tuple[str, str]) -> list[tuple[int, bool]]:
+    """``(in-plane axis, cut at the high-index end)`` for each patient direction in ``sides``, given the
+    directions the two in-plane array axes run towards (e.g. ``("P", "S")``: axis 1 runs to superior,
+    so ``"S"`` blanks its high end). Raises ValueError for a code that is not R/L/A/P/S/I or runs
+    across the slices."""
+    out = []
+    for side in sides:
+        code = str(side).upper()
+        if code not in _OPPOSITE:
+            raise ValueError(f"fov_cut_sides: {side!r} is not one of R, L, A, P, S, I")
+        if code in inplane_axcodes:
+            out.append((inplane_axcodes.index(code), True))
+        elif _OPPOSITE[code] in inplane_axcodes:
+            out.append((inplane_axcodes.index(_OPPOSITE[code]), False))
+        else:
+            raise ValueError(
+                f"fov_cut_sides: {code!r} runs across the slices (in-plane axes {''.join(inplane_axcodes)})"
+            )
+    return out
+
+
+def _cut_field_of_view(
+    image: np.ndarray,
+    classes: np.ndarray,
+    *,
+    rng: np.random.Generator,
+    config: AugmentConfig,
+    cuts: list[tuple[int, bool]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """With ``fov_cut_probability``: image (channels, h, w) and classes (h, w) blanked beyond a random line
+    (up to ``fov_cut_max_fraction`` of the crop) on one of the ``cuts`` sides; otherwise unchanged."""
+    if not cuts or config.fov_cut_probability <= 0.0 or rng.random() >= config.fov_cut_probability:
+        return image, classes
+    axis, high = cuts[int(rng.integers(len(cuts)))]
+    n = classes.shape[axis]
+    width = int(rng.integers(1, max(int(config.fov_cut_max_fraction * n), 1) + 1))  # pixels blanked
+    blank = [slice(None), slice(None)]
+    blank[axis] = slice(n - width, n) if high else slice(0, width)
+    image, classes = image.copy(), classes.copy()
+    image[(slice(None), *blank)] = 0.0
+    classes[tuple(blank)] = 0
+    return image, classes
 
 
 def _crop_centre(classes: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
@@ -113,6 +166,7 @@ def augment_slice(
     config: AugmentConfig,
     swap_lut: np.ndarray,
     lr_axis: int | None,
+    fov_cuts: list[tuple[int, bool]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One augmented training pair from a 2-D slice and its class-index map.
 
@@ -120,7 +174,8 @@ def augment_slice(
     the same spatial and intensity changes on every channel; the output image has the input's
     layout with ``(crop, crop)`` pixels, the classes ``(crop, crop)``. ``swap_lut[c]`` is the class
     of the same structure on the other side (identity for unsided and background); ``lr_axis`` is
-    the in-plane array axis running between the patient's left and right.
+    the in-plane array axis running between the patient's left and right; ``fov_cuts`` the
+    field-of-view cut directions (:func:`fov_cut_directions`; None or empty: no cut).
     """
     stack = image[None] if image.ndim == 2 else image
     centre = _crop_centre(classes, rng, config)
@@ -132,6 +187,7 @@ def augment_slice(
     if lr_axis is not None and rng.random() < config.flip_probability:
         out_image = np.flip(out_image, axis=1 + lr_axis)
         out_classes = swap_lut[np.flip(out_classes, axis=lr_axis)]
+    out_image, out_classes = _cut_field_of_view(out_image, out_classes, rng=rng, config=config, cuts=fov_cuts or [])
     out_image = _intensity(out_image, rng, config)
     if image.ndim == 2:
         out_image = out_image[0]

@@ -21,7 +21,7 @@ from typing import Any
 from paraspinal.backends.unet_onnx import slice_sigma_problem
 from paraspinal.errors import InputError
 from paraspinal.preprocessing.spec import context_problem
-from paraspinal.training.augment import AugmentConfig
+from paraspinal.training.augment import AugmentConfig, fov_cut_directions
 
 PRECISIONS = ("float32", "bfloat16")
 _DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
@@ -157,6 +157,16 @@ def _apply(config: TrainConfig, document: dict[str, Any], *, path: Path | None) 
     ):
         if problem:
             raise InputError(problem, path=path)
+    merged = replace(config, **{k: v for k, v in changes.items() if k in ("input", "augment")})
+    try:
+        fov_cut_directions(merged.augment.fov_cut_sides, inplane_axcodes=merged.input.axcodes[:2])
+    except ValueError as exc:
+        raise InputError(str(exc), path=path) from None
+    if merged.augment.fov_cut_probability > 0.0 and not merged.augment.fov_cut_sides:
+        raise InputError('fov_cut_probability > 0 needs fov_cut_sides (e.g. ["S"])', path=path)
+    fraction = float(merged.augment.fov_cut_max_fraction)
+    if not 0.0 < fraction < 1.0:
+        raise InputError(f"fov_cut_max_fraction must be between 0 and 1 (exclusive), got {fraction:g}", path=path)
     for key in ("validation_cases",):
         if key in changes:
             changes[key] = tuple(str(v) for v in changes[key])
@@ -166,7 +176,7 @@ def _apply(config: TrainConfig, document: dict[str, Any], *, path: Path | None) 
 def _update(current: Any, values: Any, cls: type, *, table: str, path: Path | None) -> Any:
     known = {f.name for f in fields(cls)}
     checked = _checked(values, known, table=table, path=path)
-    for key in ("axcodes", "spacing_mm"):
+    for key in ("axcodes", "spacing_mm", "fov_cut_sides"):
         if checked.get(key) is not None:
             checked[key] = tuple(checked[key])
     return replace(current, **checked)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from paraspinal.errors import InputError
 from paraspinal.preprocessing import InputSpec, context_slices, foreground_box
-from paraspinal.training.augment import augment_slice
+from paraspinal.training.augment import augment_slice, fov_cut_directions
 from paraspinal.training.config import TrainConfig
 from paraspinal.training.dataset import TrainingImage
 from paraspinal.training.unet import UNet2D
@@ -51,12 +51,19 @@ def make_batch(
     """A batch of augmented crops (on the CPU): images (b, C, crop, crop) float32 (C = ``spec.in_channels``)
     and class maps (b, crop, crop) int64."""
     xs, ys = [], []
+    cuts = fov_cut_directions(config.augment.fov_cut_sides, inplane_axcodes=spec.axcodes[:2])
     for _ in range(config.batch_size):
         index, k = train[int(rng.integers(len(train)))]
         im = images[index]
         stack = context_slices(im.image, [k], slice_spacing_mm=im.slice_spacing_mm, context_mm=spec.context_mm)[0]
         x, y = augment_slice(
-            stack, im.classes[:, :, k], rng=rng, config=config.augment, swap_lut=swap_lut, lr_axis=spec.lr_axis
+            stack,
+            im.classes[:, :, k],
+            rng=rng,
+            config=config.augment,
+            swap_lut=swap_lut,
+            lr_axis=spec.lr_axis,
+            fov_cuts=cuts,
         )
         xs.append(x)
         ys.append(y)
