@@ -55,3 +55,22 @@ def test_levels_command_places_the_discs_on_an_axial_stack(tmp_path: Path) -> No
     assert table["disc_slice"].is_monotonic_decreasing  # RAS stack: slice index grows towards the head...
     assert (table["distance_mm"] <= 2.0 + 1e-6).all()  # ... the nearest 4 mm slice is at most 2 mm away
     assert (out / "levels_qc.png").is_file() and (out / "sagittal_dseg.nii.gz").is_file()
+
+
+def test_a_field_of_view_starting_at_l3_is_named_from_the_anatomy() -> None:
+    """The image cut 8 mm above L3 (the disc above and the sacrum below stay in view): the bodies are L3-L5, not
+    L1-L3 as a model counting from the top of the image would say."""
+    sagittal = read_image(DATA / "01_img.nii.gz")
+    truth = np.asarray(read_label_map(DATA / "01_seg.nii.gz").array)
+    assert sagittal.affine[2, 0] < 0  # array axis 0 runs superior -> inferior in these files
+    top = int(np.flatnonzero((truth == 3).any(axis=(1, 2))).min()) - 8
+    affine = sagittal.affine.copy()
+    affine[:3, 3] = sagittal.affine[:3, :3] @ np.array([top, 0.0, 0.0]) + sagittal.affine[:3, 3]
+    cut = Image(np.asarray(sagittal.array)[top:], affine, source="01 from L3")
+    result = sagittal_levels(cut, backend=spine_backend(threads=1))
+    assert [b.name for b in result.spine.bodies if b.kind == "body"][-3:] == ["L3", "L4", "L5"]
+    assert [d.name for d in result.spine.discs][-3:] == ["L3/L4", "L4/L5", "L5/S1"]
+    labels, cut_truth = np.asarray(result.labels.array), truth[top:]
+    for value in (3, 4, 5):  # each manual body's best-overlapping named body carries its level
+        inside = labels[(cut_truth == value) & (labels > 0)]
+        assert np.bincount(inside).argmax() == value, value
