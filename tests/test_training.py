@@ -273,6 +273,16 @@ def test_augmenting_a_slice_stack_changes_every_channel_alike() -> None:
         ),
         ('[training]\nprecision = "float16"\n', "precision must be one of ['float32', 'bfloat16'], got 'float16'"),
         ('[training]\ndevice = "gpu"\n', "device must be 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
+        ("[augment]\nfov_cut_probability = 0.3\n", 'fov_cut_probability > 0 needs fov_cut_sides (e.g. ["S"])'),
+        (
+            '[input]\naxcodes = ["P", "S", "R"]\n[augment]\nfov_cut_probability = 0.3\nfov_cut_sides = ["R"]\n',
+            "fov_cut_sides: 'R' runs across the slices (in-plane axes PS)",
+        ),
+        ('[augment]\nfov_cut_sides = ["up"]\n', "fov_cut_sides: 'up' is not one of R, L, A, P, S, I"),
+        (
+            "[augment]\nfov_cut_max_fraction = 1.5\n",
+            "fov_cut_max_fraction must be between 0 and 1 (exclusive), got 1.5",
+        ),
     ],
 )
 def test_bad_config_options_are_refused(tmp_path, text: str, message: str) -> None:

@@ -26,6 +26,7 @@ from add_t2_bodies import T2_PREFIX
 from paraspinal.anatomy import load_registry, load_scheme
 from paraspinal.errors import LevelsError
 from paraspinal.io import read_label_map
+from paraspinal.io.image import Image
 from paraspinal.levels.naming import name_bodies, named_label_map
 from paraspinal.levels.spine import LOW_NAMING_CONFIDENCE
 from paraspinal.training.dataset import identical_cases, read_dataset
@@ -38,21 +39,33 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float("nan") if total == 0 else 2.0 * int(np.count_nonzero(a & b)) / total
 
 
-def score_case(pred_path: Path, truth_path: Path) -> dict[str, object]:
+def named_as_shipped(pred: Image) -> tuple[np.ndarray, list[str], float]:
+    """The model's label map rewritten with the naming step's names (all 0 when naming fails), the names (or the
+    error) and the naming confidence."""
     scheme, registry = load_scheme("lumbar_bodies"), load_registry()
-    pred, truth = read_label_map(pred_path), read_label_map(truth_path)
-    p, t = np.asarray(pred.array), np.asarray(truth.array)
     try:
         named = name_bodies(pred, scheme=scheme, registry=registry)
-        renamed = np.asarray(named_label_map(pred, named, scheme=scheme, registry=registry).array)
-        names, confidence = named.names, named.naming_confidence
     except LevelsError as exc:
-        renamed, names, confidence = np.zeros_like(p), [str(exc)], 0.0
+        return np.zeros(pred.shape, dtype=np.asarray(pred.array).dtype), [str(exc)], 0.0
+    renamed = np.asarray(named_label_map(pred, named, scheme=scheme, registry=registry).array)
+    return renamed, named.names, named.naming_confidence
+
+
+def count_named_correctly(renamed: np.ndarray, truth: np.ndarray, values: range) -> int:
+    """Manual bodies (``values``) whose best-overlapping named body carries their level."""
     correct = 0
-    for value in LEVELS:
-        inside = renamed[t == value]
+    for value in values:
+        inside = renamed[truth == value]
         inside = inside[inside > 0]
         correct += int(inside.size > 0 and np.bincount(inside).argmax() == value)
+    return correct
+
+
+def score_case(pred_path: Path, truth_path: Path) -> dict[str, object]:
+    pred, truth = read_label_map(pred_path), read_label_map(truth_path)
+    p, t = np.asarray(pred.array), np.asarray(truth.array)
+    renamed, names, confidence = named_as_shipped(pred)
+    correct = count_named_correctly(renamed, t, LEVELS)
     return {
         "raw": {f"L{v}": dice(p == v, t == v) for v in LEVELS},
         "named": {f"L{v}": dice(renamed == v, t == v) for v in LEVELS},

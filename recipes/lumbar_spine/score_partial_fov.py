@@ -22,14 +22,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-from score_cv import leaked_cases
+from score_cv import count_named_correctly, leaked_cases, named_as_shipped
 
-from paraspinal.anatomy import load_registry, load_scheme
 from paraspinal.backends import UNetOnnxBackend
-from paraspinal.errors import LevelsError
 from paraspinal.io import read_image, read_label_map
 from paraspinal.io.image import Image
-from paraspinal.levels.naming import name_bodies, named_label_map
 
 LEVELS = range(1, 6)
 
@@ -56,19 +53,8 @@ def cut_above(image: Image, labels: np.ndarray, *, level: int, margin_mm: float)
 
 
 def score_cut(backend: UNetOnnxBackend, image: Image, truth: np.ndarray, *, level: int) -> dict[str, object]:
-    scheme, registry = load_scheme("lumbar_bodies"), load_registry()
-    labels = backend.segment(image).labels
-    try:
-        named = name_bodies(labels, scheme=scheme, registry=registry)
-        renamed = np.asarray(named_label_map(labels, named, scheme=scheme, registry=registry).array)
-        names, confidence = named.names, named.naming_confidence
-    except LevelsError as exc:
-        renamed, names, confidence = np.zeros_like(truth), [str(exc)], 0.0
-    correct = 0
-    for value in range(level, 6):
-        inside = renamed[truth == value]
-        inside = inside[inside > 0]
-        correct += int(inside.size > 0 and np.bincount(inside).argmax() == value)
+    renamed, names, confidence = named_as_shipped(backend.segment(image).labels)
+    correct = count_named_correctly(renamed, truth, range(level, 6))
     return {"in_view": 6 - level, "correct": correct, "names": names, "naming_confidence": round(confidence, 3)}
 
 
