@@ -28,8 +28,6 @@ from paraspinal.backends import UNetOnnxBackend
 from paraspinal.io import read_image, read_label_map
 from paraspinal.io.image import Image
 
-LEVELS = range(1, 6)
-
 
 def cut_above(image: Image, labels: np.ndarray, *, level: int, margin_mm: float) -> tuple[Image, np.ndarray]:
     """``image`` and ``labels`` without everything more than ``margin_mm`` above the top of body ``level``
@@ -91,7 +89,7 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, default=Path("partial_fov.json"), help="with --model: result file")
     args = parser.parse_args()
     if (args.cv_dir is None) == (args.model is None):
-        parser.error("give a cross-validation folder or --model, not both")
+        parser.error("give either a cross-validation folder or --model")
     if args.model is not None:
         ids = sorted(p.name[: -len(".nii.gz")] for p in (args.dataset / "labelsTr").glob("*.nii.gz"))
         jobs, out = [(args.model, ids)], args.out
