@@ -55,6 +55,8 @@ def signed_distance(mask: np.ndarray) -> np.ndarray:
 def smooth_rebuild_dice(labels: np.ndarray) -> dict[str, float]:
     """Per level, the Dice of the mask against its rebuild from the runs' outlines (see module docstring)."""
     centres, firsts = run_centres(labels)
+    if len(centres) < 2:
+        raise ValueError("the mask has fewer than two runs of identical slices: no outlines to interpolate between")
     out = {}
     for value in LEVELS:
         mask = labels == value
