@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from add_t2_bodies import T2_PREFIX
 from scipy import ndimage
 from score_cv import dice, named_as_shipped
 
@@ -76,7 +77,7 @@ def prediction_errors(dataset: Path, cv_dir: Path) -> dict[str, object]:
     by_offset: dict[int, np.ndarray] = {}  # mm from the body's centre -> (predicted, manual, overlap) voxels
     for pred_path in sorted(cv_dir.glob("fold_*/predictions/*_dseg.nii.gz")):
         case_id = pred_path.name[: -len("_dseg.nii.gz")]
-        if case_id.startswith("t2-"):
+        if case_id.startswith(T2_PREFIX):
             continue
         renamed, _, _ = named_as_shipped(read_label_map(pred_path))
         truth = np.asarray(read_label_map(dataset / "labelsTr" / f"{case_id}.nii.gz").array)
