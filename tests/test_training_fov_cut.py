@@ -98,9 +98,12 @@ def test_cut_probability_is_honoured_and_zero_changes_nothing() -> None:
     np.testing.assert_array_equal(a[1], b[1])
 
 
-def test_spine_recipe_cuts_the_cranial_side() -> None:
+def test_spine_recipe_cuts_the_cranial_and_caudal_sides() -> None:
     from pathlib import Path
 
     config = load_config(Path(__file__).parents[1] / "recipes" / "lumbar_spine" / "config.toml")
     assert config.augment.fov_cut_probability > 0
-    assert fov_cut_directions(config.augment.fov_cut_sides, inplane_axcodes=config.input.axcodes[:2]) == [(1, True)]
+    assert fov_cut_directions(config.augment.fov_cut_sides, inplane_axcodes=config.input.axcodes[:2]) == [
+        (1, True),  # superior: the high end of the cranio-caudal axis
+        (1, False),  # inferior: its low end
+    ]
