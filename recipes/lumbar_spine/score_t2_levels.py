@@ -7,7 +7,8 @@ subject's T2 image through the shipped path (:func:`paraspinal.pipeline.sagittal
 naming, discs between the bodies). Each manual disc (1 = L5/S1 ... 5 = L1/L2) is compared with the found
 disc of the same name: it counts as named correctly when that disc's centre lies within half the gap
 from this manual disc's centroid to its nearest manual neighbour's (about 17 mm; a disc named one level
-off lies about one gap away). Also reported: the distance between the two centres (mm). Writes
+off lies about one gap away). Also reported: the distance between the two centres (mm) and the angle
+between the two disc planes (degrees; the manual plane is its voxels' least-variance plane). Writes
 ``t2_levels.json`` in the CV folder. With ``--model DIR`` one model scores every subject.
 """
 
@@ -29,28 +30,40 @@ from paraspinal.pipeline.sagittal import sagittal_levels
 N_FOLDS = 5
 
 
-def manual_centres(path: Path) -> dict[str, np.ndarray]:
-    """World centre (mm) of each manual disc (label scheme ``ivd_t2``), as paraspinal reads a disc mask."""
+def manual_discs(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """World centre (mm) and unit normal of each manual disc (scheme ``ivd_t2``), as paraspinal reads a disc mask."""
     spine = spine_levels_from_labels(read_label_map(path), scheme=load_scheme("ivd_t2"))
-    return {d.name: np.asarray(d.centre_mm, dtype=float) for d in spine.discs}
+    return {d.name: (np.asarray(d.centre_mm, dtype=float), np.asarray(d.normal, dtype=float)) for d in spine.discs}
+
+
+def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """Angle (degrees, 0-90) between two planes given by their unit normals."""
+    return float(np.degrees(np.arccos(min(abs(float(a @ b)), 1.0))))
 
 
 def score_subject(image_path: Path, seg_path: Path, model: Path) -> dict[str, object]:
-    truth = manual_centres(seg_path)
+    truth = manual_discs(seg_path)
     try:
         found = sagittal_levels(read_image(image_path), backend=UNetOnnxBackend(model)).spine
-        centres = {d.name: np.asarray(d.centre_mm, dtype=float) for d in found.discs}
+        planes = {
+            d.name: (np.asarray(d.centre_mm, dtype=float), np.asarray(d.normal, dtype=float)) for d in found.discs
+        }
         notes = list(found.warnings)
     except ParaspinalError as exc:
-        centres, notes = {}, [str(exc)]
+        planes, notes = {}, [str(exc)]
     discs = {}
-    for name, centre in truth.items():
-        if name not in centres:
-            discs[name] = {"found": False, "correct": False, "distance_mm": None}
+    for name, (centre, normal) in truth.items():
+        if name not in planes:
+            discs[name] = {"found": False, "correct": False, "distance_mm": None, "angle_deg": None}
             continue
-        distance = float(np.linalg.norm(centres[name] - centre))
-        gap = min(float(np.linalg.norm(centre - c)) for other, c in truth.items() if other != name)
-        discs[name] = {"found": True, "correct": distance <= gap / 2, "distance_mm": round(distance, 1)}
+        distance = float(np.linalg.norm(planes[name][0] - centre))
+        gap = min(float(np.linalg.norm(centre - c)) for other, (c, _) in truth.items() if other != name)
+        discs[name] = {
+            "found": True,
+            "correct": distance <= gap / 2,
+            "distance_mm": round(distance, 1),
+            "angle_deg": round(angle_deg(planes[name][1], normal), 1),
+        }
     return {"discs": discs, "notes": notes}
 
 
@@ -63,20 +76,33 @@ def main(data: Path, cv: Path | None, *, model: Path | None) -> dict[str, object
         row = results[subject]["discs"]
         print(
             subject,
-            " ".join(f"{n}:{'ok' if d['correct'] else 'WRONG'}({d['distance_mm']})" for n, d in row.items()),
+            " ".join(
+                f"{n}:{'ok' if d['correct'] else 'WRONG'}({d['distance_mm']} mm, {d['angle_deg']} deg)"
+                for n, d in row.items()
+            ),
             flush=True,
         )
     flat = [d for r in results.values() for d in r["discs"].values()]  # type: ignore[union-attr]
     correct = sum(d["correct"] for d in flat)
     subjects_all = sum(all(d["correct"] for d in r["discs"].values()) for r in results.values())  # type: ignore[union-attr]
     distances = [d["distance_mm"] for d in flat if d["correct"]]
+    between = [d["angle_deg"] for n, d in _named(results) if d["correct"] and n != "L5/S1"]
+    lowest = [d["angle_deg"] for n, d in _named(results) if d["correct"] and n == "L5/S1"]
     summary = {
         "discs_named_correctly": f"{correct}/{len(flat)}",
         "subjects_all_correct": f"{subjects_all}/{len(results)}",
         "median_distance_mm_when_correct": float(np.median(distances)) if distances else None,
+        "plane_angle_deg_between_bodies_mean_max": [round(float(np.mean(between)), 1), float(max(between))]
+        if between
+        else None,
+        "plane_angle_deg_l5_s1_mean_max": [round(float(np.mean(lowest)), 1), float(max(lowest))] if lowest else None,
     }
     print(json.dumps(summary), flush=True)
     return {"summary": summary, "subjects": results}
+
+
+def _named(results: dict[str, dict[str, object]]) -> list[tuple[str, dict[str, object]]]:
+    return [(name, disc) for r in results.values() for name, disc in r["discs"].items()]  # type: ignore[union-attr]
 
 
 if __name__ == "__main__":
