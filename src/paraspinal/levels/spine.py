@@ -130,7 +130,10 @@ def spine_levels_from_labels(
     elif named.kinds and named.kinds[-1] == "sacrum":
         warnings.append("the lowest vertebra-labelled piece was taken as the top of the sacrum (S1)")
     if any(d.estimated for d in discs):
-        warnings.append("L5/S1 estimated from L5's lower endplate (no sacrum labelled)")
+        warnings.append(
+            "L5/S1 estimated from L5's lower endplate and the L4/L5 wedge (no sacrum labelled): its plane is less "
+            "certain than the others'"
+        )
     if not discs:
         raise LevelsError(
             f"only one vertebral body ({named.names[0]}) and no sacrum: no disc can be placed", path=labels.source

@@ -132,7 +132,11 @@ def endplate_normal(body: BodyVoxels, *, direction: np.ndarray, side: Literal["u
     t, u, w = t[central], u[central], w[central]
     width_u = max(ENDPLATE_COLUMN_MM, voxel_extent_mm(body.voxel_matrix, e1))
     width_w = max(ENDPLATE_COLUMN_MM, voxel_extent_mm(body.voxel_matrix, e2))
-    _, column = np.unique(np.stack([np.floor(u / width_u), np.floor(w / width_w)], axis=1), axis=0, return_inverse=True)
+    iu = np.floor(u / width_u).astype(np.int64)
+    iw = np.floor(w / width_w).astype(np.int64)
+    iu -= iu.min(initial=0)
+    iw -= iw.min(initial=0)
+    _, column = np.unique(iu * (int(iw.max(initial=0)) + 1) + iw, return_inverse=True)
     column = column.ravel()
     n_columns = int(column.max()) + 1 if column.size else 0
     if n_columns < _MIN_ENDPLATE_COLUMNS:
