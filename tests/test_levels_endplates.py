@@ -11,7 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from paraspinal.levels.spine_geometry import BodyVoxels, endplate_normal, estimated_l5_s1_normal, unit
+from paraspinal.levels.spine_geometry import (
+    BodyVoxels,
+    discs_between,
+    endplate_normal,
+    estimated_l5_s1_normal,
+    unit,
+)
 
 UP = np.array([0.0, 0.0, 1.0])
 TOLERANCE_DEG = 1.5  # a plane fitted to a voxel staircase is good to about 1 degree
@@ -68,8 +74,6 @@ def test_an_endplate_is_not_trusted_beyond_45_degrees_from_the_spine_axis() -> N
 
 
 def test_lordotic_discs_follow_the_endplates_not_the_line_between_centres() -> None:
-    from paraspinal.levels.spine_geometry import discs_between
-
     # endplates turn 4 degrees per endplate going down (8 per body and per disc); centres on a straight line
     tilts = [(8.0 * k, 8.0 * k + 4.0) for k in range(3)]  # (upper, lower) endplate tilt of L3, L4, L5
     bodies = [
