@@ -28,6 +28,11 @@ pytestmark = [
 LEVELS = ["L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1"]
 
 
+def _plane_angle_deg(a, b) -> float:
+    """Angle (degrees, 0-90) between two planes given by their unit normals."""
+    return float(np.degrees(np.arccos(min(abs(float(np.dot(a, b))), 1.0))))
+
+
 def test_bodies_are_found_named_and_segmented_on_a_training_case() -> None:
     sagittal = read_image(DATA / "01_img.nii.gz")
     truth = read_label_map(DATA / "01_seg.nii.gz").array
@@ -97,7 +102,7 @@ def test_thick_sagittal_slices_give_the_same_levels() -> None:
     for a, b in zip(coarse.discs, fine.discs, strict=True):
         assert np.linalg.norm(np.subtract(a.centre_mm, b.centre_mm)) < 2.0, a.name
         # the disc planes too (a body's principal axes, used before, swung 17 degrees here)
-        assert np.degrees(np.arccos(min(abs(float(np.dot(a.normal, b.normal))), 1.0))) < 3.0, a.name
+        assert _plane_angle_deg(a.normal, b.normal) < 3.0, a.name
 
 
 @pytest.mark.skipif(not T2.is_dir(), reason="../shared/data/spine-sagittal/ivd-t2 not present")
@@ -114,8 +119,7 @@ def test_disc_planes_follow_the_manual_discs_on_the_t2_spines() -> None:
             d.name: d for d in sagittal_levels(read_image(T2 / f"{subject}_img.nii.gz"), backend=backend).spine.discs
         }
         for disc in manual.discs:
-            cosine = abs(float(np.dot(disc.normal, found[disc.name].normal)))
-            angle = float(np.degrees(np.arccos(min(cosine, 1.0))))
+            angle = _plane_angle_deg(disc.normal, found[disc.name].normal)
             (l5_s1 if disc.name == "L5/S1" else between).append(angle)
     assert len(between) == 20 and len(l5_s1) == 5
     assert max(between) < 8.0 and np.mean(between) < 3.0
