@@ -72,6 +72,9 @@ def main(data: Path, cv: Path | None, *, model: Path | None) -> dict[str, object
     results = {}
     for index, subject in enumerate(subjects):
         model_dir = model if model is not None else cv / f"fold_{index % N_FOLDS}" / "model"  # type: ignore[operator]
+        if not (model_dir / "model.json").is_file():
+            print(subject, f"skipped: no trained model in {model_dir}", flush=True)  # a fold still training
+            continue
         results[subject] = score_subject(data / f"{subject}_img.nii.gz", data / f"{subject}_seg.nii.gz", model_dir)
         row = results[subject]["discs"]
         print(
