@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 from add_t2_bodies import T2_PREFIX
 
-from paraspinal.anatomy import load_registry, load_scheme
+from paraspinal.anatomy import LabelScheme, load_registry
+from paraspinal.backends.unet_onnx import read_model_card
 from paraspinal.errors import LevelsError
 from paraspinal.io import read_label_map
 from paraspinal.io.image import Image
@@ -39,10 +40,10 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float("nan") if total == 0 else 2.0 * int(np.count_nonzero(a & b)) / total
 
 
-def named_as_shipped(pred: Image) -> tuple[np.ndarray, list[str], float]:
-    """The model's label map rewritten with the naming step's names (all 0 when naming fails), the names (or the
-    error) and the naming confidence."""
-    scheme, registry = load_scheme("lumbar_bodies"), load_registry()
+def named_as_shipped(pred: Image, *, scheme: LabelScheme) -> tuple[np.ndarray, list[str], float]:
+    """The model's label map (in the model's ``scheme``) rewritten with the naming step's names (all 0 when naming
+    fails), the names (or the error) and the naming confidence."""
+    registry = load_registry()
     try:
         named = name_bodies(pred, scheme=scheme, registry=registry)
     except LevelsError as exc:
@@ -61,15 +62,15 @@ def count_named_correctly(renamed: np.ndarray, truth: np.ndarray, values: range)
     return correct
 
 
-def score_case(pred_path: Path, truth_path: Path) -> dict[str, object]:
+def score_case(pred_path: Path, truth_path: Path, *, scheme: LabelScheme) -> dict[str, object]:
     pred, truth = read_label_map(pred_path), read_label_map(truth_path)
     p, t = np.asarray(pred.array), np.asarray(truth.array)
-    renamed, names, confidence = named_as_shipped(pred)
+    renamed, names, confidence = named_as_shipped(pred, scheme=scheme)
     correct = count_named_correctly(renamed, t, LEVELS)
     return {
         "raw": {f"L{v}": dice(p == v, t == v) for v in LEVELS},
         "named": {f"L{v}": dice(renamed == v, t == v) for v in LEVELS},
-        "bodies": dice(p > 0, t > 0),
+        "bodies": dice(np.isin(p, LEVELS), t > 0),  # L1-L5 only (not a sacrum class)
         "named_correct": correct,
         "names": names,
         "naming_confidence": confidence,
@@ -101,7 +102,8 @@ def score(dataset: Path, cv_dir: Path) -> dict[str, object]:
         case_id = pred_path.name[: -len("_dseg.nii.gz")]
         if case_id.startswith(T2_PREFIX):
             continue  # T2 bodies named from discs (add_t2_bodies.py): scored by score_t2_levels.py
-        cases[case_id] = score_case(pred_path, dataset / "labelsTr" / f"{case_id}.nii.gz")
+        scheme = read_model_card(pred_path.parents[1] / "model").scheme
+        cases[case_id] = score_case(pred_path, dataset / "labelsTr" / f"{case_id}.nii.gz", scheme=scheme)
     leaked = leaked_cases(dataset, cv_dir)
     clean = {case: result for case, result in cases.items() if case not in leaked}
     return {

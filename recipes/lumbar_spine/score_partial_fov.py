@@ -51,7 +51,7 @@ def cut_above(image: Image, labels: np.ndarray, *, level: int, margin_mm: float)
 
 
 def score_cut(backend: UNetOnnxBackend, image: Image, truth: np.ndarray, *, level: int) -> dict[str, object]:
-    renamed, names, confidence = named_as_shipped(backend.segment(image).labels)
+    renamed, names, confidence = named_as_shipped(backend.segment(image).labels, scheme=backend.scheme)
     correct = count_named_correctly(renamed, truth, range(level, 6))
     return {"in_view": 6 - level, "correct": correct, "names": names, "naming_confidence": round(confidence, 3)}
 
