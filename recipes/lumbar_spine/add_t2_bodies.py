@@ -11,7 +11,10 @@ L1). The T2 files carry disc masks, not body masks, so their body labels are mad
    under ``MIN_PIECE_VOXELS``, is the body outline;
 2. each foreground voxel is named from the manual discs: the planes of the five discs (centroid and the
    direction of least spread of each disc's voxels) cut the spine into L1 (above L1/L2, up to one motion
-   segment), L2 ... L5, and the sacrum below L5/S1, which becomes background (as T12 above L1).
+   segment), L2 ... L5, and the sacrum below L5/S1, which becomes background (as T12 above L1);
+3. with ``--largest-piece`` (the sacrum pilot's data; not the shipped model's), each level keeps its largest
+   face-connected piece: what the model marked beside the spine between two disc planes (tissue in front of L5
+   in subjects 11 and 20, up to a quarter of the level's voxels) becomes background.
 
 The outlines are the model's, so they are only as good as its Dice; the names are the manual ones. The
 output dataset holds the Dixon cases (links to the source dataset's files) and each T2 case ``REPEATS``
@@ -93,6 +96,16 @@ def body_foreground(labels: np.ndarray, discs: np.ndarray) -> np.ndarray:
     return keep[pieces]
 
 
+def largest_piece_per_level(bodies: np.ndarray) -> np.ndarray:
+    """``bodies`` with only the largest face-connected piece of each level value kept (the rest 0)."""
+    out = np.zeros_like(bodies)
+    for value in np.unique(bodies[bodies > 0]):
+        pieces, n = ndimage.label(bodies == value)
+        if n:
+            out[pieces == int(np.argmax(np.bincount(pieces.ravel())[1:])) + 1] = value
+    return out
+
+
 def missing_l1_crop(bodies: np.ndarray, discs: np.ndarray) -> int:
     """First row (index 0, superior to inferior) to keep: the top of L1/L2 when the model missed most of
     L1 (under half L2's voxels), so that an unlabelled L1 is not taught as background; else 0."""
@@ -134,7 +147,7 @@ def link(source: Path, target: Path) -> None:
     os.symlink(source.resolve(), target)
 
 
-def main(t2_dir: Path, dixon: Path, out: Path, *, model: Path) -> None:
+def main(t2_dir: Path, dixon: Path, out: Path, *, model: Path, largest_piece: bool = False) -> None:
     backend = UNetOnnxBackend(model)
     meta = json.loads((dixon / "dataset.json").read_text(encoding="utf-8"))
     cases = []
@@ -150,6 +163,8 @@ def main(t2_dir: Path, dixon: Path, out: Path, *, model: Path) -> None:
         predicted = backend.segment(image).labels
         disc_array = np.asarray(discs.array)
         bodies = name_by_discs(body_foreground(np.asarray(predicted.array), disc_array), discs)
+        if largest_piece:
+            bodies = largest_piece_per_level(bodies)
         top = missing_l1_crop(bodies, disc_array)
         if top:
             image, discs = rows_from(image, top), rows_from(discs, top)
@@ -184,5 +199,6 @@ if __name__ == "__main__":
     parser.add_argument("dixon", type=Path, help="the Dixon body dataset written by make_dataset.py")
     parser.add_argument("out", type=Path)
     parser.add_argument("--model", type=Path, required=True, help="a body model trained on the Dixon data only")
+    parser.add_argument("--largest-piece", action="store_true", help="keep only each level's largest piece")
     args = parser.parse_args()
-    main(args.t2, args.dixon, args.out, model=args.model)
+    main(args.t2, args.dixon, args.out, model=args.model, largest_piece=args.largest_piece)
