@@ -78,7 +78,7 @@ def levels_command(
     shown = [c for c in ("level", "confidence", "estimated", "disc_slice", "distance_mm", "angle_deg") if c in frame]
     print_frame(
         out_console,
-        frame[shown],
+        frame[shown].round({"confidence": 2}),  # a share of votes: two decimals (the CSV keeps full precision)
         title=f"levels ({result.spine.method}; naming confidence {result.spine.naming_confidence:.2f})",
     )
     out_console.print(f"wrote {', '.join(p.name for p in files.values())} to {out}")
