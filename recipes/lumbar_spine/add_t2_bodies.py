@@ -37,6 +37,7 @@ from scipy import ndimage
 from paraspinal.backends import UNetOnnxBackend
 from paraspinal.io import Image, read_image, read_label_map, write_label_map, write_nifti
 from paraspinal.levels.spine_geometry import disc_plane, voxel_points_mm
+from paraspinal.postprocessing import keep_largest_component
 
 REPEATS = 3
 MIN_PIECE_VOXELS = 500
@@ -94,16 +95,6 @@ def body_foreground(labels: np.ndarray, discs: np.ndarray) -> np.ndarray:
     keep = (sizes >= MIN_PIECE_VOXELS) & touching
     keep[0] = False
     return keep[pieces]
-
-
-def largest_piece_per_level(bodies: np.ndarray) -> np.ndarray:
-    """``bodies`` with only the largest face-connected piece of each level value kept (the rest 0)."""
-    out = np.zeros_like(bodies)
-    for value in np.unique(bodies[bodies > 0]):
-        pieces, n = ndimage.label(bodies == value)
-        if n:
-            out[pieces == int(np.argmax(np.bincount(pieces.ravel())[1:])) + 1] = value
-    return out
 
 
 def missing_l1_crop(bodies: np.ndarray, discs: np.ndarray) -> int:
@@ -164,7 +155,7 @@ def main(t2_dir: Path, dixon: Path, out: Path, *, model: Path, largest_piece: bo
         disc_array = np.asarray(discs.array)
         bodies = name_by_discs(body_foreground(np.asarray(predicted.array), disc_array), discs)
         if largest_piece:
-            bodies = largest_piece_per_level(bodies)
+            bodies = np.asarray(keep_largest_component(discs.with_array(bodies))[0].array)
         top = missing_l1_crop(bodies, disc_array)
         if top:
             image, discs = rows_from(image, top), rows_from(discs, top)
