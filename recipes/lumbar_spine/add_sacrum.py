@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
+from add_t2_bodies import T2_PREFIX, link
 from scipy import ndimage
 
 from paraspinal.anatomy import load_registry, load_scheme
@@ -36,7 +36,6 @@ from paraspinal.levels.spine_geometry import disc_plane, voxel_points_mm
 SACRUM = 6
 L5 = 5
 T2_L5_S1 = 1  # value of the L5/S1 disc in the T2 files (ivd_t2 scheme)
-T2_PREFIX = "t2-"
 
 
 def l5_s1_plane(labels: Image, *, t2_discs: Image | None) -> tuple[np.ndarray, np.ndarray]:
@@ -100,19 +99,14 @@ def main(source: Path, out: Path, *, t2_dir: Path) -> None:
     for label_path in sorted((source / "labelsTr").glob("*.nii.gz")):
         case = label_path.name[: -len(".nii.gz")]
         image_path = source / "imagesTr" / f"{case}_0000.nii.gz"
-        target = out / "imagesTr" / image_path.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists() or target.is_symlink():
-            target.unlink()
-        os.symlink(image_path.resolve(), target)
+        link(image_path, out / "imagesTr" / image_path.name)
         out_labels = out / "labelsTr" / label_path.name
-        out_labels.parent.mkdir(parents=True, exist_ok=True)
-        if out_labels.exists() or out_labels.is_symlink():
-            out_labels.unlink()
         resolved = label_path.resolve()
         if resolved in written:
-            os.symlink(written[resolved].resolve(), out_labels)
+            link(written[resolved], out_labels)
             continue
+        if out_labels.is_symlink():
+            out_labels.unlink()
         labels, image = read_label_map(label_path), read_image(image_path)
         subject = case[len(T2_PREFIX) :].split("-")[0] if case.startswith(T2_PREFIX) else None
         discs = read_label_map(t2_dir / f"{subject}_seg.nii.gz") if subject else None
