@@ -7,8 +7,9 @@ The 54 Dixon spines alone teach the model one contrast and one field of view: on
 the bodies are found but named one level off in most subjects (the sacrum's top taken for L5, or T12 for
 L1). The T2 files carry disc masks, not body masks, so their body labels are made here:
 
-1. ``--model`` (a body model trained on Dixon only) segments each T2 volume; its foreground, less pieces
-   under ``MIN_PIECE_VOXELS``, is the body outline;
+1. ``--model`` (a body model trained on Dixon only; in the session-15 pilot, the fold's Dixon + T2 model, which
+   also finds L1) segments each T2 volume; its foreground, less pieces under ``MIN_PIECE_VOXELS``, is the
+   body outline;
 2. each foreground voxel is named from the manual discs: the planes of the five discs (centroid and the
    direction of least spread of each disc's voxels) cut the spine into L1 (above L1/L2, up to one motion
    segment), L2 ... L5, and the sacrum below L5/S1, which becomes background (as T12 above L1);
@@ -189,7 +190,7 @@ if __name__ == "__main__":
     parser.add_argument("t2", type=Path, help="folder of NN_img / NN_seg sagittal T2 files with disc masks")
     parser.add_argument("dixon", type=Path, help="the Dixon body dataset written by make_dataset.py")
     parser.add_argument("out", type=Path)
-    parser.add_argument("--model", type=Path, required=True, help="a body model trained on the Dixon data only")
+    parser.add_argument("--model", type=Path, required=True, help="a body model (trained on the Dixon data only, or on Dixon and T2 without the held-out subjects)")
     parser.add_argument("--largest-piece", action="store_true", help="keep only each level's largest piece")
     args = parser.parse_args()
     main(args.t2, args.dixon, args.out, model=args.model, largest_piece=args.largest_piece)
