@@ -190,7 +190,12 @@ if __name__ == "__main__":
     parser.add_argument("t2", type=Path, help="folder of NN_img / NN_seg sagittal T2 files with disc masks")
     parser.add_argument("dixon", type=Path, help="the Dixon body dataset written by make_dataset.py")
     parser.add_argument("out", type=Path)
-    parser.add_argument("--model", type=Path, required=True, help="a body model (trained on the Dixon data only, or on Dixon and T2 without the held-out subjects)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="a body model (Dixon only, or Dixon + T2 without the held-out subjects)",
+    )
     parser.add_argument("--largest-piece", action="store_true", help="keep only each level's largest piece")
     args = parser.parse_args()
     main(args.t2, args.dixon, args.out, model=args.model, largest_piece=args.largest_piece)
