@@ -25,13 +25,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-from add_t2_bodies import T2_PREFIX, link
+from add_t2_bodies import T2_PREFIX, disc_planes, link, subject_of
 from scipy import ndimage
 
 from paraspinal.anatomy import load_registry, load_scheme
 from paraspinal.io import Image, read_image, read_label_map, write_label_map
 from paraspinal.levels.spine import spine_levels_from_labels
-from paraspinal.levels.spine_geometry import disc_plane, voxel_points_mm
+from paraspinal.levels.spine_geometry import voxel_points_mm
 
 SACRUM = 6
 L5 = 5
@@ -41,8 +41,7 @@ T2_L5_S1 = 1  # value of the L5/S1 disc in the T2 files (ivd_t2 scheme)
 def l5_s1_plane(labels: Image, *, t2_discs: Image | None) -> tuple[np.ndarray, np.ndarray]:
     """Centre (world mm) and cranial unit normal of the L5/S1 disc: manual if given, else estimated below L5."""
     if t2_discs is not None:
-        ijk = np.argwhere(np.asarray(t2_discs.array) == T2_L5_S1)
-        return disc_plane(voxel_points_mm(ijk.astype(np.float64), t2_discs.affine))
+        return disc_planes(t2_discs)[T2_L5_S1]
     levels = spine_levels_from_labels(labels, scheme=load_scheme("lumbar_bodies"), registry=load_registry())
     disc = next(d for d in levels.discs if d.name == "L5/S1")
     return np.array(disc.centre_mm), np.array(disc.normal)
@@ -108,7 +107,7 @@ def main(source: Path, out: Path, *, t2_dir: Path) -> None:
         if out_labels.is_symlink():
             out_labels.unlink()
         labels, image = read_label_map(label_path), read_image(image_path)
-        subject = case[len(T2_PREFIX) :].split("-")[0] if case.startswith(T2_PREFIX) else None
+        subject = subject_of(case)[len(T2_PREFIX) :] if case.startswith(T2_PREFIX) else None
         discs = read_label_map(t2_dir / f"{subject}_seg.nii.gz") if subject else None
         centre, normal = l5_s1_plane(labels, t2_discs=discs)
         sacrum = sacrum_label(labels, image, centre_mm=centre, normal=normal)
