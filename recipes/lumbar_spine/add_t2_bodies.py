@@ -13,7 +13,9 @@ L1). The T2 files carry disc masks, not body masks, so their body labels are mad
 2. each foreground voxel is named from the manual discs: the planes of the five discs (centroid and the
    direction of least spread of each disc's voxels) cut the spine into L1 (above L1/L2, up to one motion
    segment), L2 ... L5, and the sacrum below L5/S1, which becomes background (as T12 above L1);
-3. with ``--largest-piece`` (the sacrum pilot's data; not the shipped model's), each level keeps its largest
+3. with ``--l1-model`` (session-16 pilot), where ``--model`` missed most of L1 the L1 of this second model
+   (the fold's Dixon + T2 model, which finds L1) is added instead of cutting the image at L1/L2;
+4. with ``--largest-piece`` (the sacrum pilot's data; not the shipped model's), each level keeps its largest
    face-connected piece: what the model marked beside the spine between two disc planes (tissue in front of L5
    in subjects 11 and 20, up to a quarter of the level's voxels) becomes background.
 
@@ -139,8 +141,22 @@ def link(source: Path, target: Path) -> None:
     os.symlink(source.resolve(), target)
 
 
-def main(t2_dir: Path, dixon: Path, out: Path, *, model: Path, largest_piece: bool = False) -> None:
+def add_missing_l1(bodies: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """``bodies`` with L1 taken from ``other`` (labels named the same way) where ``bodies`` missed most of L1
+    (see :func:`missing_l1_crop`): L1 voxels of ``other`` that ``bodies`` leaves as background become L1."""
+    counts = np.bincount(bodies.ravel(), minlength=6)
+    if counts[1] >= 0.5 * counts[2]:
+        return bodies
+    out = bodies.copy()
+    out[(other == 1) & (bodies == 0)] = 1
+    return out
+
+
+def main(
+    t2_dir: Path, dixon: Path, out: Path, *, model: Path, l1_model: Path | None = None, largest_piece: bool = False
+) -> None:
     backend = UNetOnnxBackend(model)
+    l1_backend = UNetOnnxBackend(l1_model) if l1_model is not None else None
     meta = json.loads((dixon / "dataset.json").read_text(encoding="utf-8"))
     cases = []
     for image_path in sorted((dixon / "imagesTr").glob("*_0000.nii.gz")):
@@ -157,6 +173,9 @@ def main(t2_dir: Path, dixon: Path, out: Path, *, model: Path, largest_piece: bo
         bodies = name_by_discs(body_foreground(np.asarray(predicted.array), disc_array), discs)
         if largest_piece:
             bodies = np.asarray(keep_largest_component(discs.with_array(bodies))[0].array)
+        if l1_backend is not None:
+            other = np.asarray(l1_backend.segment(image).labels.array)
+            bodies = add_missing_l1(bodies, name_by_discs(body_foreground(other, disc_array), discs))
         top = missing_l1_crop(bodies, disc_array)
         if top:
             image, discs = rows_from(image, top), rows_from(discs, top)
@@ -196,6 +215,11 @@ if __name__ == "__main__":
         required=True,
         help="a body model (Dixon only, or Dixon + T2 without the held-out subjects)",
     )
+    parser.add_argument(
+        "--l1-model",
+        type=Path,
+        help="a body model that finds L1 (session-16 pilot): its L1 fills in where --model missed L1, no crop",
+    )
     parser.add_argument("--largest-piece", action="store_true", help="keep only each level's largest piece")
     args = parser.parse_args()
-    main(args.t2, args.dixon, args.out, model=args.model, largest_piece=args.largest_piece)
+    main(args.t2, args.dixon, args.out, model=args.model, l1_model=args.l1_model, largest_piece=args.largest_piece)
