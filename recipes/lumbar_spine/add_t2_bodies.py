@@ -100,11 +100,16 @@ def body_foreground(labels: np.ndarray, discs: np.ndarray) -> np.ndarray:
     return keep[pieces]
 
 
+def missed_l1(bodies: np.ndarray) -> bool:
+    """Whether the outline has under half as many L1 voxels as L2 voxels (labels 1 = L1 ... 5 = L5)."""
+    counts = np.bincount(bodies.ravel(), minlength=6)
+    return bool(counts[1] < 0.5 * counts[2])
+
+
 def missing_l1_crop(bodies: np.ndarray, discs: np.ndarray) -> int:
     """First row (index 0, superior to inferior) to keep: the top of L1/L2 when the model missed most of
     L1 (under half L2's voxels), so that an unlabelled L1 is not taught as background; else 0."""
-    counts = np.bincount(bodies.ravel(), minlength=6)
-    if counts[1] >= 0.5 * counts[2]:
+    if not missed_l1(bodies):
         return 0
     return int(np.argwhere(discs == 5)[:, 0].min())
 
@@ -143,9 +148,8 @@ def link(source: Path, target: Path) -> None:
 
 def add_missing_l1(bodies: np.ndarray, other: np.ndarray) -> np.ndarray:
     """``bodies`` with L1 taken from ``other`` (labels named the same way) where ``bodies`` missed most of L1
-    (see :func:`missing_l1_crop`): L1 voxels of ``other`` that ``bodies`` leaves as background become L1."""
-    counts = np.bincount(bodies.ravel(), minlength=6)
-    if counts[1] >= 0.5 * counts[2]:
+    (:func:`missed_l1`): L1 voxels of ``other`` that ``bodies`` leaves as background become L1."""
+    if not missed_l1(bodies):
         return bodies
     out = bodies.copy()
     out[(other == 1) & (bodies == 0)] = 1
