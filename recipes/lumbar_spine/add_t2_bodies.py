@@ -177,7 +177,7 @@ def main(
         bodies = name_by_discs(body_foreground(np.asarray(predicted.array), disc_array), discs)
         if largest_piece:
             bodies = np.asarray(keep_largest_component(discs.with_array(bodies))[0].array)
-        if l1_backend is not None:
+        if l1_backend is not None and missed_l1(bodies):
             other = np.asarray(l1_backend.segment(image).labels.array)
             bodies = add_missing_l1(bodies, name_by_discs(body_foreground(other, disc_array), discs))
         top = missing_l1_crop(bodies, disc_array)
