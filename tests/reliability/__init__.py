@@ -1,0 +1,1 @@
+"""Fault suite: each test reproduces a reliability defect with real ``paraspinal`` processes."""
