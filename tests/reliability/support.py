@@ -24,7 +24,7 @@ def run_cli(
     args: Sequence[str | Path], *, timeout_s: float = 300, cwd: Path | None = None, **popen: object
 ) -> subprocess.CompletedProcess[str]:
     """``python -m paraspinal ARGS`` to completion; stdout and stderr captured as text."""
-    return subprocess.run(  # noqa: PLW1510 - callers assert on returncode
+    return subprocess.run(
         [*PARASPINAL, *map(str, args)],
         capture_output=True,
         text=True,

@@ -7,6 +7,7 @@ one line naming the path, like every other input error.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -126,8 +127,6 @@ def run() -> None:
     elif caught:
         typer.echo("paraspinal: terminated", err=True)
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):
             stream.flush()
-        except (OSError, ValueError):
-            pass
     os._exit(caught[0] if caught else code)
