@@ -67,3 +67,57 @@ class CountingFactory:
         Path(self.marker_dir).mkdir(parents=True, exist_ok=True)
         (Path(self.marker_dir) / f"load-{os.getpid()}-{os.urandom(4).hex()}").touch()
         return ThresholdBackend()
+
+
+class SlowBackend(ThresholdBackend):
+    """The threshold backend, taking ``seconds`` per image: long enough to kill a worker in the middle."""
+
+    name = "slow-test-backend"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def segment(self, image: Image) -> Segmentation:
+        import time
+
+        time.sleep(self.seconds)
+        return super().segment(image)
+
+
+@dataclass(frozen=True)
+class SlowFactory:
+    """Picklable factory of :class:`SlowBackend`."""
+
+    seconds: float = 1.0
+
+    def __call__(self) -> SlowBackend:
+        return SlowBackend(self.seconds)
+
+
+class PoisonBackend(ThresholdBackend):
+    """Kills its own process (SIGKILL, as the kernel's out-of-memory killer does) on images whose path holds
+    ``marker``; segments the others like :class:`ThresholdBackend`."""
+
+    name = "poison-test-backend"
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker = marker
+
+    def segment(self, image: Image) -> Segmentation:
+        import signal
+
+        if self.marker in image.source:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().segment(image)
+
+
+@dataclass(frozen=True)
+class PoisonFactory:
+    """Picklable factory of :class:`PoisonBackend`."""
+
+    marker: str
+
+    def __call__(self) -> PoisonBackend:
+        return PoisonBackend(self.marker)

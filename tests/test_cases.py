@@ -83,7 +83,7 @@ def test_dicom_series_folder_is_one_image_case(tmp_path: Path) -> None:
     assert case.case_id == "P07" and case.image == series
 
 
-def test_ambiguous_and_incomplete_names_are_listed_in_one_error(tmp_path: Path) -> None:
+def test_ambiguous_and_incomplete_names_fail_only_their_own_case(tmp_path: Path) -> None:
     _touch(
         tmp_path,
         "A_water.nii.gz",
@@ -95,15 +95,15 @@ def test_ambiguous_and_incomplete_names_are_listed_in_one_error(tmp_path: Path) 
         "D_t2.nii.gz",
         "E.nii.gz",
     )
-    with pytest.raises(InputError) as info:
-        discover_cases([tmp_path])
-    message = str(info.value)
-    assert "\n" not in message
-    assert "case A has 2 water files" in message and "A_water.nii" in message
-    assert "case B has a water image but no fat image" in message
-    assert "case C has a label map but no image" in message
-    assert "case D has 2 image files" in message and "D_t2.nii.gz" in message
-    assert "case E" not in message
+    found = discover_cases([tmp_path])
+    assert [c.case_id for c in found.cases] == ["E"]
+    reasons = dict(found.failed)
+    assert sorted(reasons) == ["A", "B", "C", "D"]
+    assert all("\n" not in r and r.startswith("cannot match the case's files by name: ") for r in reasons.values())
+    assert "case A has 2 water files" in reasons["A"] and "A_water.nii" in reasons["A"]
+    assert "case B has a water image but no fat image" in reasons["B"]
+    assert "case C has a label map but no image" in reasons["C"]
+    assert "case D has 2 image files" in reasons["D"] and "D_t2.nii.gz" in reasons["D"]
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """``python -m paraspinal``: the same as the ``paraspinal`` command."""
 
-from paraspinal.cli.main import run
+from paraspinal.cli.entry import run
 
 if __name__ == "__main__":
     run()

@@ -44,6 +44,16 @@ class LedgerCounts:
         return self.pending + self.running + self.done + self.failed
 
 
+@dataclass(frozen=True)
+class LedgerRecord:
+    """One case's row: status, one-line error, and when it finished (epoch seconds; None while not)."""
+
+    case_id: str
+    status: str
+    error: str | None
+    finished: float | None
+
+
 class Ledger:
     """SQLite ledger of case status for one output folder (``<out>/ledger.sqlite``)."""
 
@@ -103,6 +113,20 @@ class Ledger:
                     self._db.execute("UPDATE cases SET status='done', error=NULL WHERE case_id=?", (case_id,))
                 elif case_id not in finished and status in ("done", "running"):
                     self._db.execute("UPDATE cases SET status='pending' WHERE case_id=?", (case_id,))
+
+    def forget_all_but(self, case_ids: Iterable[str]) -> None:
+        """Drop the rows of cases this run does not hold (a fixed cases CSV row, a renamed file)."""
+        keep = list(dict.fromkeys(case_ids))
+        with self._db:
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS keep (case_id TEXT PRIMARY KEY)")
+            self._db.execute("DELETE FROM keep")
+            self._db.executemany("INSERT OR IGNORE INTO keep VALUES (?)", [(c,) for c in keep])
+            self._db.execute("DELETE FROM cases WHERE case_id NOT IN (SELECT case_id FROM keep)")
+
+    def records(self) -> list[LedgerRecord]:
+        """Every case's row, sorted by case id."""
+        rows = self._db.execute("SELECT case_id, status, error, finished FROM cases ORDER BY case_id")
+        return [LedgerRecord(str(c), str(s), None if e is None else str(e), f) for c, s, e, f in rows]
 
     def status(self, case_id: str) -> str | None:
         row = self._db.execute("SELECT status FROM cases WHERE case_id=?", (case_id,)).fetchone()

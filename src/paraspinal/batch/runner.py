@@ -1,35 +1,41 @@
 """Cohort runs: many cases on local worker processes or a Dask cluster, resumable after any kill.
 
 * Every case goes through :func:`paraspinal.pipeline.run.run_case`, which writes ``<out>/<case>/``
-  atomically (staged under a hidden name, then renamed) and never raises for a bad case.
-* Each worker builds the segmentation backend once (``backend_factory()``) and reuses it.
-* The driver alone writes the SQLite ledger (``<out>/ledger.sqlite``); a case folder holding its
-  ``<case>_manifest.json`` is the proof that the case finished, so after ``kill -9`` a restart
-  skips exactly the finished cases and clears half-written staging folders.
-* ``num_parts``/``part_id`` split the cohort for array jobs; every part resumes independently.
+  atomically (staged under a hidden name, checked against its manifest, then renamed) and never raises
+  for a bad case.
+* A run holds the output folder's lock (:mod:`paraspinal.batch.lock`) from start to end: a second run on
+  the same folder is refused (or waits, ``wait``), and the parts of one split run side by side.
+  Holding it proves which staging folders are left by dead runs; only those are removed.
+* Each local worker builds the segmentation backend once and reuses it; a worker that dies costs only its
+  own case, which is retried on a fresh worker (:mod:`paraspinal.batch.workers`).
+* The driver alone writes the SQLite ledger; a case folder whose manifest lists only files that exist is
+  the proof that the case finished, so after ``kill -9`` a restart skips exactly the finished cases.
+* ``num_parts``/``part_id`` split the cohort for array jobs. Every run, every part when it ends, rebuilds
+  the cohort tables and report from every finished case on disk (:mod:`paraspinal.batch.cohort`).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
-from multiprocessing import get_context
 from pathlib import Path
-
-import pandas as pd
 
 from paraspinal.backends import SegmentationBackend
 from paraspinal.backends.catalog import BackendFactory as CatalogFactory
 from paraspinal.backends.catalog import BackendOptions
+from paraspinal.batch.cohort import clear_cohort_leftovers, clear_dead_staging, finished_cases, rebuild_cohort
 from paraspinal.batch.ledger import Ledger
+from paraspinal.batch.lock import run_lock
 from paraspinal.batch.parts import select_part
+from paraspinal.batch.workers import DEFAULT_ATTEMPTS, run_in_workers
 from paraspinal.errors import InputError
 from paraspinal.pipeline.cases import Case
-from paraspinal.pipeline.run import CaseResult, RunOptions, RunResult, default_backend, run_case, write_run_outputs
+from paraspinal.pipeline.manifest import utc_now
+from paraspinal.pipeline.options import RunOptions
+from paraspinal.pipeline.results import CaseResult, RunResult, finished_case_result
+from paraspinal.pipeline.run import default_backend, run_case
 
 BackendFactory = Callable[[], SegmentationBackend]
 LEDGER_NAME = "ledger.sqlite"
@@ -51,31 +57,18 @@ class BatchProgress:
 
 @dataclass(frozen=True)
 class BatchOptions:
-    """How a cohort is spread over workers."""
+    """How a cohort is spread over workers, and what to do when the output folder is busy.
+
+    ``attempts``: how many times in all a case is tried when its worker process dies under it.
+    """
 
     workers: int = 1
     scheduler: str | None = None  # Dask scheduler address (tcp://host:port); None = local processes
     num_parts: int = 1
     part_id: int = 0
     resume: bool = True
-
-
-def finished_cases(out_dir: Path) -> set[str]:
-    """Case ids whose output folder is complete (it holds the case manifest, written last)."""
-    if not out_dir.is_dir():
-        return set()
-    return {p.name for p in out_dir.iterdir() if p.is_dir() and (p / f"{p.name}_manifest.json").is_file()}
-
-
-def clear_partial_outputs(out_dir: Path) -> int:
-    """Remove staging folders left by a killed run (``.<case>.partial-*``, ``.<case>.old-*``)."""
-    removed = 0
-    if out_dir.is_dir():
-        for p in out_dir.iterdir():
-            if p.is_dir() and p.name.startswith(".") and (".partial-" in p.name or ".old-" in p.name):
-                shutil.rmtree(p, ignore_errors=True)
-                removed += 1
-    return removed
+    wait: bool = False  # wait for another run on the same folder to end, instead of refusing
+    attempts: int = DEFAULT_ATTEMPTS
 
 
 def run_batch(
@@ -87,83 +80,89 @@ def run_batch(
     backend_factory: BackendFactory | None = None,
     on_progress: Callable[[BatchProgress], None] | None = None,
     command: Sequence[str] | None = None,
+    failed_inputs: Sequence[tuple[str, str]] = (),
+    on_wait: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run a cohort (see module docstring); returns every case of this part, finished earlier or now.
 
-    ``backend_factory`` must be picklable (a module-level function or class) because workers call it;
-    the default builds the bundled model.
+    ``failed_inputs`` are ``(case_id, reason)`` pairs of inputs that make no case (a bad cases CSV row, an
+    unmatched file): they are recorded and reported as failed cases. ``backend_factory`` must be picklable
+    (a module-level function or class) because workers call it; the default builds the bundled model.
     """
     out = Path(out_dir).absolute()
     if out.exists() and not out.is_dir():
         raise InputError("output path exists and is not a folder", path=out)
-    mine = set(select_part([c.case_id for c in cases], num_parts=batch.num_parts, part_id=batch.part_id))
+    failed_inputs = [
+        (case_id, reason) for case_id, reason in failed_inputs if case_id not in {c.case_id for c in cases}
+    ]
+    every = [c.case_id for c in cases] + [case_id for case_id, _ in failed_inputs]
+    mine = set(select_part(every, num_parts=batch.num_parts, part_id=batch.part_id))
     part = [c for c in cases if c.case_id in mine]
+    refused = [(case_id, reason) for case_id, reason in failed_inputs if case_id in mine]
     out.mkdir(parents=True, exist_ok=True)
-    clear_partial_outputs(out)
-    factory = backend_factory or default_backend
-    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    started = utc_now()
     start = time.perf_counter()
-    with Ledger(out / _ledger_name(batch)) as ledger:
-        ledger.register(c.case_id for c in part)
-        done_before = finished_cases(out) & mine if batch.resume else set()
-        ledger.reconcile(finished=done_before)
-        todo = [c for c in part if c.case_id not in done_before]
-        results = list(_previous_results(out, sorted(done_before)))
-        tracker = _Tracker(total=len(part), skipped=len(done_before), on_progress=on_progress)
-        needs_model = any(c.needs_segmentation for c in todo)
-        # build the model once here too: a missing model stops the run before any work, and the
-        # run manifest records exactly which model the workers use
-        driver_backend = factory() if needs_model else None
-        provenance = dict(driver_backend.provenance) if driver_backend is not None else None
-        for result in _execute(
-            todo,
-            options=options,
-            out=out,
-            batch=batch,
-            factory=factory if needs_model else None,
-            local_backend=driver_backend,
-            ledger=ledger,
-        ):
-            if result.ok:
-                ledger.mark_done(result.case_id, seconds=sum(result.timings_s.values()))
-            else:
-                ledger.mark_failed(
-                    result.case_id, error=result.error or "failed", seconds=sum(result.timings_s.values())
-                )
-            results.append(result)
-            tracker.update(result)
-    order = {c.case_id: i for i, c in enumerate(part)}
+    part_spec = (batch.num_parts, batch.part_id)
+    with run_lock(
+        out, num_parts=part_spec[0], part_id=part_spec[1], wait=batch.wait, command=command, on_wait=on_wait
+    ) as lock:
+        clear_dead_staging(out, lock=lock, cases=mine)
+        clear_cohort_leftovers(out)
+        factory = backend_factory or default_backend
+        provenance = None
+        with Ledger(out / _ledger_name(batch)) as ledger:
+            ledger.forget_all_but(mine)
+            ledger.register(sorted(mine))
+            done_before = finished_cases(out) & {c.case_id for c in part} if batch.resume else set()
+            ledger.reconcile(finished=done_before)
+            todo = [c for c in part if c.case_id not in done_before]
+            results = [finished_case_result(out / case_id) for case_id in sorted(done_before)]
+            tracker = _Tracker(total=len(part) + len(refused), skipped=len(done_before), on_progress=on_progress)
+            for case_id, reason in refused:
+                ledger.mark_failed(case_id, error=reason, seconds=0.0)
+                result = CaseResult(case_id, "failed", error=reason)
+                results.append(result)
+                tracker.update(result)
+            needs_model = any(c.needs_segmentation for c in todo)
+            # build the model once here too: a missing model stops the run before any work, and the
+            # run manifest records exactly which model the workers use
+            driver_backend = factory() if needs_model else None
+            provenance = dict(driver_backend.provenance) if driver_backend is not None else None
+            for result in _execute(
+                todo,
+                options=options,
+                out=out,
+                batch=batch,
+                factory=factory if needs_model else None,
+                local_backend=driver_backend,
+                ledger=ledger,
+            ):
+                if result.ok:
+                    ledger.mark_done(result.case_id, seconds=sum(result.timings_s.values()))
+                else:
+                    ledger.mark_failed(
+                        result.case_id, error=result.error or "failed", seconds=sum(result.timings_s.values())
+                    )
+                results.append(result)
+                tracker.update(result)
+        files = rebuild_cohort(out, options=options, command=command, started_at=started, start_s=start)
+    order = {case_id: i for i, case_id in enumerate(every)}
     results.sort(key=lambda r: order.get(r.case_id, len(order)))
-    files = write_run_outputs(
-        out,
-        results=results,
-        options=options,
-        provenance=provenance,
-        started_at=started,
-        seconds=time.perf_counter() - start,
-        command=command,
-    )
     return RunResult(out, tuple(results), files, provenance)
+
+
+def collect(out_dir: str | Path, *, command: Sequence[str] | None = None) -> dict[str, Path]:
+    """Rebuild the cohort files of ``out_dir`` from every finished case on disk (``paraspinal collect``)."""
+    out = Path(out_dir).absolute()
+    if not out.is_dir():
+        raise InputError("output folder not found", path=out)
+    if not finished_cases(out) and not any(out.glob("ledger*.sqlite")):
+        raise InputError("holds no paraspinal case folders or ledger: not a run's output folder", path=out)
+    return rebuild_cohort(out, options=None, command=command, started_at=utc_now(), start_s=time.perf_counter())
 
 
 def _ledger_name(batch: BatchOptions) -> str:
     return LEDGER_NAME if batch.num_parts == 1 else f"ledger.part{batch.part_id}of{batch.num_parts}.sqlite"
-
-
-def _previous_results(out: Path, case_ids: Sequence[str]) -> Iterator[CaseResult]:
-    """CaseResults for cases finished by an earlier run, rebuilt from their folders."""
-    for case_id in case_ids:
-        folder = out / case_id
-        files = {
-            "parquet": folder / f"{case_id}_measurements.parquet",
-            "report": folder / f"{case_id}_report.html",
-            "manifest": folder / f"{case_id}_manifest.json",
-        }
-        summary_path = folder / f"{case_id}_summary.csv"
-        summary = pd.read_csv(summary_path) if summary_path.is_file() else None
-        yield CaseResult(
-            case_id, "ok", out_dir=folder, files={k: v for k, v in files.items() if v.exists()}, summary=summary
-        )
 
 
 class _Tracker:
@@ -190,8 +189,6 @@ class _Tracker:
 
 # --- execution ------------------------------------------------------------------------------------
 
-_WORKER_BACKEND: list[SegmentationBackend | None] = [None]  # one per worker process, set by its initializer
-
 
 def worker_backend_factory(factory: BackendFactory | None, *, workers: int, cpu_count: int) -> BackendFactory | None:
     """The factory each local worker process calls: the CPU cores shared out between the workers.
@@ -209,17 +206,6 @@ def worker_backend_factory(factory: BackendFactory | None, *, workers: int, cpu_
     if isinstance(factory, CatalogFactory) and factory.options.threads is None:
         return replace(factory, options=replace(factory.options, threads=threads))
     return factory
-
-
-def _init_worker(factory: BackendFactory | None) -> None:
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1)  # one case per core: no oversubscription of BLAS/OpenMP threads
-    _WORKER_BACKEND[0] = factory() if factory is not None else None
-
-
-def _work(case: Case, options: RunOptions, out: str) -> CaseResult:
-    return run_case(case, backend=_WORKER_BACKEND[0], options=options, out_dir=out)
 
 
 def _execute(
@@ -254,22 +240,12 @@ def _execute(
             ledger.mark_running(case.case_id, worker=f"pid{os.getpid()}")
             yield run_case(case, backend=local_backend, options=options, out_dir=out)
         return
-    context = get_context("spawn")  # no fork: model runtimes and threads do not survive it
-    worker_factory = worker_backend_factory(factory, workers=batch.workers, cpu_count=os.cpu_count() or 1)
-    with ProcessPoolExecutor(
-        max_workers=batch.workers, mp_context=context, initializer=_init_worker, initargs=(worker_factory,)
-    ) as pool:
-        queue = list(cases)
-        running: dict[Future[CaseResult], Case] = {}
-        while queue or running:
-            while queue and len(running) < 2 * batch.workers:  # a short queue keeps the ledger truthful
-                case = queue.pop(0)
-                ledger.mark_running(case.case_id, worker="pool")
-                running[pool.submit(_work, case, options, str(out))] = case
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                case = running.pop(future)
-                try:
-                    yield future.result()
-                except Exception as exc:  # noqa: BLE001 - a worker died (e.g. out of memory): record, go on
-                    yield CaseResult(case.case_id, "failed", error=f"worker failed: {type(exc).__name__}: {exc}")
+    yield from run_in_workers(
+        cases,
+        options=options,
+        out=out,
+        workers=batch.workers,
+        factory=worker_backend_factory(factory, workers=batch.workers, cpu_count=os.cpu_count() or 1),
+        on_start=lambda case: ledger.mark_running(case.case_id, worker="pool"),
+        attempts=batch.attempts,
+    )

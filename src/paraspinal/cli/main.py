@@ -1,16 +1,11 @@
 """The ``paraspinal`` command: a Typer app whose sub-commands live in sibling modules.
 
-Exit codes: 0 ok, 1 error (one line on stderr, no traceback), 2 usage error, 130 interrupted (Ctrl-C),
-143 terminated (SIGTERM). A file-system error (read-only folder, full disk, a path through a file) is
-one line naming the path, like every other input error.
+Exit codes: 0 ok, 1 error (one line on stderr, no traceback), 2 usage error; 130 (Ctrl-C) and 143
+(SIGTERM) come from the process entry point, :mod:`paraspinal.cli.entry`. A file-system error (read-only
+folder, full disk, a path through a file) is one line naming the path, like every other input error.
 """
 
 from __future__ import annotations
-
-import contextlib
-import os
-import signal
-import sys
 
 import typer
 
@@ -45,6 +40,7 @@ def _register_commands() -> None:
     # Imported for their side effect of adding commands to ``app``.
     from paraspinal.cli import (  # noqa: F401
         backends_cmd,
+        collect_cmd,
         demo_cmd,
         evaluate_cmd,
         labels_cmd,
@@ -90,43 +86,3 @@ def os_error_line(exc: OSError) -> str:
     if exc.filename2 is not None:
         where = f"{where} -> {exc.filename2}"
     return " ".join(f"{where}: {reason}".split()) if where else " ".join(str(exc).split())
-
-
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
-EXIT_TERMINATED = 128 + signal.SIGTERM
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so that ``finally`` blocks (workers, locks) run as for Ctrl-C."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated()
-
-
-def run() -> None:
-    """The console entry point: :func:`main` with Ctrl-C -> exit 130 and SIGTERM -> exit 143, always.
-
-    A signal that arrives while the process is already on its way out no longer raises (no stray
-    Python error output) but still sets the exit code.
-    """
-    caught: list[int] = []
-    signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        code = main()
-    except KeyboardInterrupt:
-        caught.append(EXIT_INTERRUPTED)
-    except Terminated:
-        caught.append(EXIT_TERMINATED)
-    finally:
-        # from here on a signal only records itself: the exit code below is the last word
-        signal.signal(signal.SIGINT, lambda *_: caught.append(EXIT_INTERRUPTED))
-        signal.signal(signal.SIGTERM, lambda *_: caught.append(EXIT_TERMINATED))
-    if caught and caught[0] == EXIT_INTERRUPTED:
-        typer.echo("paraspinal: interrupted", err=True)
-    elif caught:
-        typer.echo("paraspinal: terminated", err=True)
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    os._exit(caught[0] if caught else code)

@@ -136,17 +136,18 @@ def execute(
     batch: BatchOptions,
     log: RunLog,
     command: Sequence[str],
+    failed_inputs: Sequence[tuple[str, str]] = (),
 ) -> tuple[int, RunResult | None]:
     """Run ``cases`` (resumable, in parallel when asked) with progress; returns the exit code and result."""
     log.json(
         "run_start",
-        n_cases=len(cases),
+        n_cases=len(cases) + len(failed_inputs),
         out=str(out),
         workers=batch.workers,
         scheduler=batch.scheduler,
         part=f"{batch.part_id + 1}/{batch.num_parts}",
     )
-    log.start(len(cases))
+    log.start(len(cases) + len(failed_inputs))
     try:
         result = run_batch(
             cases,
@@ -156,6 +157,8 @@ def execute(
             backend_factory=backend_factory,
             on_progress=log.progress,
             command=command,
+            failed_inputs=failed_inputs,
+            on_wait=log.warning,
         )
     except ParaspinalError as exc:
         log.stop()
@@ -273,6 +276,9 @@ def run_command(
     resume: bool = typer.Option(
         True, "--resume/--no-resume", help="Skip cases already finished in OUT (their folder is complete)."
     ),
+    wait: bool = typer.Option(
+        False, "--wait", help="If another run is writing OUT, wait for it to end instead of refusing."
+    ),
     series: list[str] | None = series_option(),
     plane: str | None = plane_option(),
     contrast: str | None = contrast_option(),
@@ -324,16 +330,19 @@ def run_command(
     try:
         if csvs and len(csvs) != len(inputs):
             raise typer.BadParameter("give either cases CSV files or images/folders, not both", param_hint="INPUT")
-        discovery = None if csvs else discover_cases(inputs)
-        cases = [c for csv in csvs for c in read_cases_csv(csv)] if csvs else list(discovery.cases)  # type: ignore[union-attr]
+        found = [read_cases_csv(csv) for csv in csvs] if csvs else [discover_cases(inputs)]
+        cases = [c for d in found for c in d.cases]
+        failed_inputs = [f for d in found for f in d.failed]
+        notes = [w for d in found for w in d.warnings]
     except ParaspinalError as exc:
         if not log_json:
             raise
         log.error(str(exc))
         return EXIT_ERROR
     if labels is not None:
-        if len(cases) != 1:
-            raise typer.BadParameter(f"--labels needs exactly one case, found {len(cases)}", param_hint="--labels")
+        if len(cases) + len(failed_inputs) != 1 or failed_inputs:
+            found_n = len(cases) + len(failed_inputs)
+            raise typer.BadParameter(f"--labels needs exactly one case, found {found_n}", param_hint="--labels")
         cases = [dataclasses.replace(cases[0], labels=labels)]
     try:  # a DICOM study holding water and fat series is a Dixon case
         cases = [dixon_from_dicom(c, series=options.series, plane=plane) for c in cases]
@@ -344,12 +353,14 @@ def run_command(
             raise
         log.error(str(exc))
         return EXIT_ERROR
-    for warning in discovery.warnings if discovery is not None else ():
+    for warning in notes:
         log.warning(warning)
     command = ["paraspinal", "run", *map(str, inputs), "-o", str(out)]
     command += [f"--labels={labels}"] * (labels is not None) + [f"--levels={levels}"] * (levels is not None)
     command += backend_arguments(factory)
-    batch = BatchOptions(workers=workers, scheduler=scheduler, num_parts=num_parts, part_id=part_id, resume=resume)
+    batch = BatchOptions(
+        workers=workers, scheduler=scheduler, num_parts=num_parts, part_id=part_id, resume=resume, wait=wait
+    )
     # the default recipe leaves the choice to the batch runner (the bundled model, as before)
     code, result = execute(
         cases,
@@ -359,6 +370,7 @@ def run_command(
         batch=batch,
         log=log,
         command=command,
+        failed_inputs=failed_inputs,
     )
     if result is not None and len(result.cases) == 1 and "report" in result.cases[0].files:
         log.out.print(f"case report: {result.cases[0].files['report']}")

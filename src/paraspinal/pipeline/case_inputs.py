@@ -11,7 +11,7 @@ from paraspinal.io.dicom_select import SeriesChoice, choice_for_role
 from paraspinal.pipeline.cases import Case
 
 if TYPE_CHECKING:
-    from paraspinal.pipeline.run import RunOptions
+    from paraspinal.pipeline.options import RunOptions
 
 
 def read_case_images(case: Case, options: RunOptions) -> tuple[dict[str, Image], Image | None]:

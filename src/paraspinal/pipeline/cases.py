@@ -23,7 +23,8 @@ else the bundled spine model), and a DICOM study holding a sagittal series uses 
 (:func:`sagittal_from_dicom`). A folder given directly that holds no image files but other
 files is read as one DICOM series (case id: the folder name); sub-folders of a cohort folder are
 not searched. Two files with the same case and role, a water image without its fat image (or the
-reverse), and a label map without an image are errors that list every such name.
+reverse), and a label map without an image do not make a case: each such case is listed in
+:attr:`Discovery.failed` with its reason (the run reports it as a failed case and runs the others).
 """
 
 from __future__ import annotations
@@ -128,10 +129,12 @@ class Case:
 
 @dataclass(frozen=True)
 class Discovery:
-    """Cases found (sorted by id) and notes about what was skipped."""
+    """Cases found (sorted by id), notes about what was skipped, and the inputs that make no case:
+    ``failed`` holds ``(case_id, reason)`` pairs, reported by a run as failed cases (the others still run)."""
 
     cases: tuple[Case, ...]
     warnings: tuple[str, ...] = ()
+    failed: tuple[tuple[str, str], ...] = ()
 
 
 def parse_case_name(path: str | Path) -> tuple[str, str, str]:
@@ -200,7 +203,8 @@ def discover_cases(inputs: Sequence[str | Path]) -> Discovery:
             files.append(path)  # a DICOM series or study folder
         else:
             raise InputError("folder holds no image files (.nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd)", path=path)
-    return Discovery(_group(files, levels_files), tuple(warnings))
+    cases, failed = _group(files, levels_files)
+    return Discovery(cases, tuple(warnings), failed)
 
 
 def _scan_folder(folder: Path) -> tuple[list[Path], dict[str, Path], list[str]]:
@@ -224,7 +228,9 @@ def _holds_files(folder: Path) -> bool:
     return any(p.is_file() and not p.name.startswith(".") for p in folder.rglob("*"))
 
 
-def _group(files: Sequence[Path], levels_files: dict[str, Path]) -> tuple[Case, ...]:
+def _group(
+    files: Sequence[Path], levels_files: dict[str, Path]
+) -> tuple[tuple[Case, ...], tuple[tuple[str, str], ...]]:
     roles: dict[str, dict[str, list[tuple[Path, str]]]] = {}
     for path in files:
         if path.is_dir():
@@ -232,10 +238,11 @@ def _group(files: Sequence[Path], levels_files: dict[str, Path]) -> tuple[Case, 
         else:
             case_id, role, name = parse_case_name(path)
         roles.setdefault(case_id, {}).setdefault(role, []).append((path, name))
-    problems: list[str] = []
+    failed: list[tuple[str, str]] = []
     cases: list[Case] = []
     for case_id in sorted(roles):
         by_role = roles[case_id]
+        problems: list[str] = []
         for role, entries in sorted(by_role.items()):
             if len(entries) > 1:
                 names = ", ".join(str(p) for p, _ in entries)
@@ -251,16 +258,15 @@ def _group(files: Sequence[Path], levels_files: dict[str, Path]) -> tuple[Case, 
             problems.append(
                 f"case {case_id} has a sagittal label map but no sagittal image ({by_role['sagittal_labels'][0][0]})"
             )
-        if any(len(v) > 1 for v in by_role.values()) or ("water" in by_role) != ("fat" in by_role):
-            continue
-        if not ({"image", "water"} & set(by_role)):
+        if problems:
+            failed.append((case_id, "cannot match the case's files by name: " + "; ".join(problems)))
             continue
 
         def first(role: str, entries: dict = by_role) -> Path | None:
             return entries[role][0][0] if role in entries else None
 
-        cases.append(
-            Case(
+        try:
+            case = Case(
                 case_id=case_id,
                 image=first("image"),
                 image_name=by_role["image"][0][1] if "image" in by_role else "image",
@@ -271,14 +277,13 @@ def _group(files: Sequence[Path], levels_files: dict[str, Path]) -> tuple[Case, 
                 sagittal=first("sagittal"),
                 sagittal_labels=first("sagittal_labels"),
             )
-        )
-    if problems:
-        shown = "; ".join(problems[:10])
-        more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
-        raise InputError(f"cannot match cases by file name: {shown}{more}; rename or move the files")
-    if not cases:
+        except InputError as exc:
+            failed.append((case_id, str(exc)))
+            continue
+        cases.append(case)
+    if not cases and not failed:
         raise InputError("no cases found in the inputs")
-    return tuple(cases)
+    return tuple(cases), tuple(failed)
 
 
 def check_levels_csv(path: str | Path, *, n_cases: int) -> None:
@@ -350,11 +355,14 @@ CASES_CSV_COLUMNS = (
 )
 
 
-def read_cases_csv(path: str | Path) -> tuple[Case, ...]:
+def read_cases_csv(path: str | Path) -> Discovery:
     """Cases from a CSV with a ``case_id`` column and any of ``image, image_name, water, fat, labels, levels``.
 
-    Relative paths are read relative to the CSV's folder; empty cells mean "not given". A row that
-    cannot form a case is an error naming it; missing or corrupt files fail only their case, when it runs.
+    Relative paths are read relative to the CSV's folder; empty cells mean "not given". A file that cannot
+    be read, or has unknown columns, is an error; a row that cannot form a case (or repeats another row's
+    case id) is listed in :attr:`Discovery.failed` with its reason, named by its case id, or by
+    ``<csv name>:row N`` (N counting data rows from 1) when it has none; missing or corrupt files fail only
+    their case, when it runs.
     """
     p = Path(path)
     try:
@@ -370,24 +378,34 @@ def read_cases_csv(path: str | Path) -> tuple[Case, ...]:
             path=p,
         )
     ids = frame["case_id"].str.strip()
-    repeated = sorted(set(ids[ids.duplicated()]))
-    if repeated:
-        raise InputError(f"case ids repeated: {', '.join(repeated[:10])}", path=p)
+    rows_of: dict[str, list[int]] = {}
+    for number, case_id in enumerate(ids, start=1):
+        rows_of.setdefault(case_id, []).append(number)
 
     def resolve(value: str) -> Path | None:
         value = value.strip()
         return None if not value else (p.parent / value if not Path(value).is_absolute() else Path(value))
 
-    cases = []
-    for row in frame.to_dict("records"):
+    cases: list[Case] = []
+    failed: list[tuple[str, str]] = []
+    for number, row in enumerate(frame.to_dict("records"), start=1):
+        case_id = row["case_id"].strip()
+        name = case_id or f"{p.name}:row {number}"
+        if case_id and len(rows_of[case_id]) > 1:
+            if rows_of[case_id][0] == number:
+                rows = ", ".join(map(str, rows_of[case_id]))
+                failed.append((case_id, f"{p}: case id {case_id} repeated in rows {rows}; give each case one row"))
+            continue
         paths = ("image", "water", "fat", "labels", "levels", "sagittal", "sagittal_labels")
         fields = {c: resolve(row[c]) for c in paths if c in row}
-        name = row.get("image_name", "").strip() or "image"
+        image_name = row.get("image_name", "").strip() or "image"
         try:
-            cases.append(Case(case_id=row["case_id"].strip(), image_name=name, **fields))
+            if not case_id:
+                raise InputError(f"row {number} has no case_id")
+            cases.append(Case(case_id=case_id, image_name=image_name, **fields))
         except InputError as exc:
-            raise InputError(exc.message, path=p) from None
-    return tuple(cases)
+            failed.append((name, str(InputError(exc.message, path=p))))
+    return Discovery(tuple(cases), (), tuple(failed))
 
 
 def dixon_from_dicom(case: Case, *, series: Sequence[str] = (), plane: str | None = None) -> Case:

@@ -183,7 +183,8 @@ def run_manifest(
         "options": jsonable(options),
         "segmentation_backend": jsonable(provenance),
         "n_cases": len(cases),
-        "n_failed": sum(c.get("status") != "ok" for c in cases),
+        "n_failed": sum(c.get("status") == "failed" for c in cases),
+        "n_pending": sum(c.get("status") == "pending" for c in cases),
         "cases": [jsonable({**c, "timings_s": _rounded(c.get("timings_s", {}))}) for c in cases],
         "outputs": sorted([*outputs, "manifest.json"]),
     }

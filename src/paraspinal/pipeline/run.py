@@ -16,18 +16,12 @@ when some case needs segmenting.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-import pandas as pd
 
 from paraspinal.anatomy import LabelScheme, load_scheme
 from paraspinal.backends import SegmentationBackend
@@ -35,10 +29,13 @@ from paraspinal.errors import GeometryError, InputError, ParaspinalError
 from paraspinal.io import Image, image_suffix, write_label_map
 from paraspinal.io.dicom_seg import write_label_output
 from paraspinal.levels import LevelTable
-from paraspinal.measurement import INFILTRATION_METHODS, Measurements, measure_case
+from paraspinal.measurement import Measurements, measure_case
+from paraspinal.pipeline.case_folder import staged_case_folder
 from paraspinal.pipeline.case_inputs import read_case_images, with_series
 from paraspinal.pipeline.cases import Case, check_levels_csv, levels_for_case, uses_sagittal_levels
 from paraspinal.pipeline.manifest import case_manifest, file_info, jsonable, utc_now, write_json
+from paraspinal.pipeline.options import RunOptions
+from paraspinal.pipeline.results import CaseResult, RunEvent, RunResult
 from paraspinal.pipeline.run_outputs import write_run_outputs
 from paraspinal.pipeline.sagittal import (
     SagittalLevels,
@@ -64,80 +61,6 @@ __all__ = [
     "run_cases",
     "write_run_outputs",
 ]
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How cases are processed (the same for every case of a run)."""
-
-    scheme: str = "lpm4"  # scheme of given label maps (segmented ones use the backend's)
-    sagittal_scheme: str = "lumbar_bodies"  # scheme of given sagittal label maps (<case>_sag_dseg)
-    levels_csv: Path | None = None  # one CSV for all cases (case_id/pid column), unless a case has its own
-    assume_aligned: bool = False
-    largest_component: bool = True  # applied to segmentations, never to given label maps
-    infiltration_methods: tuple[str, ...] = INFILTRATION_METHODS  # on the T1/T2 image, when there is one
-    qc: bool = True
-    report: bool = True
-    embed_images: bool = True  # case pages embed their PNGs (one file to share)
-    qc_slices: int = 5  # evenly spaced QC slices when there are no levels
-    seed: int = 0
-    # DICOM inputs: which series (``UID`` or ``ROLE=UID`` words), plane/contrast rules, uneven spacing
-    series: tuple[str, ...] = ()
-    plane: str | None = None
-    contrast: str | None = None
-    resample_uneven: bool = False
-    output_format: str = "nifti"  # "dicom-seg" adds <case>_dseg.dcm next to the NIfTI label map
-    seg_patient: str = "pseudonymise"
-
-
-@dataclass(frozen=True)
-class CaseResult:
-    """What happened to one case. ``files`` are final paths; ``summary`` is its summary table."""
-
-    case_id: str
-    status: Literal["ok", "failed"]
-    out_dir: Path | None = None
-    files: dict[str, Path] = field(default_factory=dict)
-    error: str | None = None
-    detail: str | None = None  # traceback of an unexpected error
-    warnings: tuple[str, ...] = ()
-    checks: tuple[Check, ...] = ()
-    timings_s: dict[str, float] = field(default_factory=dict)
-    summary: pd.DataFrame | None = None
-    segmented: bool = False
-    inputs: dict[str, dict[str, object]] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-
-@dataclass(frozen=True)
-class RunResult:
-    out_dir: Path
-    cases: tuple[CaseResult, ...]
-    files: dict[str, Path]
-    backend: dict[str, object] | None
-
-    @property
-    def n_failed(self) -> int:
-        return sum(not c.ok for c in self.cases)
-
-    @property
-    def n_ok(self) -> int:
-        return sum(c.ok for c in self.cases)
-
-
-@dataclass(frozen=True)
-class RunEvent:
-    """Progress: ``case_start`` / ``step`` (``step`` set) / ``case_end`` (``result`` set)."""
-
-    kind: Literal["case_start", "step", "case_end"]
-    case_id: str
-    index: int
-    total: int
-    step: str | None = None
-    result: CaseResult | None = None
 
 
 def default_backend() -> SegmentationBackend:
@@ -179,25 +102,6 @@ class _Clock:
             yield
         finally:
             self.timings[step] = self.timings.get(step, 0.0) + time.perf_counter() - start
-
-
-@contextlib.contextmanager
-def _staged_folder(final: Path) -> Iterator[Path]:
-    """A hidden folder next to ``final`` to write into; swapped in as ``final`` only on success."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
-    try:
-        yield stage
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    old = None
-    if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-        os.replace(final, old / final.name)
-    os.replace(stage, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _segment(backend: SegmentationBackend, source: Image) -> tuple[Image, LabelScheme, dict[str, object]]:
@@ -294,7 +198,7 @@ def run_case(
             segmented=case.labels is None, expected=scheme.values, present=present, cleanup=cleanup
         )
         checks = (seg_check, *case_checks(measurements, dixon="water" in images))
-        with _staged_folder(final) as stage:
+        with staged_case_folder(final, case_id=case.case_id) as stage:
             files = _write_case(
                 stage,
                 case=case,
@@ -351,6 +255,7 @@ def run_case(
         summary=summary_frame(measurements.table),
         segmented=case.labels is None,
         inputs=inputs,
+        model=jsonable(segmentation["backend"]) if segmentation["source"] == "backend" else None,
     )
 
 

@@ -14,20 +14,24 @@ from paraspinal.reporting.html import describe_model
 from paraspinal.reporting.qc_cohort import write_cohort_outputs
 
 if TYPE_CHECKING:
-    from paraspinal.pipeline.run import CaseResult, RunOptions
+    from paraspinal.pipeline.options import RunOptions
+    from paraspinal.pipeline.results import CaseResult
 
 
 def write_run_outputs(
     out: Path,
     *,
     results: Sequence[CaseResult],
-    options: RunOptions,
+    options: RunOptions | None,
     provenance: dict[str, object] | None,
     started_at: str,
     seconds: float,
     command: Sequence[str] | None,
 ) -> dict[str, Path]:
-    """The run's cohort files and ``manifest.json``, all renamed into place together."""
+    """The run's cohort files and ``manifest.json``, all renamed into place together.
+
+    ``options`` are those of the run writing them (None when ``paraspinal collect`` rebuilds them: then the
+    report is written and the options are the cases' own, in their manifests)."""
     cases = pd.DataFrame(
         [
             {
@@ -46,7 +50,10 @@ def write_run_outputs(
     )
     segmentation = describe_model(provenance) if provenance is not None else "none (label maps given)"
     info = [("Output folder", str(out)), ("Started (UTC)", started_at), ("Time (s)", f"{seconds:.1f}")]
-    info += [("Options", ", ".join(f"{k}={v}" for k, v in jsonable(options).items()))]
+    if options is not None:
+        info += [("Options", ", ".join(f"{k}={v}" for k, v in jsonable(options).items()))]
+    else:
+        info += [("Options", "rebuilt from the case folders by paraspinal collect (each case's options: its manifest)")]
     info += [(f"Model {k}", str(v)) for k, v in (provenance or {}).items() if isinstance(v, str | int | float)]
     ok = [r for r in results if r.ok]
     with AtomicOutputs(out) as outputs:
@@ -55,7 +62,7 @@ def write_run_outputs(
             cases=cases,
             summaries=[r.summary for r in ok if r.summary is not None],
             tables=[r.files["parquet"] for r in ok if "parquet" in r.files],
-            report=options.report,
+            report=True if options is None else options.report,
             segmentation=segmentation,
             info=info,
         )

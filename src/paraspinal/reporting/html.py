@@ -372,7 +372,9 @@ def render_run_report(
         return str(href) if isinstance(href, str) and href else None
 
     failures = [
-        (str(c), str(e)) for c, s, e in zip(cases["case_id"], cases["status"], cases["error"], strict=True) if s != "ok"
+        (str(c), str(e))
+        for c, s, e in zip(cases["case_id"], cases["status"], cases["error"], strict=True)
+        if s == "failed"
     ]
     return _write(
         path,
@@ -381,6 +383,7 @@ def render_run_report(
         n_cases=len(cases),
         n_ok=int((cases["status"] == "ok").sum()),
         n_failed=len(failures),
+        n_pending=int((cases["status"] == "pending").sum()),
         cases_table=frame_table(shown, name="cases", links={"case_id": link}, badges=("status",)),
         failures=failures,
         summary_table=None if summary is None or summary.empty else frame_table(summary, name="summary"),

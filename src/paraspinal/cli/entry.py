@@ -1,0 +1,61 @@
+"""The process entry point of ``paraspinal`` (and ``python -m paraspinal``): signals and exit codes.
+
+Ctrl-C always ends the process with exit code 130 and SIGTERM with 143, whenever they arrive: while the
+command's modules are still importing, in the middle of a run (whose ``finally`` blocks stop workers and
+release locks), or on the way out. This module imports nothing heavy, so the handlers are in place within
+milliseconds of start; the command itself is imported inside :func:`run`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_TERMINATED", "Terminated", "run"]
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that ``finally`` blocks (workers, locks) run as for Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def run() -> None:
+    """Run the command line; exit 130 after Ctrl-C and 143 after SIGTERM, always.
+
+    A signal that arrives while the process is already on its way out no longer raises (no stray Python
+    error output) but still sets the exit code.
+    """
+    caught: list[int] = []
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    code = 1
+    try:
+        from paraspinal.cli.main import main
+
+        code = main()
+    except KeyboardInterrupt:
+        caught.append(EXIT_INTERRUPTED)
+    except Terminated:
+        caught.append(EXIT_TERMINATED)
+    finally:
+        # from here on a signal only records itself: the exit code below is the last word
+        signal.signal(signal.SIGINT, lambda *_: caught.append(EXIT_INTERRUPTED))
+        signal.signal(signal.SIGTERM, lambda *_: caught.append(EXIT_TERMINATED))
+    if code == EXIT_INTERRUPTED and not caught:  # typer turned a Ctrl-C into exit code 130 itself
+        caught.append(EXIT_INTERRUPTED)
+    if caught:
+        message = "interrupted" if caught[0] == EXIT_INTERRUPTED else "terminated"
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"paraspinal: {message}\n")
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(caught[0] if caught else code)
