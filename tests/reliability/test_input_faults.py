@@ -193,7 +193,7 @@ def test_reserved_hidden_and_formula_like_case_ids_are_refused_with_one_line(tmp
     commands.append(
         ["measure", "--labels", tmp_path / "P1_dseg.nii.gz", "--case-id", "@x", "-o", tmp_path / "out_measure"]
     )
-    wanted.append(f"paraspinal: error: case id '@x' starts with '@': {FORMULA}; {FIX}")
+    wanted.append(f"paraspinal: error: case id '@x' starts with '@': {FORMULA}; pass another --case-id")
     outs += [tmp_path / "out_scans", tmp_path / "out_measure"]
     for (code, stderr), line, out in zip(_run_all(commands), wanted, outs, strict=True):
         assert code == 1, stderr

@@ -109,10 +109,9 @@ def _role_word(stem: str) -> tuple[str, str, str] | None:
     return None
 
 
-def check_case_id(case_id: str, *, path: str | Path | None = None) -> None:
+def check_case_id(case_id: str, *, path: str | Path | None = None, fix: str = "rename the file or the row") -> None:
     """Raise :class:`InputError` (naming ``path``, the file or CSV it came from) when ``case_id`` cannot be
-    a case id (see module docstring); the message ends with what to do."""
-    fix = "rename the file or the row"
+    a case id (see module docstring); the message ends with ``fix``, what to do."""
     if not case_id or case_id in (".", ".."):
         raise InputError(f"case id {case_id!r} cannot name an output folder; {fix}", path=path)
     problem = identifier_problem(case_id)

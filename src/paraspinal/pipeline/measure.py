@@ -95,7 +95,12 @@ def measure_request(request: MeasureRequest) -> MeasureResult:
             )
         )
     case_id = request.case_id or _case_id(request, choices)
-    check_case_id(case_id, path=None if request.case_id else request.image or request.water or request.labels)
+    if request.case_id:
+        check_case_id(case_id, fix="pass another --case-id")
+    else:
+        check_case_id(
+            case_id, path=request.image or request.water or request.labels, fix="rename the file or pass --case-id"
+        )
     problem = identifier_problem(request.image_name)
     if problem is not None:
         raise InputError(f"image name {request.image_name!r} {problem}")
@@ -188,7 +193,7 @@ def _case_id(request: MeasureRequest, choices: dict[str, SeriesChoice]) -> str:
         role = next((r for r in ("image", "water", "labels", "fat") if r in dicom), None)
         if role is None:
             raise InputError("--case-id-from patient-id needs a DICOM input")
-        patient_id = _UNSAFE.sub("_", dicom_patient_id(dicom[role], choices[role])).strip("._")
+        patient_id = _UNSAFE.sub("_", dicom_patient_id(dicom[role], choices[role])).strip("._-")
         if not patient_id:
             raise InputError("the DICOM series has no usable PatientID; pass --case-id", path=dicom[role])
         return patient_id
