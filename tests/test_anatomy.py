@@ -251,6 +251,10 @@ REGISTRY_CASES = [
         "structure 'a': unknown field 'colour'",
     ),
     (
+        '[[structures]]\nkey = "d"\nname = "D"\ncategory = "disc"\nbilateral = false\nlevel = "+L4/L5"\n',
+        "structure 'd': level '+L4/L5' starts with '+': spreadsheets would run it as a formula",
+    ),
+    (
         (
             '[[structures]]\nkey = "g"\nname = "G"\ncategory = "muscle_group"\nbilateral = true\n'
             '[[structures]]\nkey = "m"\nname = "M"\ncategory = "muscle"\nbilateral = false\nparent = "g"\n'
@@ -376,6 +380,14 @@ SCHEME_CASES = [
         _label(1, side="none") + _label(2, side="right"),
         "structure 'erector_spinae' has labels both with a side and without (labels 1 and 2)",
     ),
+    (
+        _label().replace('name = "x"', 'name = "=HYPERLINK(1)"'),
+        "label 1: name '=HYPERLINK(1)' starts with '=': spreadsheets would run it as a formula",
+    ),
+    (
+        _label().replace('name = "x"', 'name = "x\\ny"'),
+        "label 1: name 'x\\ny' holds a control character (U+000A): it would break table rows",
+    ),
 ]
 
 
@@ -395,6 +407,10 @@ def test_invalid_user_schemes_are_rejected(tmp_path, labels, message):
         ('key = "k"\nname = "n"\nversion = 2\n' + _label(), "unknown field 'version'"),
         ('key = "k"\nname = "n"\nlabels = []\n', "'labels' must be a non-empty list of label tables"),
         ('key = "k"\nname = ', "not a valid TOML file: "),
+        (
+            'key = "@k"\nname = "n"\n' + _label(),
+            "scheme key '@k' starts with '@': spreadsheets would run it as a formula",
+        ),
     ],
 )
 def test_invalid_scheme_top_level(tmp_path, text, message):

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from paraspinal.errors import InputError, LevelsError
+from paraspinal.io.case_names import case_id_from_name, check_case_id
+from paraspinal.io.case_names import parse_case_name as io_parse_case_name
 from paraspinal.pipeline.cases import Case, check_levels_csv, discover_cases, parse_case_name
 
 
@@ -38,6 +40,7 @@ def _touch(folder: Path, *names: str) -> list[Path]:
 )
 def test_parse_case_name(name: str, expected: tuple[str, str, str]) -> None:
     assert parse_case_name(name) == expected
+    assert parse_case_name is io_parse_case_name  # one implementation, re-exported by pipeline.cases
 
 
 def test_folder_of_cases_is_matched_by_name(tmp_path: Path) -> None:
@@ -127,6 +130,86 @@ def test_case_validates_its_files() -> None:
         Case("x", labels=Path("x_dseg.nii.gz"))
     with pytest.raises(InputError, match="cannot name an output folder"):
         Case("../x", image=Path("a.nii.gz"))
+    with pytest.raises(InputError, match=r"^case x: image name '=t2' starts with '=': spreadsheets would run"):
+        Case("x", image=Path("a.nii.gz"), image_name="=t2")
+
+
+RESERVED_IDS = [
+    "report.html",
+    "cases.csv",
+    "summary.csv",
+    "measurements.csv",
+    "measurements.parquet",
+    "manifest.json",
+    "distributions.png",
+    "ledger.sqlite",
+    "Report.HTML",  # shared storage may not tell case apart
+    "LEDGER.part2of10.sqlite",
+    "ledger.sqlite-journal",
+]
+
+
+@pytest.mark.parametrize("case_id", RESERVED_IDS)
+def test_case_ids_naming_the_runs_own_files_are_refused(case_id: str) -> None:
+    with pytest.raises(InputError) as caught:
+        check_case_id(case_id, path="cases.csv")
+    assert str(caught.value) == (
+        f"cases.csv: case id '{case_id}' is the name of one of the run's own files in the output folder; "
+        "rename the file or the row"
+    )
+
+
+@pytest.mark.parametrize(
+    ("case_id", "problem"),
+    [
+        (".hidden", "starts with '.': its output folder would be hidden like the run's staging folders"),
+        ("=HYPERLINK(1)", "starts with '=': spreadsheets would run it as a formula"),
+        ("+P1", "starts with '+': spreadsheets would run it as a formula"),
+        ("-P1", "starts with '-': spreadsheets would run it as a formula"),
+        ("@P1", "starts with '@': spreadsheets would run it as a formula"),
+        ("\tP1", "holds a control character (U+0009): it would break table rows"),
+        ("P1\r", "holds a control character (U+000D): it would break table rows"),
+        ("P\n1", "holds a control character (U+000A): it would break table rows"),
+        ("P1\u2028", "holds a control character (U+2028): it would break table rows"),
+    ],
+)
+def test_hidden_and_formula_like_case_ids_are_refused(case_id: str, problem: str) -> None:
+    with pytest.raises(InputError) as caught:
+        check_case_id(case_id)
+    assert caught.value.message == f"case id {case_id!r} {problem}; rename the file or the row"
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("case_id", ["P1", "report", "cases", "P-1", "a=b", "sub-01_ses+2", "ledger"])
+def test_ordinary_case_ids_pass(case_id: str) -> None:
+    check_case_id(case_id)
+
+
+def test_case_ids_from_file_names_are_checked_naming_the_file(tmp_path: Path) -> None:
+    _touch(tmp_path, "P1_water.nii.gz", "P1_fat.nii.gz", "=cmd_water.nii.gz", "=cmd_fat.nii.gz")
+    with pytest.raises(InputError) as caught:
+        discover_cases([tmp_path])
+    assert str(caught.value) == (
+        f"{tmp_path / '=cmd_fat.nii.gz'}: case id '=cmd' starts with '=': spreadsheets would run it as a formula; "
+        "rename the file or the row"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "case_id"),
+    [
+        ("TUM01_water.nii.gz", "TUM01"),
+        ("01_water_img", "01"),  # LPM_Segmentator's id for 01_water_img.nii.gz
+        ("01_water_img.nii.gz", "01"),
+        ("/data/case7.zip", "case7"),
+        ("/data/scan_t2.dcm", "scan"),
+        ("P10", "P10"),
+        ("P1_sag_dseg.nii.gz", "P1"),
+        ("fat", "fat"),
+    ],
+)
+def test_case_id_from_name_uses_the_file_name_rules(name: str, case_id: str) -> None:
+    assert case_id_from_name(name) == case_id
 
 
 def test_shared_levels_csv_must_name_cases(tmp_path: Path) -> None:

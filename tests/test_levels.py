@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,14 @@ import pytest
 from paraspinal.anatomy import load_scheme
 from paraspinal.errors import LevelsError
 from paraspinal.io.image import Image
-from paraspinal.levels import levels_from_disc_mask, levels_from_mapping, normalise_level_name, read_levels_csv
+from paraspinal.levels import (
+    LevelsResult,
+    levels_from_disc_mask,
+    levels_from_mapping,
+    normalise_level_name,
+    read_levels_csv,
+    resolve_levels,
+)
 from tests.phantoms import ras_affine
 
 LPM_CSV = (
@@ -27,8 +35,32 @@ def test_lpm_csv_picks_the_case_and_keeps_half_open_range(tmp_path: Path) -> Non
     (level,) = table.levels
     assert (level.name, level.slice_start, level.slice_stop, level.disc_slice) == ("L2-L5", 6, 34, None)
     assert list(level.slices) == list(range(6, 34))
-    # LPM ids are file-name prefixes: the image "01_water_img_img_L2-L5" finds row "01_water_img"
-    assert read_levels_csv(path, n_slices=63, case_id="01_water_img_img_L2-L5").levels[0].slice_stop == 28
+    # LPM's id "01_water_img" is the file name stem of case 01's water image: it names case 01
+    assert read_levels_csv(path, n_slices=63, case_id="01").levels[0].slice_stop == 28
+    # ids match whole: no prefix of the case id, nor the case id as a prefix, names it
+    for other in ("01_water_img_img_L2-L5", "0", "01_water"):
+        with pytest.raises(LevelsError, match=rf"lpm\.csv: no rows for case {other}$"):
+            read_levels_csv(path, n_slices=63, case_id=other)
+
+
+def test_levels_csv_ids_match_exactly_never_by_prefix(tmp_path: Path) -> None:
+    path = tmp_path / "levels.csv"
+    path.write_text("case_id,level,slice\nP10,L4/L5,3\nP1_water_img,L3/L4,5\n01,L4/L5,2\n")
+    assert read_levels_csv(path, n_slices=29, case_id="P10").names == ("L4/L5",)
+    assert read_levels_csv(path, n_slices=29, case_id="P1").names == ("L3/L4",)  # the stem of P1's water image
+    assert read_levels_csv(path, n_slices=29, case_id="01").names == ("L4/L5",)  # "01" stays text, not 1
+    for other in ("P", "P100", "1", "P1_water"):
+        with pytest.raises(LevelsError, match=rf"levels\.csv: no rows for case {other}$"):
+            read_levels_csv(path, n_slices=29, case_id=other)
+
+
+def test_levels_csv_with_two_ids_naming_one_case_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "levels.csv"
+    path.write_text("pid,slice_start,slice_stop\nP1,0,10\nP1_water_img,2,12\n")
+    with pytest.raises(
+        LevelsError, match=r"levels\.csv: case P1 matches the rows of several ids \(P1, P1_water_img, column pid\)$"
+    ):
+        read_levels_csv(path, n_slices=29, case_id="P1")
 
 
 def test_lpm_csv_with_several_cases_needs_a_case_id(tmp_path: Path) -> None:
@@ -38,7 +70,7 @@ def test_lpm_csv_with_several_cases_needs_a_case_id(tmp_path: Path) -> None:
         LevelsError, match=r"lpm\.csv: levels CSV holds 2 cases \(01_water_img, 02_water_img\); name the case"
     ):
         read_levels_csv(path, n_slices=63)
-    with pytest.raises(LevelsError, match=r"lpm\.csv: no rows for case TUM99 \(column pid\)"):
+    with pytest.raises(LevelsError, match=r"lpm\.csv: no rows for case TUM99$"):
         read_levels_csv(path, n_slices=63, case_id="TUM99")
 
 
@@ -78,6 +110,42 @@ def test_bad_level_csvs_name_file_and_problem(tmp_path: Path, content: str, mess
     path.write_text(content)
     with pytest.raises(LevelsError, match=r"bad_levels\.csv: " + message):
         read_levels_csv(path, n_slices=29)
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("=1+1", "starts with '=': spreadsheets would run it as a formula"),
+        ("+L4", "starts with '+': spreadsheets would run it as a formula"),
+        ("-L4", "starts with '-': spreadsheets would run it as a formula"),
+        ("@L4", "starts with '@': spreadsheets would run it as a formula"),
+        ("L4\x07L5", "holds a control character (U+0007): it would break table rows"),
+        ("L4\nL5", "holds a control character (U+000A): it would break table rows"),  # not read as L4/L5
+        ("L4\tL5", "holds a control character (U+0009): it would break table rows"),
+    ],
+)
+def test_formula_like_level_names_are_refused(tmp_path: Path, name: str, problem: str) -> None:
+    path = tmp_path / "levels.csv"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows([["level", "slice"], ["L3/L4", 5], [name, 2]])
+    with pytest.raises(LevelsError) as caught:
+        read_levels_csv(path, n_slices=29)
+    assert str(caught.value) == f"{path}: level name {name!r} {problem}; rename the level"
+    with pytest.raises(LevelsError, match=r"^level name .* rename the level$"):
+        levels_from_mapping({name: 2}, n_slices=29)
+
+
+def test_a_csv_without_rows_for_the_case_gives_no_levels_and_a_note(tmp_path: Path) -> None:
+    path = tmp_path / "levels.csv"
+    path.write_text("case_id,level,slice\nP10,L4/L5,3\n")
+    labels = Image(np.ones((4, 4, 6), dtype=np.int16), ras_affine((1.0, 1.0, 4.0)))
+    found = resolve_levels(labels, scheme=load_scheme("lpm4"), csv=path, case_id="P1")
+    assert found == LevelsResult(
+        None,
+        f"none ({path} has no rows for this case; per slice over the whole stack)",
+        (f"levels CSV {path} has no rows for case P1: measured per slice only",),
+    )
+    assert resolve_levels(labels, scheme=load_scheme("lpm4"), csv=path, case_id="P10").table.names == ("L4/L5",)
 
 
 def test_level_names_are_normalised() -> None:

@@ -12,8 +12,9 @@ from paraspinal.anatomy import load_scheme
 from paraspinal.io import Image
 from paraspinal.levels import levels_from_mapping
 from paraspinal.measurement import measure_case
-from paraspinal.reporting.qc import QcSlice, label_colours, plot_axial_overlay, qc_slices
+from paraspinal.reporting.qc import QcSlice, label_colours, plot_axial_overlay, plot_locator, qc_slices
 from paraspinal.reporting.qc_case import write_case_qc
+from paraspinal.reporting.qc_checks import case_checks
 from paraspinal.reporting.qc_fat import fat_fraction_map
 from paraspinal.reporting.qc_sagittal import spread_labels
 from paraspinal.reporting.qc_views import crop_box, display_window, plane_view
@@ -171,6 +172,47 @@ def test_case_qc_writes_every_kind_of_image(tmp_path: Path) -> None:
         tmp_path / "b", case_id="ph", labels=lab, scheme=scheme, levels=None, background=w, table=table, n_even=4
     )
     assert [i.kind for i in no_levels] == ["axial"] * 4 + ["locator", "montage"]
+
+
+@pytest.mark.parametrize(("flips", "order"), [STORAGES[0], STORAGES[2]])
+def test_single_slice_case_qc_leaves_out_the_locator_and_never_contours_a_strip(tmp_path: Path, flips, order) -> None:
+    labels, water, fat, affine = two_muscle_phantom()
+    stored = [reorient(a[:, :, 4:5], affine, flips=flips, order=order) for a in (labels, water, fat)]
+    lab, w, f = (Image(a, aff) for a, aff in stored)
+    t2 = Image(np.where(lab.array > 0, 300.0 + np.arange(lab.array.size).reshape(lab.shape) % 50, 10.0), lab.affine)
+    scheme = load_scheme("lpm4")
+    measured = measure_case(lab, scheme=scheme, case_id="one", water=w, fat=f, image=t2, image_name="t2")
+    assert not measured.table["flags"].dropna().astype(str).str.contains("fov_truncated").any()
+    fov = case_checks(measured, dixon=True)[0]
+    assert (fov.name, fov.status, fov.message) == (
+        "fov_truncated",
+        "not_applicable",
+        "single-slice image: no slices above or below to tell",
+    )
+    levels = levels_from_mapping({"L4/L5": 0}, n_slices=1)
+    for case_levels in (None, levels):
+        images = write_case_qc(
+            tmp_path / str(case_levels is None),
+            case_id="one",
+            labels=lab,
+            scheme=scheme,
+            levels=case_levels,
+            background=w,
+            table=measured.table,
+            water=w,
+            fat=f,
+            image=t2,
+            image_name="t2",
+            infiltration_methods=("otsu",),
+        )
+        assert [i.kind for i in images] == ["axial", "montage", "fat_fraction", "fat_threshold"]
+        for image in images:
+            assert np.asarray(PILImage.open(tmp_path / str(case_levels is None) / image.path).convert("L")).std() > 10
+    # called directly, the locator draws the 1-voxel reformats without contours instead of failing
+    png = plot_locator(
+        w, lab, scheme=scheme, slices=qc_slices(lab, None), levels=None, title="x", path=tmp_path / "l.png"
+    )
+    assert png.is_file()
 
 
 def test_disc_labels_are_spread_apart_in_order_and_inside_the_view() -> None:

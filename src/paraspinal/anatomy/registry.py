@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any, Literal, get_args
 
 from paraspinal.errors import LabelSchemeError
+from paraspinal.safe_text import identifier_problem
 
 Category = Literal["muscle", "muscle_group", "vertebra", "disc", "canal", "bone", "other"]
 CATEGORIES: tuple[str, ...] = get_args(Category)
@@ -175,6 +176,10 @@ def _parse_structure(item: Any, *, index: int, source: str) -> Structure:
     for field in ("key", "name", "category", "parent", "level"):
         if field in item and not (isinstance(item[field], str) and item[field]):
             raise LabelSchemeError(f"{label}: '{field}' must be a non-empty string", path=source)
+    for field in ("name", "level"):
+        problem = identifier_problem(item[field]) if field in item else None
+        if problem is not None:
+            raise LabelSchemeError(f"{label}: {field} {item[field]!r} {problem}", path=source)
     if not _KEY_PATTERN.match(item["key"]):
         raise LabelSchemeError(
             f"{label}: key must start with a lowercase letter and use only letters, digits and '_'",

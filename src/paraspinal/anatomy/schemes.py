@@ -18,7 +18,9 @@ background and is never listed; values are unique positive integers; structures 
 registry; ``left``/``right`` only on bilateral structures (``none`` on a bilateral structure means
 the scheme does not separate sides). A structure may carry several unsided values (SPIDER's fully
 and partly visible vertebra), but each structure+side pair that has a side has exactly one value,
-and a structure is either sided or unsided within one scheme, so swapping sides is unambiguous.
+and a structure is either sided or unsided within one scheme, so swapping sides is unambiguous. The
+scheme's key and name and each label's name must not start with ``= + - @`` or hold control characters
+(they reach tables and reports; :mod:`paraspinal.safe_text`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any, Literal, get_args
 
 from paraspinal.anatomy.registry import AnatomyRegistry, load_registry, unknown_structure_message
 from paraspinal.errors import LabelSchemeError
+from paraspinal.safe_text import identifier_problem
 
 Side = Literal["left", "right", "none"]
 SIDES: tuple[str, ...] = get_args(Side)
@@ -214,6 +217,10 @@ def _parse_scheme(document: Any, *, source: str, registry: AnatomyRegistry) -> L
         value = document.get(field, "")
         if not isinstance(value, str) or (field in _REQUIRED_FIELDS and not value):
             raise LabelSchemeError(f"'{field}' must be a non-empty string", path=source)
+    for field in ("key", "name"):
+        problem = identifier_problem(document[field])
+        if problem is not None:
+            raise LabelSchemeError(f"scheme {field} {document[field]!r} {problem}", path=source)
     items = document["labels"]
     if not isinstance(items, list) or not items:
         raise LabelSchemeError("'labels' must be a non-empty list of label tables", path=source)
@@ -255,6 +262,9 @@ def _parse_label(item: Any, *, index: int, source: str, registry: AnatomyRegistr
     for field in ("name", "structure", "side"):
         if not (isinstance(item[field], str) and item[field]):
             raise LabelSchemeError(f"{label}: '{field}' must be a non-empty string", path=source)
+    problem = identifier_problem(item["name"])
+    if problem is not None:
+        raise LabelSchemeError(f"{label}: name {item['name']!r} {problem}", path=source)
     structure, side = item["structure"], item["side"]
     if structure not in registry:
         message = unknown_structure_message(structure, registry.structures)

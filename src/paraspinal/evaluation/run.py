@@ -34,6 +34,7 @@ from paraspinal.evaluation.plots import BlandAltmanPanel, plot_bland_altman, plo
 from paraspinal.io import Image, axial_frame, check_same_grid, read_image, read_label_map
 from paraspinal.levels import LevelTable, read_levels_csv
 from paraspinal.measurement import INFILTRATION_METHODS, measure_case
+from paraspinal.safe_text import write_csv
 
 __all__ = ["CaseRecord", "EvaluationResult", "case_levels", "case_overlap", "evaluate", "write_outputs"]
 
@@ -431,7 +432,7 @@ def write_outputs(result: EvaluationResult, out_dir: str | Path, *, plots: bool 
         always = ("overlap",) if result.kind == "model_agreement" else ("overlap", "agreement")
         if name in always or not table.empty:
             path = out / f"{name}.csv"
-            table.to_csv(path, index=False)
+            write_csv(table, path)
             written.append(path)
     if result.common_labels:
         path = out / "common_labels.csv"
@@ -439,7 +440,7 @@ def write_outputs(result: EvaluationResult, out_dir: str | Path, *, plots: bool 
             {k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in row.items()}
             for row in result.common_labels
         ]
-        pd.DataFrame(rows).to_csv(path, index=False)
+        write_csv(pd.DataFrame(rows), path)
         written.append(path)
     summary = out / "summary.json"
     summary.write_text(json.dumps(_summary(result), indent=2, allow_nan=False) + "\n", encoding="utf-8")

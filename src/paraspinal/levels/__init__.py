@@ -1,7 +1,13 @@
 """Spinal levels: which axial slices belong to L1/L2 ... L5/S1 (from CSV, mapping, disc masks or a sagittal image)."""
 
 from paraspinal.levels.axial_match import AxialLevel, AxialLevels, check_frames_of_reference, match_axial
-from paraspinal.levels.sources import levels_from_disc_mask, levels_from_mapping, read_levels_csv, resolve_levels
+from paraspinal.levels.sources import (
+    LevelsResult,
+    levels_from_disc_mask,
+    levels_from_mapping,
+    read_levels_csv,
+    resolve_levels,
+)
 from paraspinal.levels.spine import SpineLevels, spine_levels_from_labels
 from paraspinal.levels.spine_geometry import DiscGeometry, VertebralBody
 from paraspinal.levels.table import Level, LevelTable, level_sort_key, normalise_level_name
@@ -12,6 +18,7 @@ __all__ = [
     "DiscGeometry",
     "Level",
     "LevelTable",
+    "LevelsResult",
     "SpineLevels",
     "VertebralBody",
     "check_frames_of_reference",

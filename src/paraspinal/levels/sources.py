@@ -7,11 +7,17 @@ CSV forms
   range becomes one level named ``L2-L5`` (LPM's crop) unless a ``level`` column names it.
 * **Per level**: columns ``level`` and either ``slice`` (the disc slice) or ``slice_start`` +
   ``slice_stop`` (half-open), optionally ``disc_slice`` and ``case_id``.
+
+Rows are matched to a case by their id (``case_id``, ``pid`` or ``CT_id``) exactly, or when the id is a
+file name that names the case by the file-name rules of :mod:`paraspinal.io.case_names` (LPM's
+``01_water_img`` is case ``01``); a prefix never matches (``P10``'s rows are not ``P1``'s). A CSV that
+names cases but has no rows for a case gives that case no levels, with a note (:func:`resolve_levels`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,31 +25,55 @@ import pandas as pd
 
 from paraspinal.anatomy import AnatomyRegistry, LabelScheme, load_registry
 from paraspinal.errors import LevelsError
+from paraspinal.io.case_names import case_id_from_name
 from paraspinal.io.image import Image
 from paraspinal.io.orientation import axial_frame
 from paraspinal.levels.table import Level, LevelTable, level_sort_key, normalise_level_name
 
 LPM_DEFAULT_LEVEL = "L2-L5"
+_ID_COLUMNS = ("case_id", "pid", "CT_id")
+
+
+@dataclass(frozen=True)
+class LevelsResult:
+    """The levels found for a label map (None: per slice only), where they came from, and notes for the
+    case's warnings (e.g. a levels CSV with no rows for the case)."""
+
+    table: LevelTable | None
+    source: str
+    notes: tuple[str, ...] = ()
 
 
 def read_levels_csv(path: str | Path, *, n_slices: int, case_id: str | None = None) -> LevelTable:
     """Read a levels CSV in LPM or per-level form (see module docstring) and validate it.
 
     ``case_id`` picks the rows of one case when the file holds several (LPM ``pid``/``CT_id`` or a
-    ``case_id`` column); a file with rows for a single case needs none.
+    ``case_id`` column); a file with rows for a single case needs none. A CSV that names cases but has
+    no rows for ``case_id`` is a :class:`LevelsError` here (:func:`resolve_levels` makes it a note).
     """
+    table = _levels_csv(path, n_slices=n_slices, case_id=case_id)
+    if table is None:
+        raise LevelsError(f"no rows for case {case_id}", path=path)
+    return table
+
+
+def _levels_csv(path: str | Path, *, n_slices: int, case_id: str | None) -> LevelTable | None:
+    """:func:`read_levels_csv`, but None when the CSV names cases and none of its rows is ``case_id``'s."""
     p = Path(path)
     if not p.is_file():
         raise LevelsError("levels file not found", path=p)
     try:
-        frame = pd.read_csv(p)
+        frame = pd.read_csv(p, dtype=dict.fromkeys(_ID_COLUMNS, str))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise LevelsError(f"cannot parse levels CSV ({' '.join(str(exc).split())[:120]})", path=p) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     frame = frame.loc[:, [c for c in frame.columns if c and not c.startswith("Unnamed")]]
-    id_column = next((c for c in ("case_id", "pid", "CT_id") if c in frame.columns), None)
+    id_column = next((c for c in _ID_COLUMNS if c in frame.columns), None)
     if id_column is not None:
-        frame = _rows_for_case(frame, id_column=id_column, case_id=case_id, path=p)
+        rows = _rows_for_case(frame, id_column=id_column, case_id=case_id, path=p)
+        if rows is None:
+            return None
+        frame = rows
     if frame.empty:
         raise LevelsError("levels CSV has no rows", path=p)
     if "level" in frame.columns:
@@ -118,23 +148,33 @@ def resolve_levels(
     csv: str | Path | None = None,
     case_id: str | None = None,
     registry: AnatomyRegistry | None = None,
-) -> tuple[LevelTable | None, str]:
+) -> LevelsResult:
     """The levels for a label map and where they came from: ``csv`` when given, else the named discs
-    of the label map, else none (then measurements are per slice only)."""
+    of the label map, else none (then measurements are per slice only).
+
+    A ``csv`` that names cases but has no rows for ``case_id`` gives no levels (not the discs: the CSV
+    was meant to apply) and the note ``levels CSV <csv> has no rows for case <id>: measured per slice only``.
+    """
     if csv is not None:
-        return read_levels_csv(csv, n_slices=axial_frame(labels).n_slices, case_id=case_id), str(csv)
+        table = _levels_csv(csv, n_slices=axial_frame(labels).n_slices, case_id=case_id)
+        if table is None:
+            note = f"levels CSV {csv} has no rows for case {case_id}: measured per slice only"
+            source = f"none ({csv} has no rows for this case; per slice over the whole stack)"
+            return LevelsResult(None, source, (note,))
+        return LevelsResult(table, str(csv))
     registry = registry or load_registry()
     present = {int(v) for v in np.unique(labels.array)} & set(scheme.values)
     if any(
         registry[scheme.entry(v).structure].category == "disc" and registry[scheme.entry(v).structure].level
         for v in present
     ):
-        return levels_from_disc_mask(labels, scheme=scheme, registry=registry), "discs in the label map"
-    return None, "none (per slice over the whole stack)"
+        return LevelsResult(levels_from_disc_mask(labels, scheme=scheme, registry=registry), "discs in the label map")
+    return LevelsResult(None, "none (per slice over the whole stack)")
 
 
-def _rows_for_case(frame: pd.DataFrame, *, id_column: str, case_id: str | None, path: Path) -> pd.DataFrame:
-    ids = frame[id_column].astype(str).str.strip()
+def _rows_for_case(frame: pd.DataFrame, *, id_column: str, case_id: str | None, path: Path) -> pd.DataFrame | None:
+    """The rows whose id is ``case_id`` or a file name naming it (module docstring); None when there are none."""
+    ids = frame[id_column].fillna("").astype(str).str.strip()
     unique = list(dict.fromkeys(ids))
     if case_id is None:
         if len(unique) > 1:
@@ -145,16 +185,15 @@ def _rows_for_case(frame: pd.DataFrame, *, id_column: str, case_id: str | None, 
             )
         return frame
     wanted = str(case_id)
-    exact = ids == wanted
-    if not exact.any():
-        # LPM writes ids like "01_water_img" for the image "01_water_img.nii.gz": accept prefix matches
-        exact = ids.map(lambda s: wanted.startswith(s) or s.startswith(wanted))
-        matches = list(dict.fromkeys(ids[exact]))
-        if len(matches) > 1:
-            raise LevelsError(f"case {wanted} matches several rows' ids: {', '.join(matches)}", path=path)
-    if not exact.any():
-        raise LevelsError(f"no rows for case {wanted} (column {id_column})", path=path)
-    return frame.loc[exact]
+    names = {i for i in unique if i == wanted or (i and case_id_from_name(i) == wanted)}
+    if len(names) > 1:
+        raise LevelsError(
+            f"case {wanted} matches the rows of several ids ({', '.join(sorted(names))}, column {id_column})",
+            path=path,
+        )
+    if not names:
+        return None
+    return frame.loc[ids.isin(names)]
 
 
 def _int_column(frame: pd.DataFrame, column: str, *, path: Path) -> list[int | None]:

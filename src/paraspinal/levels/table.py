@@ -14,11 +14,13 @@ from pathlib import Path
 import pandas as pd
 
 from paraspinal.errors import LevelsError
+from paraspinal.safe_text import identifier_problem
 
 _SPINE_ORDER = (
     [f"C{i}" for i in range(1, 8)] + [f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 6)] + ["S1"]
 )
-_PAIR = re.compile(r"^\s*([CTLS]\d{1,2})\s*[/_\-\s]?\s*([CTLS]\d{1,2})\s*$", re.IGNORECASE)
+# two vertebrae, apart by at most one of / _ - or spaces (never a tab or newline: those names are refused)
+_PAIR = re.compile(r"^\s*([CTLS]\d{1,2}) *[/_\- ]? *([CTLS]\d{1,2})\s*$", re.IGNORECASE)
 
 
 def normalise_level_name(name: str) -> str:
@@ -101,10 +103,15 @@ class LevelTable:
         )
 
     def validated(self, *, n_slices: int, path: str | Path | None = None) -> LevelTable:
-        """Check every range lies within ``n_slices`` axial slices; raise LevelsError naming the file."""
+        """Check every range lies within ``n_slices`` axial slices and every name is safe in a table (no
+        leading ``= + - @``, no control characters; :mod:`paraspinal.safe_text`); raise LevelsError naming
+        the file."""
         last = n_slices - 1
         seen: set[str] = set()
         for lv in self.levels:
+            problem = identifier_problem(lv.name)
+            if problem is not None:
+                raise LevelsError(f"level name {lv.name!r} {problem}; rename the level", path=path)
             if lv.name in seen:
                 raise LevelsError(f"level {lv.name} is listed twice", path=path)
             seen.add(lv.name)

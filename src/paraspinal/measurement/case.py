@@ -161,7 +161,7 @@ def _volume_and_area(
     for group in groups:
         counts = rows_of(sums.voxels, group)
         touched = np.flatnonzero(counts)
-        if touched[0] == 0 or touched[-1] == frame.n_slices - 1:
+        if frame.n_slices > 1 and (touched[0] == 0 or touched[-1] == frame.n_slices - 1):  # a single slice can't tell
             builder.structure_flags.setdefault((group.structure, group.side), []).append("fov_truncated")
         builder.add(
             group,

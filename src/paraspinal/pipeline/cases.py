@@ -2,20 +2,8 @@
 
 A case is one image (T1/T2), a Dixon water/fat pair, or either of these plus an existing label map
 (then segmentation is skipped). Files are matched by name: the image suffix is dropped, then one
-trailing role word (after ``_`` or ``-``, any case) tells the role and the rest is the case id:
-
-=====================================  ==========  ====================
-name ends with                         role        example
-=====================================  ==========  ====================
-``_water``                             water       ``P01_water.nii.gz``
-``_fat``                               fat         ``P01_fat.nii.gz``
-``_dseg`` ``_seg`` ``_labels`` ``_mask``  labels   ``P01_dseg.nii.gz``
-``_t1`` ``_t1w`` ``_t2`` ``_t2w``      image       ``P01_t2.nii.gz`` (named ``t2`` in the tables)
-``_image`` ``_img`` or no role word    image       ``P01.nii.gz``
-``_sag`` ``_sagittal``                 sagittal    ``P01_sag.nii.gz`` (levels from the spine)
-``_sag_dseg`` (any labels word)        sagittal    ``P01_sag_dseg.nii.gz`` (its vertebra/disc labels)
-                                       labels
-=====================================  ==========  ====================
+trailing role word (``_water``, ``_fat``, ``_dseg``, ``_t2``, ``_sag``, ...; the table is in
+:mod:`paraspinal.io.case_names`) tells the role and the rest is the case id.
 
 LPM_Segmentator's ``P01_water_img`` counts as ``P01``'s water image. A ``<case>_levels.csv`` next to
 the images gives that case's levels; without one, a sagittal image gives them (its label map when given,
@@ -24,7 +12,9 @@ else the bundled spine model), and a DICOM study holding a sagittal series uses 
 files is read as one DICOM series (case id: the folder name); sub-folders of a cohort folder are
 not searched. Two files with the same case and role, a water image without its fat image (or the
 reverse), and a label map without an image do not make a case: each such case is listed in
-:attr:`Discovery.failed` with its reason (the run reports it as a failed case and runs the others).
+:attr:`Discovery.failed` with its reason (the run reports it as a failed case and runs the others). A case id that would
+collide with the run's own files, be hidden, or be run as a spreadsheet formula is refused
+(:func:`paraspinal.io.case_names.check_case_id`), whether it comes from a file name or a cases CSV.
 """
 
 from __future__ import annotations
@@ -38,9 +28,11 @@ import pandas as pd
 
 from paraspinal.anatomy import LabelScheme
 from paraspinal.errors import InputError, LevelsError
-from paraspinal.io import Image, image_suffix, strip_image_suffix
+from paraspinal.io import Image, image_suffix
+from paraspinal.io.case_names import check_case_id, parse_case_name
 from paraspinal.io.dicom import discover_series, is_dicom_path
-from paraspinal.levels import LevelTable, resolve_levels
+from paraspinal.levels import LevelsResult, LevelTable, resolve_levels
+from paraspinal.safe_text import identifier_problem
 
 __all__ = [
     "Case",
@@ -55,24 +47,6 @@ __all__ = [
     "uses_sagittal_levels",
 ]
 
-_ROLE_WORDS: tuple[tuple[str, str, str], ...] = (
-    # (word, role, image name in the tables)
-    ("water", "water", "water"),
-    ("fat", "fat", "fat"),
-    ("dseg", "labels", ""),
-    ("seg", "labels", ""),
-    ("labels", "labels", ""),
-    ("mask", "labels", ""),
-    ("t1w", "image", "t1"),
-    ("t2w", "image", "t2"),
-    ("t1", "image", "t1"),
-    ("t2", "image", "t2"),
-    ("image", "image", "image"),
-    ("img", "image", "image"),
-    ("sagittal", "sagittal", ""),
-    ("sag", "sagittal", ""),
-)
-_SEPARATORS = ("_", "-")
 LEVELS_SUFFIX = "_levels.csv"
 
 
@@ -92,8 +66,10 @@ class Case:
     sagittal_series: str | None = None  # series key of the sagittal image inside a DICOM study
 
     def __post_init__(self) -> None:
-        if not self.case_id or self.case_id in (".", "..") or any(c in self.case_id for c in "/\\\0"):
-            raise InputError(f"case id {self.case_id!r} cannot name an output folder")
+        check_case_id(self.case_id)
+        problem = identifier_problem(self.image_name)
+        if problem is not None:
+            raise InputError(f"case {self.case_id}: image name {self.image_name!r} {problem}")
         if (self.water is None) != (self.fat is None):
             given = self.water or self.fat
             raise InputError(f"case {self.case_id}: a Dixon case needs both a water and a fat image", path=given)
@@ -135,34 +111,6 @@ class Discovery:
     cases: tuple[Case, ...]
     warnings: tuple[str, ...] = ()
     failed: tuple[tuple[str, str], ...] = ()
-
-
-def parse_case_name(path: str | Path) -> tuple[str, str, str]:
-    """``(case_id, role, image_name)`` of an image file from its name (see module docstring)."""
-    stem = strip_image_suffix(path)
-    case_id, role, name = stem, "image", "image"
-    words = _role_word(stem)
-    if words is not None:
-        case_id, role, name = words
-        if role == "image" and name == "image":  # P01_water_img: the role word before _img decides
-            inner = _role_word(case_id)
-            if inner is not None and inner[1] in ("water", "fat"):
-                case_id, role, name = inner
-        elif role == "labels":  # P01_sag_dseg: the sagittal image's label map
-            inner = _role_word(case_id)
-            if inner is not None and inner[1] == "sagittal":
-                case_id, role, name = inner[0], "sagittal_labels", ""
-    return case_id, role, name
-
-
-def _role_word(stem: str) -> tuple[str, str, str] | None:
-    lower = stem.lower()
-    for word, role, name in _ROLE_WORDS:
-        for sep in _SEPARATORS:
-            ending = sep + word
-            if lower.endswith(ending) and len(stem) > len(ending):
-                return stem[: -len(ending)], role, name
-    return None
 
 
 def discover_cases(inputs: Sequence[str | Path]) -> Discovery:
@@ -242,6 +190,7 @@ def _group(
     cases: list[Case] = []
     for case_id in sorted(roles):
         by_role = roles[case_id]
+        check_case_id(case_id, path=min(path for entries in by_role.values() for path, _ in entries))
         problems: list[str] = []
         for role, entries in sorted(by_role.items()):
             if len(entries) > 1:
@@ -313,13 +262,14 @@ def levels_for_case(
     scheme: LabelScheme,
     levels_csv: str | Path | None = None,
     sagittal: tuple[LevelTable, str] | None = None,
-) -> tuple[LevelTable | None, str]:
-    """The case's levels and where they came from: its own CSV, else the run's CSV (rows for this case),
-    else ``sagittal`` (the level table found on its sagittal image, and its source), else the named discs
-    of its label map, else none (then measurements are per slice only)."""
+) -> LevelsResult:
+    """The case's levels, where they came from and notes for its warnings: its own CSV, else the run's CSV
+    (rows for this case; none, with a note, when it has none), else ``sagittal`` (the level table found on
+    its sagittal image, and its source), else the named discs of its label map, else none (then
+    measurements are per slice only)."""
     csv = case.levels or levels_csv
     if csv is None and sagittal is not None:
-        return sagittal
+        return LevelsResult(*sagittal)
     return resolve_levels(labels, scheme=scheme, csv=csv, case_id=case.case_id)
 
 
@@ -359,7 +309,8 @@ def read_cases_csv(path: str | Path) -> Discovery:
     """Cases from a CSV with a ``case_id`` column and any of ``image, image_name, water, fat, labels, levels``.
 
     Relative paths are read relative to the CSV's folder; empty cells mean "not given". A file that cannot
-    be read, or has unknown columns, is an error; a row that cannot form a case (or repeats another row's
+    be read, has unknown columns, or holds a case id that cannot be one (:func:`check_case_id`) is an error;
+    a row that cannot form a case (or repeats another row's
     case id) is listed in :attr:`Discovery.failed` with its reason, named by its case id, or by
     ``<csv name>:row N`` (N counting data rows from 1) when it has none; missing or corrupt files fail only
     their case, when it runs.
@@ -380,6 +331,8 @@ def read_cases_csv(path: str | Path) -> Discovery:
     ids = frame["case_id"].str.strip()
     rows_of: dict[str, list[int]] = {}
     for number, case_id in enumerate(ids, start=1):
+        if case_id:  # an id that cannot name a case refuses the whole file: it must not reach any table
+            check_case_id(case_id, path=p)
         rows_of.setdefault(case_id, []).append(number)
 
     def resolve(value: str) -> Path | None:

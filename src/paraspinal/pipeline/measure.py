@@ -9,33 +9,19 @@ from pathlib import Path
 
 from paraspinal.anatomy import load_scheme
 from paraspinal.errors import InputError
-from paraspinal.io import Image, check_same_grid, read_image, read_label_map, strip_image_suffix
-from paraspinal.io.dicom import DICOM_FILE_SUFFIXES, dicom_patient_id, is_dicom_path
+from paraspinal.io import Image, check_same_grid, read_image, read_label_map
+from paraspinal.io.case_names import case_id_from_name, check_case_id
+from paraspinal.io.dicom import dicom_patient_id, is_dicom_path
 from paraspinal.io.dicom_select import SeriesChoice, choice_for_role
 from paraspinal.io.readers import image_suffix
-from paraspinal.levels import LevelTable, resolve_levels
+from paraspinal.levels import LevelsResult, LevelTable, resolve_levels
 from paraspinal.measurement import INFILTRATION_METHODS, Measurements, measure_case
 from paraspinal.reporting import AtomicOutputs, write_measurements
+from paraspinal.safe_text import identifier_problem
 
-_ROLE_SUFFIX = re.compile(r"[_\-.](water|fat|labels?|seg|dseg|mask|t1|t2|img|image)$", re.IGNORECASE)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 CASE_ID_SOURCES = ("path", "patient-id")
-
-
-def case_id_from_path(path: str | Path) -> str:
-    """Case id from a file name: image suffix and a trailing role word removed (``TUM01_water.nii.gz`` -> ``TUM01``).
-
-    DICOM folders give their own name, zips and ``.dcm`` files their name without the suffix.
-    """
-    stem = strip_image_suffix(path)
-    for suffix in (".zip", *DICOM_FILE_SUFFIXES):
-        if stem.lower().endswith(suffix) and len(stem) > len(suffix):
-            stem = stem[: -len(suffix)]
-    while True:
-        shorter = _ROLE_SUFFIX.sub("", stem)
-        if shorter == stem or not shorter:
-            return stem
-        stem = shorter
+case_id_from_path = case_id_from_name  # the file-name rules of paraspinal.io.case_names, under measure's old name
 
 
 @dataclass(frozen=True)
@@ -109,7 +95,17 @@ def measure_request(request: MeasureRequest) -> MeasureResult:
             )
         )
     case_id = request.case_id or _case_id(request, choices)
-    levels = _levels(request, labels=labels, scheme_key=request.scheme, case_id=case_id)
+    if request.case_id:
+        check_case_id(case_id, fix="pass another --case-id")
+    else:
+        check_case_id(
+            case_id, path=request.image or request.water or request.labels, fix="rename the file or pass --case-id"
+        )
+    problem = identifier_problem(request.image_name)
+    if problem is not None:
+        raise InputError(f"image name {request.image_name!r} {problem}")
+    found = _levels(request, labels=labels, scheme_key=request.scheme, case_id=case_id)
+    levels = found.table
     measurements = measure_case(
         labels,
         scheme=scheme,
@@ -133,7 +129,7 @@ def measure_request(request: MeasureRequest) -> MeasureResult:
         )
         if v is not None
     }
-    notes = []
+    notes = list(found.notes)
     for role, image in (("labels", labels), *images.items()):
         if image is not None and image.metadata.get("format") == "dicom":
             inputs[f"{role}_series"] = _series_summary(image)
@@ -197,11 +193,11 @@ def _case_id(request: MeasureRequest, choices: dict[str, SeriesChoice]) -> str:
         role = next((r for r in ("image", "water", "labels", "fat") if r in dicom), None)
         if role is None:
             raise InputError("--case-id-from patient-id needs a DICOM input")
-        patient_id = _UNSAFE.sub("_", dicom_patient_id(dicom[role], choices[role])).strip("._")
+        patient_id = _UNSAFE.sub("_", dicom_patient_id(dicom[role], choices[role])).strip("._-")
         if not patient_id:
             raise InputError("the DICOM series has no usable PatientID; pass --case-id", path=dicom[role])
         return patient_id
-    return case_id_from_path(request.image or request.water or request.labels)
+    return case_id_from_name(request.image or request.water or request.labels)
 
 
 def _series_summary(image: Image) -> str:
@@ -233,7 +229,7 @@ def _dicom_notes(image: Image) -> list[str]:
     return notes
 
 
-def _levels(request: MeasureRequest, *, labels: Image, scheme_key: str, case_id: str) -> LevelTable | None:
-    """Levels from the CSV when given, else from named discs in the label map, else none (per slice only)."""
-    levels, _ = resolve_levels(labels, scheme=load_scheme(scheme_key), csv=request.levels, case_id=case_id)
-    return levels
+def _levels(request: MeasureRequest, *, labels: Image, scheme_key: str, case_id: str) -> LevelsResult:
+    """Levels from the CSV when given (none, with a note, when it has no rows for the case), else from named
+    discs in the label map, else none (per slice only)."""
+    return resolve_levels(labels, scheme=load_scheme(scheme_key), csv=request.levels, case_id=case_id)

@@ -16,6 +16,7 @@ when some case needs segmenting.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -168,13 +169,14 @@ def run_case(
                 assume_aligned=options.assume_aligned,
                 backend=spine_backend,
             )
-            levels, levels_source = levels_for_case(
+            found = levels_for_case(
                 case,
                 labels=labels,
                 scheme=scheme,
                 levels_csv=options.levels_csv,
                 sagittal=(spine.matched.table, spine.source) if spine is not None and spine.matched else None,
             )
+            levels, levels_source = found.table, found.source
         image = images.get("image")
         with clock("measure"):
             measurements = measure_case(
@@ -189,6 +191,7 @@ def run_case(
                 infiltration_methods=options.infiltration_methods if image is not None else (),
                 seed=options.seed,
             )
+            measurements = dataclasses.replace(measurements, warnings=(*measurements.warnings, *found.notes))
         warnings = list(measurements.warnings) + list(spine_notes)
         warnings += [
             f"largest component kept: removed {r['voxels_removed']} voxels of label {r['label']}" for r in cleanup

@@ -34,6 +34,7 @@ from paraspinal.pipeline.cases import Case, sagittal_from_dicom, uses_sagittal_l
 from paraspinal.reporting import AtomicOutputs
 from paraspinal.reporting.qc import QcImage
 from paraspinal.reporting.qc_sagittal import plot_sagittal_levels
+from paraspinal.safe_text import write_csv
 
 SPINE_MODEL = "lumbar_spine"
 NIFTI_ASSUMPTION = (
@@ -192,7 +193,7 @@ def write_levels_outputs(
         written[kind] = outputs.out_dir / name
         return outputs.path(name)
 
-    levels_frame(result).to_csv(stage("levels_csv", f"{prefix}levels.csv"), index=False)
+    write_csv(levels_frame(result), stage("levels_csv", f"{prefix}levels.csv"))
     stage("levels_json", f"{prefix}levels.json").write_text(json.dumps(levels_document(result), indent=2), "utf-8")
     if qc:
         plot_sagittal_levels(

@@ -24,6 +24,7 @@ from paraspinal.anatomy import LabelScheme
 from paraspinal.io.image import Image
 from paraspinal.measurement import Measurements
 from paraspinal.reporting.qc import CONVENTION_NOTE, QcImage
+from paraspinal.reporting.qc_case import SINGLE_SLICE_NOTE
 from paraspinal.reporting.qc_checks import Check
 
 __all__ = [
@@ -327,8 +328,10 @@ def render_case_report(
     inputs: pd.DataFrame,
     outputs: Sequence[tuple[str, str]],
     run_report: str | None = None,
+    qc_notes: Sequence[str] = (),
 ) -> Path:
-    """Write one case's page: checks, per-level and per-structure tables, QC images, provenance."""
+    """Write one case's page: checks, per-level and per-structure tables, QC images (with ``qc_notes``
+    under the section title), provenance."""
     return _write(
         path,
         "case.html.j2",
@@ -339,6 +342,7 @@ def render_case_report(
         level_table=level_table(table),
         structure_table=structure_table(table),
         images=images,
+        qc_notes=qc_notes,
         convention=CONVENTION_NOTE,
         segmentation=segmentation,
         levels_source=levels_source,
@@ -471,4 +475,5 @@ def write_case_page(
         inputs=input_rows,
         outputs=outputs,
         run_report="../report.html",
+        qc_notes=[SINGLE_SLICE_NOTE] if frame.n_slices == 1 and qc_images else [],
     )

@@ -23,7 +23,7 @@ from paraspinal.anatomy import LabelScheme
 from paraspinal.io.image import Image
 from paraspinal.io.orientation import axial_frame, slice_positions_mm
 from paraspinal.levels import LevelTable
-from paraspinal.reporting.qc_views import PlaneView, crop_box, display_window, plane_view
+from paraspinal.reporting.qc_views import PlaneView, can_contour, crop_box, display_window, plane_view
 
 __all__ = [
     "CONVENTION_NOTE",
@@ -136,6 +136,8 @@ def draw_plane(ax, view: PlaneView, background: Image, *, window: tuple[float, f
 
 def _draw_contours(ax, view: PlaneView, labels: Image, colours: dict[int, str], *, fill_alpha: float = 0.18) -> None:
     plane = view.take(labels.array)
+    if not can_contour(plane):
+        return
     for value in (int(v) for v in np.unique(plane) if v > 0):
         mask = (plane == value).astype(np.float32)
         colour = colours.get(value, "#ffffff")

@@ -9,6 +9,7 @@ import pandas as pd
 
 from paraspinal.anatomy import LabelScheme
 from paraspinal.io.image import Image
+from paraspinal.io.orientation import axial_frame
 from paraspinal.levels import LevelTable
 from paraspinal.reporting.qc import (
     QcImage,
@@ -21,7 +22,11 @@ from paraspinal.reporting.qc import (
 )
 from paraspinal.reporting.qc_fat import plot_fat_fraction_map, plot_threshold_map
 
-__all__ = ["write_case_qc"]
+__all__ = ["SINGLE_SLICE_NOTE", "write_case_qc"]
+
+SINGLE_SLICE_NOTE = (
+    "Single-slice image: no sagittal/coronal locator, since one axial slice has no extent along the spine to show."
+)
 
 
 def write_case_qc(
@@ -44,8 +49,9 @@ def write_case_qc(
     """Write the case's QC PNGs under ``folder / prefix`` and describe them (paths relative to ``folder``).
 
     Images: one axial overlay per level (disc slice, else the level's middle slice) or ``n_even``
-    evenly spaced slices; a sagittal/coronal locator; a montage of every labelled slice; the
-    Dixon fat-fraction map (water + fat); threshold fat maps (``image`` + methods).
+    evenly spaced slices; a sagittal/coronal locator (left out for a single-slice stack, where it would be a
+    1-voxel strip: :data:`SINGLE_SLICE_NOTE`); a montage of every labelled slice; the Dixon fat-fraction
+    map (water + fat); threshold fat maps (``image`` + methods).
     """
     name = safe_name(case_id)
     slices: list[QcSlice] = qc_slices(labels, levels, n_even=n_even)
@@ -59,10 +65,11 @@ def write_case_qc(
         title = f"{case_id} · {s.label} · z = {s.z_mm:.1f} mm"
         plot_axial_overlay(background, labels, scheme=scheme, qc_slice=s, title=title, path=folder / path)
         written.append(QcImage("axial", path, title, f"Axial slice {s.index} with label outlines."))
-    path = rel("locator")
-    title = f"{case_id} · where the axial QC slices sit"
-    plot_locator(background, labels, scheme=scheme, slices=slices, levels=levels, title=title, path=folder / path)
-    written.append(QcImage("locator", path, title, "Sagittal and coronal reformats with the QC slices marked."))
+    if axial_frame(labels).n_slices > 1:
+        path = rel("locator")
+        title = f"{case_id} · where the axial QC slices sit"
+        plot_locator(background, labels, scheme=scheme, slices=slices, levels=levels, title=title, path=folder / path)
+        written.append(QcImage("locator", path, title, "Sagittal and coronal reformats with the QC slices marked."))
     path = rel("montage")
     title = f"{case_id} · every labelled axial slice"
     plot_montage(background, labels, scheme=scheme, levels=levels, title=title, path=folder / path)

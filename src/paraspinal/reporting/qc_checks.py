@@ -38,16 +38,22 @@ def case_checks(measurements: Measurements, *, dixon: bool) -> tuple[Check, ...]
     """The three report checks of one measured case (``dixon``: a water/fat pair was measured)."""
     table = measurements.table
     truncated = _flagged(table, "fov_truncated")
-    fov = (
-        Check(
+    if measurements.frame.n_slices == 1:
+        fov = Check(
+            "fov_truncated",
+            "Field of view",
+            "not_applicable",
+            "single-slice image: no slices above or below to tell",
+        )
+    elif truncated:
+        fov = Check(
             "fov_truncated",
             "Field of view",
             "warning",
             f"{', '.join(truncated)} touch the first or last slice: their volumes are lower bounds",
         )
-        if truncated
-        else Check("fov_truncated", "Field of view", "ok", "every structure ends inside the image stack")
-    )
+    else:
+        fov = Check("fov_truncated", "Field of view", "ok", "every structure ends inside the image stack")
     if not dixon:
         swap = Check("fat_water_swap", "Fat/water swap", "not_applicable", "no Dixon water/fat pair measured")
     elif "fat_water_swap_suspected" in measurements.flags.get("fat_fraction", ()):

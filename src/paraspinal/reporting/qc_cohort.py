@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from paraspinal.reporting.files import AtomicOutputs
 from paraspinal.reporting.qc import QcImage, save_figure
+from paraspinal.safe_text import write_csv
 
 __all__ = ["distribution_columns", "plot_distributions", "write_cohort_outputs"]
 
@@ -103,12 +104,12 @@ def write_cohort_outputs(
         written[kind] = outputs.out_dir / name
         return outputs.path(name)
 
-    cases.to_csv(stage("cases", "cases.csv"), index=False)
+    write_csv(cases, stage("cases", "cases.csv"))
     summary = pd.concat(list(summaries), ignore_index=True) if summaries else pd.DataFrame()
-    summary.to_csv(stage("summary", "summary.csv"), index=False)
+    write_csv(summary, stage("summary", "summary.csv"))
     if tables:
         measurements = pd.concat([pd.read_parquet(p) for p in tables], ignore_index=True)
-        measurements.to_csv(stage("measurements_csv", "measurements.csv"), index=False)
+        write_csv(measurements, stage("measurements_csv", "measurements.csv"))
         measurements.to_parquet(stage("measurements_parquet", "measurements.parquet"), index=False)
     if not report:
         return written

@@ -19,7 +19,7 @@ from paraspinal.io.image import Image
 from paraspinal.io.orientation import axial_frame
 from paraspinal.measurement.regions import region_voxels
 from paraspinal.reporting.qc import CONVENTION_NOTE, QcSlice, draw_plane, edge_letters, save_figure
-from paraspinal.reporting.qc_views import crop_box, display_window, plane_view
+from paraspinal.reporting.qc_views import can_contour, crop_box, display_window, plane_view
 
 __all__ = ["FF_MAX_PCT", "fat_fraction_map", "muscle_values", "plot_fat_fraction_map", "plot_threshold_map"]
 
@@ -49,6 +49,8 @@ def _grid(n: int) -> tuple[int, int]:
 
 def _outline(ax, view, labels: Image, values: Sequence[int], *, colour: str = "white") -> None:
     plane = view.take(labels.array)
+    if not can_contour(plane):
+        return
     for value in values:
         mask = plane == value
         if mask.any():

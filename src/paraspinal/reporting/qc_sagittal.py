@@ -18,7 +18,7 @@ from paraspinal.io.image import Image
 from paraspinal.io.orientation import slice_axis
 from paraspinal.levels import AxialLevels, SpineLevels
 from paraspinal.reporting.qc import draw_plane, edge_letters, save_figure
-from paraspinal.reporting.qc_views import PlaneView, display_window, plane_view
+from paraspinal.reporting.qc_views import PlaneView, can_contour, display_window, plane_view
 
 __all__ = ["plot_sagittal_levels"]
 
@@ -169,6 +169,8 @@ def _onto_view(image: Image, view: PlaneView, point: np.ndarray, normal: np.ndar
 
 def _draw_bodies(ax, view: PlaneView, labels: Image) -> None:
     plane = view.take(labels.array)
+    if not can_contour(plane):
+        return
     for i, value in enumerate(int(v) for v in np.unique(plane) if v > 0):
         mask = (plane == value).astype(np.float32)
         colour = _BODY_COLOURS[i % len(_BODY_COLOURS)]

@@ -181,6 +181,12 @@ def crop_box(labels: Image, plane: Plane, *, margin_mm: float = 35.0) -> tuple[s
     )
 
 
+def can_contour(plane: np.ndarray) -> bool:
+    """True when matplotlib can draw contours of ``plane``: it needs at least 2 rows and 2 columns (a
+    sagittal reformat of a single-slice stack is 1 voxel tall)."""
+    return plane.ndim == 2 and min(plane.shape) >= 2
+
+
 def display_window(values: np.ndarray, *, low_pct: float = 1.0, high_pct: float = 99.5) -> tuple[float, float]:
     """Grey-level window (image units) from percentiles of the non-zero voxels (robust to a few hot pixels).
 

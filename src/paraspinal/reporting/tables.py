@@ -12,6 +12,7 @@ from paraspinal.levels import LevelTable
 from paraspinal.measurement import Measurements
 from paraspinal.reporting.files import AtomicOutputs
 from paraspinal.reporting.summary import summary_frame
+from paraspinal.safe_text import write_csv
 
 
 def write_measurements(
@@ -35,11 +36,11 @@ def write_measurements(
         written[kind] = outputs.out_dir / name
         return tmp
 
-    table.to_csv(stage("csv", f"{case_id}_measurements.csv"), index=False)
+    write_csv(table, stage("csv", f"{case_id}_measurements.csv"))
     table.to_parquet(stage("parquet", f"{case_id}_measurements.parquet"), index=False)
-    summary_frame(table).to_csv(stage("summary", f"{case_id}_summary.csv"), index=False)
+    write_csv(summary_frame(table), stage("summary", f"{case_id}_summary.csv"))
     if levels is not None and len(levels):
-        levels.to_frame().to_csv(stage("levels", f"{case_id}_levels.csv"), index=False)
+        write_csv(levels.to_frame(), stage("levels", f"{case_id}_levels.csv"))
     frame = measurements.frame
     info = {
         "case_id": case_id,
