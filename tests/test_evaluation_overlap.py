@@ -14,6 +14,7 @@ from paraspinal.evaluation.overlap import (
     EMPTY_REF,
     assd_mm,
     dice,
+    dice_per_label,
     hausdorff_mm,
     iou,
     overlap_table,
@@ -43,6 +44,19 @@ def test_dice_and_iou_of_shifted_cubes() -> None:
     # overlap 8x10x10 = 800 voxels of 1000 each: Dice 2*800/2000, IoU 800/1200
     assert dice(a, b) == pytest.approx(0.8)
     assert iou(a, b) == pytest.approx(2 / 3)
+
+
+def test_dice_per_label_of_two_label_maps() -> None:
+    a, b = _boxes()
+    a[16:20, 16:20, 16:20] = 2  # label 2: 64 voxels in pred, 4x4x2 = 32 of them in ref: Dice 2*32/96
+    b[16:20, 16:20, 16:18] = 2
+    b[0:2, 0:2, 0:2] = 3  # label 3 only in ref: a real miss, 0.0
+    scores = dice_per_label(a, b, range(1, 5))
+    assert scores[1] == pytest.approx(0.8) and scores[2] == pytest.approx(2 / 3)
+    assert scores[3] == 0.0 and math.isnan(scores[4])  # 4 absent in both
+    assert list(scores) == [1, 2, 3, 4]
+    with pytest.raises(ValueError):
+        dice_per_label(a, b[:-1], [1])
 
 
 def test_hausdorff_of_shifted_cubes_scales_with_spacing_along_the_shift() -> None:

@@ -1,5 +1,5 @@
-"""The lumbar spine recipe's T2 body labels: where the outlining model missed L1, the image is cut at L1/L2, or
-(``--l1-model``) a second model's L1 fills in. Recipe code, not shipped; tested on small label arrays."""
+"""The lumbar spine recipe's T2 body labels: where the outlining model missed L1, the image is cut at L1/L2.
+Recipe code, not shipped; tested on small label arrays."""
 
 from __future__ import annotations
 
@@ -37,15 +37,3 @@ def _column(l1_rows: int) -> tuple[np.ndarray, np.ndarray]:
 def test_a_missed_l1_cuts_the_image_at_the_l1_l2_disc(recipe: ModuleType) -> None:
     assert recipe.missing_l1_crop(*_column(2)) == 10  # 32 L1 voxels < half of L2's 160
     assert recipe.missing_l1_crop(*_column(8)) == 0  # 128 >= 80: L1 found, nothing cut
-
-
-def test_a_second_model_fills_in_a_missed_l1_and_leaves_the_rest(recipe: ModuleType) -> None:
-    bodies, _ = _column(2)
-    other = np.zeros_like(bodies)
-    other[0:10] = 1  # the second model's L1, larger
-    other[12:22] = 3  # its other labels are never used
-    merged = recipe.add_missing_l1(bodies, other)
-    assert np.count_nonzero(merged == 1) == 160
-    assert np.array_equal(merged[10:], bodies[10:])
-    kept, _ = _column(8)
-    assert np.array_equal(recipe.add_missing_l1(kept, other), kept)  # L1 found: labels unchanged

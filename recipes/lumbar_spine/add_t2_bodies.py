@@ -1,23 +1,19 @@
 """Add the sagittal T2 spines to the vertebral body dataset, with body labels named from their manual discs.
 
     python recipes/lumbar_spine/add_t2_bodies.py ../shared/data/spine-sagittal/ivd-t2 \
-        /tmp/Dataset902_LumbarSpine /tmp/Dataset905_LumbarSpineMixed --model src/paraspinal/models/lumbar_spine
+        /tmp/Dataset902_LumbarSpine /tmp/Dataset905_LumbarSpineMixed --model /tmp/lumbar_spine_dixon
 
 The 54 Dixon spines alone teach the model one contrast and one field of view: on the five 1.5 T T2 spines
 the bodies are found but named one level off in most subjects (the sacrum's top taken for L5, or T12 for
 L1). The T2 files carry disc masks, not body masks, so their body labels are made here:
 
-1. ``--model`` (a body model trained on Dixon only; in the session-15 pilot, the fold's Dixon + T2 model, which
-   also finds L1) segments each T2 volume; its foreground, less pieces under ``MIN_PIECE_VOXELS``, is the
-   body outline;
+1. ``--model`` (a body model trained on Dixon only) segments each T2 volume; its foreground, less pieces under
+   ``MIN_PIECE_VOXELS`` and pieces away from the spine, is the body outline;
 2. each foreground voxel is named from the manual discs: the planes of the five discs (centroid and the
    direction of least spread of each disc's voxels) cut the spine into L1 (above L1/L2, up to one motion
    segment), L2 ... L5, and the sacrum below L5/S1, which becomes background (as T12 above L1);
-3. with ``--l1-model`` (session-16 pilot), where ``--model`` missed most of L1 the L1 of this second model
-   (the fold's Dixon + T2 model, which finds L1) is added instead of cutting the image at L1/L2;
-4. with ``--largest-piece`` (the sacrum pilot's data; not the shipped model's), each level keeps its largest
-   face-connected piece: what the model marked beside the spine between two disc planes (tissue in front of L5
-   in subjects 11 and 20, up to a quarter of the level's voxels) becomes background.
+3. where the model missed most of L1, the image is cut at the top of the L1/L2 disc, so that an unlabelled L1
+   is never taught as background.
 
 The outlines are the model's, so they are only as good as its Dice; the names are the manual ones. The
 output dataset holds the Dixon cases (links to the source dataset's files) and each T2 case ``REPEATS``
@@ -40,7 +36,6 @@ from scipy import ndimage
 from paraspinal.backends import UNetOnnxBackend
 from paraspinal.io import Image, read_image, read_label_map, write_label_map, write_nifti
 from paraspinal.levels.spine_geometry import disc_plane, voxel_points_mm
-from paraspinal.postprocessing import keep_largest_component
 
 REPEATS = 3
 MIN_PIECE_VOXELS = 500
@@ -146,21 +141,8 @@ def link(source: Path, target: Path) -> None:
     os.symlink(source.resolve(), target)
 
 
-def add_missing_l1(bodies: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """``bodies`` with L1 taken from ``other`` (labels named the same way) where ``bodies`` missed most of L1
-    (:func:`missed_l1`): L1 voxels of ``other`` that ``bodies`` leaves as background become L1."""
-    if not missed_l1(bodies):
-        return bodies
-    out = bodies.copy()
-    out[(other == 1) & (bodies == 0)] = 1
-    return out
-
-
-def main(
-    t2_dir: Path, dixon: Path, out: Path, *, model: Path, l1_model: Path | None = None, largest_piece: bool = False
-) -> None:
+def main(t2_dir: Path, dixon: Path, out: Path, *, model: Path) -> None:
     backend = UNetOnnxBackend(model)
-    l1_backend = UNetOnnxBackend(l1_model) if l1_model is not None else None
     meta = json.loads((dixon / "dataset.json").read_text(encoding="utf-8"))
     cases = []
     for image_path in sorted((dixon / "imagesTr").glob("*_0000.nii.gz")):
@@ -175,11 +157,6 @@ def main(
         predicted = backend.segment(image).labels
         disc_array = np.asarray(discs.array)
         bodies = name_by_discs(body_foreground(np.asarray(predicted.array), disc_array), discs)
-        if largest_piece:
-            bodies = np.asarray(keep_largest_component(discs.with_array(bodies))[0].array)
-        if l1_backend is not None and missed_l1(bodies):
-            other = np.asarray(l1_backend.segment(image).labels.array)
-            bodies = add_missing_l1(bodies, name_by_discs(body_foreground(other, disc_array), discs))
         top = missing_l1_crop(bodies, disc_array)
         if top:
             image, discs = rows_from(image, top), rows_from(discs, top)
@@ -213,17 +190,6 @@ if __name__ == "__main__":
     parser.add_argument("t2", type=Path, help="folder of NN_img / NN_seg sagittal T2 files with disc masks")
     parser.add_argument("dixon", type=Path, help="the Dixon body dataset written by make_dataset.py")
     parser.add_argument("out", type=Path)
-    parser.add_argument(
-        "--model",
-        type=Path,
-        required=True,
-        help="a body model (Dixon only, or Dixon + T2 without the held-out subjects)",
-    )
-    parser.add_argument(
-        "--l1-model",
-        type=Path,
-        help="a body model that finds L1 (session-16 pilot): its L1 fills in where --model missed L1, no crop",
-    )
-    parser.add_argument("--largest-piece", action="store_true", help="keep only each level's largest piece")
+    parser.add_argument("--model", type=Path, required=True, help="a body model trained on the Dixon spines alone")
     args = parser.parse_args()
-    main(args.t2, args.dixon, args.out, model=args.model, l1_model=args.l1_model, largest_piece=args.largest_piece)
+    main(args.t2, args.dixon, args.out, model=args.model)

@@ -22,6 +22,7 @@ import numpy as np
 from add_t2_bodies import T2_PREFIX, subject_of
 
 from paraspinal.backends import UNetOnnxBackend
+from paraspinal.evaluation import dice_per_label
 from paraspinal.io import read_image, read_label_map, write_label_map
 from paraspinal.training.config import load_config
 from paraspinal.training.dataset import read_dataset
@@ -38,16 +39,6 @@ def fold_cases(case_ids: list[str], fold: int) -> list[str]:
     for source in (False, True):
         held |= set([s for s in subjects if s.startswith(T2_PREFIX) == source][fold::N_FOLDS])
     return sorted(c for c in case_ids if subject_of(c) in held)
-
-
-def dice_per_value(pred: np.ndarray, ref: np.ndarray, values: range) -> dict[int, float]:
-    """3-D Dice per label value (NaN when the value is absent from both)."""
-    out = {}
-    for value in values:
-        a, b = pred == value, ref == value
-        total = int(a.sum() + b.sum())
-        out[value] = float("nan") if total == 0 else 2.0 * int(np.count_nonzero(a & b)) / total
-    return out
 
 
 def run_fold(dataset: Path, out: Path, *, config_path: Path, fold: int, device: str | None = None) -> dict[str, object]:
@@ -69,7 +60,7 @@ def run_fold(dataset: Path, out: Path, *, config_path: Path, fold: int, device: 
         write_label_map(labels, fold_dir / "predictions" / f"{case.case_id}_dseg.nii.gz")
         if case.case_id.startswith(T2_PREFIX):
             continue  # body labels made from the discs (add_t2_bodies.py): scored by score_t2_levels.py instead
-        dice = dice_per_value(labels.array, truth.array, range(1, 6))
+        dice = dice_per_label(labels.array, truth.array, range(1, 6))
         scores[case.case_id] = {f"L{v}": round(d, 4) for v, d in dice.items()}
     result = {"fold": fold, "held_out": held_out, "dice": scores}
     (fold_dir / "scores.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

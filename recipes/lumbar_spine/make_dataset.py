@@ -2,12 +2,10 @@
 
     python recipes/lumbar_spine/make_dataset.py ../shared/data/spine-sagittal/myosegmentum-vertebrae \
         /tmp/Dataset902_LumbarSpine
-    python recipes/lumbar_spine/make_dataset.py ../shared/data/spine-sagittal/ivd-t2 /tmp/Dataset903_DiscsT2 --discs
 
-Each ``NN_img.nii.gz`` becomes ``imagesTr/NN_0000.nii.gz`` and ``NN_seg.nii.gz`` ``labelsTr/NN.nii.gz``:
-vertebrae (channel ``dixon``; 1 = L1 ... 5 = L5 vertebral bodies, scheme ``lumbar_bodies``) or, with
-``--discs``, the T2 disc data (channel ``T2``; 1 = L5/S1 ... 5 = L1/L2, scheme ``ivd_t2``). The files
-are training data only: they are never shipped with paraspinal (see the data's README).
+Each ``NN_img.nii.gz`` becomes ``imagesTr/NN_0000.nii.gz`` and ``NN_seg.nii.gz`` ``labelsTr/NN.nii.gz``
+(channel ``dixon``; 1 = L1 ... 5 = L5 vertebral bodies, scheme ``lumbar_bodies``). The files are training
+data only: they are never shipped with paraspinal (see the data's README).
 """
 
 from __future__ import annotations
@@ -26,21 +24,9 @@ VERTEBRAE = {
     "channel_names": {"0": "dixon"},
     "labels": {"background": 0, "L1": 1, "L2": 2, "L3": 3, "L4": 4, "L5": 5},
 }
-DISCS_ANY = {
-    "name": "Dataset904_DiscsT2Any",
-    "description": "Sagittal T2 lumbar spines (Menezes-Reis 2016), all discs as one class (disc_any scheme)",
-    "channel_names": {"0": "T2"},
-    "labels": {"background": 0, "disc": 1},
-}
-DISCS = {
-    "name": "Dataset903_DiscsT2",
-    "description": "Sagittal T2 lumbar spines (Menezes-Reis 2016), L1/L2-L5/S1 discs (ivd_t2 scheme)",
-    "channel_names": {"0": "T2"},
-    "labels": {"background": 0, "L5_S1": 1, "L4_L5": 2, "L3_L4": 3, "L2_L3": 4, "L1_L2": 5},
-}
 
 
-def make_dataset(source: Path, out: Path, *, discs: bool = False, one_class: bool = False) -> list[str]:
+def make_dataset(source: Path, out: Path) -> list[str]:
     """Convert every ``NN_img``/``NN_seg`` pair in ``source``; returns the case ids written."""
     cases = sorted(p.name[: -len("_img.nii.gz")] for p in source.glob("*_img.nii.gz"))
     if not cases:
@@ -52,11 +38,8 @@ def make_dataset(source: Path, out: Path, *, discs: bool = False, one_class: boo
         if not values <= {0, 1, 2, 3, 4, 5}:
             raise SystemExit(f"{source / f'{case}_seg.nii.gz'}: unexpected label values {sorted(values)}")
         write_nifti(image.with_array(image.array.astype(np.float32)), out / "imagesTr" / f"{case}_0000.nii.gz")
-        if one_class:
-            labels = labels.with_array((np.asarray(labels.array) > 0).astype(np.uint8))
         write_label_map(labels, out / "labelsTr" / f"{case}.nii.gz")
-    kind = (DISCS_ANY if one_class else DISCS) if discs else VERTEBRAE
-    meta = {**kind, "numTraining": len(cases), "file_ending": ".nii.gz"}
+    meta = {**VERTEBRAE, "numTraining": len(cases), "file_ending": ".nii.gz"}
     (out / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return cases
 
@@ -65,8 +48,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", type=Path, help="folder with NN_img.nii.gz / NN_seg.nii.gz pairs")
     parser.add_argument("out", type=Path, help="dataset folder to write")
-    parser.add_argument("--discs", action="store_true", help="the T2 disc data (labels 1 = L5/S1 ... 5 = L1/L2)")
-    parser.add_argument("--one-class", action="store_true", help="with --discs: every disc labelled 1")
     args = parser.parse_args()
-    n = len(make_dataset(args.source, args.out, discs=args.discs, one_class=args.one_class))
+    n = len(make_dataset(args.source, args.out))
     print(n, "cases written to", args.out)

@@ -26,6 +26,7 @@ from add_t2_bodies import T2_PREFIX
 from paraspinal.anatomy import LabelScheme, load_registry
 from paraspinal.backends.unet_onnx import read_model_card
 from paraspinal.errors import LevelsError
+from paraspinal.evaluation import dice, dice_per_label
 from paraspinal.io import read_label_map
 from paraspinal.io.image import Image
 from paraspinal.levels.naming import name_bodies, named_label_map
@@ -33,11 +34,6 @@ from paraspinal.levels.spine import LOW_NAMING_CONFIDENCE
 from paraspinal.training.dataset import identical_cases, read_dataset
 
 LEVELS = range(1, 6)
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = int(a.sum() + b.sum())
-    return float("nan") if total == 0 else 2.0 * int(np.count_nonzero(a & b)) / total
 
 
 def named_as_shipped(pred: Image, *, scheme: LabelScheme) -> tuple[np.ndarray, list[str], float]:
@@ -68,8 +64,8 @@ def score_case(pred_path: Path, truth_path: Path, *, scheme: LabelScheme) -> dic
     renamed, names, confidence = named_as_shipped(pred, scheme=scheme)
     correct = count_named_correctly(renamed, t, LEVELS)
     return {
-        "raw": {f"L{v}": dice(p == v, t == v) for v in LEVELS},
-        "named": {f"L{v}": dice(renamed == v, t == v) for v in LEVELS},
+        "raw": {f"L{v}": d for v, d in dice_per_label(p, t, LEVELS).items()},
+        "named": {f"L{v}": d for v, d in dice_per_label(renamed, t, LEVELS).items()},
         "bodies": dice(np.isin(p, LEVELS), t > 0),  # L1-L5 only (not a sacrum class)
         "named_correct": correct,
         "names": names,

@@ -15,6 +15,7 @@ import json
 import numpy as np
 
 from paraspinal.backends import UNetOnnxBackend
+from paraspinal.evaluation import dice_per_label
 from paraspinal.io import Image, read_image, read_label_map
 from paraspinal.postprocessing import keep_largest_component
 from paraspinal.sample import sample_case
@@ -30,10 +31,8 @@ def evaluate(model_dir: str, *, start: int, stop: int, tta: bool = True) -> dict
         image = Image(image.array, truth.affine, source=str(path))  # same voxels as the labels (sample README)
         labels = keep_largest_component(backend.segment(image).labels)[0].array[:, :, start:stop]
         ref = truth.array[:, :, start:stop]  # TUM01 is stored LPS: array slice k = model slice k
-        scores = {}
-        for value in backend.scheme.values:
-            a, b = labels == value, ref == value
-            scores[backend.scheme.entry(value).name] = 2.0 * np.count_nonzero(a & b) / (a.sum() + b.sum())
+        per_value = dice_per_label(labels, ref, backend.scheme.values)
+        scores = {backend.scheme.entry(value).name: d for value, d in per_value.items()}
         scores["mean"] = float(np.mean(list(scores.values())))
         out[name] = {k: round(float(v), 4) for k, v in scores.items()}
     return out

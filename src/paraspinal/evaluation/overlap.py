@@ -19,7 +19,7 @@ Conventions
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +36,7 @@ __all__ = [
     "SurfaceDistances",
     "assd_mm",
     "dice",
+    "dice_per_label",
     "hausdorff_mm",
     "iou",
     "overlap_table",
@@ -64,6 +65,14 @@ def dice(pred: np.ndarray, ref: np.ndarray) -> float:
     p, r = _as_masks(pred, ref)
     total = int(p.sum()) + int(r.sum())
     return float("nan") if total == 0 else 2.0 * int(np.logical_and(p, r).sum()) / total
+
+
+def dice_per_label(pred: np.ndarray, ref: np.ndarray, values: Iterable[int]) -> dict[int, float]:
+    """:func:`dice` of ``pred == v`` against ``ref == v`` for each label value ``v`` of two label maps."""
+    p, r = np.asarray(pred), np.asarray(ref)
+    if p.shape != r.shape:
+        raise ValueError(f"label map shapes differ: {p.shape} vs {r.shape}")
+    return {int(v): dice(p == v, r == v) for v in values}
 
 
 def iou(pred: np.ndarray, ref: np.ndarray) -> float:
