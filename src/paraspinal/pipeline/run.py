@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +33,7 @@ from paraspinal.backends import SegmentationBackend
 from paraspinal.errors import GeometryError, InputError, ParaspinalError
 from paraspinal.io import Image, image_suffix, write_label_map
 from paraspinal.io.dicom_seg import write_label_output
+from paraspinal.io.files import temp_folder_in
 from paraspinal.levels import LevelTable
 from paraspinal.measurement import INFILTRATION_METHODS, Measurements, measure_case
 from paraspinal.pipeline.case_inputs import read_case_images, with_series
@@ -185,7 +185,7 @@ class _Clock:
 def _staged_folder(final: Path) -> Iterator[Path]:
     """A hidden folder next to ``final`` to write into; swapped in as ``final`` only on success."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    stage = temp_folder_in(final.parent, prefix=f".{final.name}.partial-")  # the umask's mode, not 0700
     try:
         yield stage
     except BaseException:
@@ -193,7 +193,7 @@ def _staged_folder(final: Path) -> Iterator[Path]:
         raise
     old = None
     if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+        old = temp_folder_in(final.parent, prefix=f".{final.name}.old-")
         os.replace(final, old / final.name)
     os.replace(stage, final)
     if old is not None:
