@@ -225,8 +225,8 @@ def test_dicom_folder_with_two_series_lists_them(tmp_path: Path) -> None:
             writer.Execute(sl)
     with pytest.raises(
         InputError,
-        match=r"folder holds 2 DICOM series, choose one: 1\.2\.3\.4\.1 \(series 0, 2 files\); "
-        r"1\.2\.3\.4\.2 \(series 1, 2 files\)",
+        match=r"folder holds 2 DICOM series, choose one: 1\.2\.3\.4\.1 \(2 files\); "  # no descriptions
+        r"1\.2\.3\.4\.2 \(2 files\)",
     ):
         read_image(tmp_path)
 

@@ -26,6 +26,7 @@ from paraspinal.cli.main import app
 from paraspinal.cli.series_cmd import (
     check_output_format,
     contrast_option,
+    keep_descriptions_option,
     output_format_option,
     plane_option,
     resample_uneven_option,
@@ -79,6 +80,7 @@ def segment_command(
     resample_uneven: bool = resample_uneven_option(),
     output_format: str = output_format_option(),
     seg_patient: str = seg_patient_option(),
+    keep_descriptions: bool = keep_descriptions_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
 ) -> None:
     """Segment the paraspinal muscles; write the label map (NIfTI, _dseg) and a JSON sidecar with provenance
@@ -101,7 +103,9 @@ def segment_command(
     if not dicom_input and (series or plane or contrast or resample_uneven or output_format == "dicom-seg"):
         raise typer.BadParameter("series options and DICOM-SEG output need a DICOM input", param_hint="IMAGE")
     labels_path, sidecar_path = output_paths(image, out)
-    choice = series_choice(series, plane=plane, contrast=contrast, resample_uneven=resample_uneven)
+    choice = series_choice(
+        series, plane=plane, contrast=contrast, resample_uneven=resample_uneven, keep_descriptions=keep_descriptions
+    )
     source = read_image(image, series=choice if dicom_input else None)
     backend = factory()
     result = backend.segment(source)
