@@ -142,9 +142,9 @@ def segment_command(
 
 
 def _print_volumes(out_console, array: np.ndarray, scheme, *, voxel_mm3: float, title: str) -> None:
-    counts = np.bincount(array.ravel().astype(np.int64), minlength=max(scheme.values) + 1)
     from rich.markup import escape
 
+    counts = np.bincount(array.ravel().astype(np.int64), minlength=max(scheme.values) + 1)
     table = Table(title=f"wrote {escape(title)}", title_justify="left")  # a path is text, not markup
     for column in ("label", "name", "voxels", "volume mL"):
         table.add_column(column, justify="left" if column == "name" else "right")
