@@ -137,7 +137,8 @@ def test_bad_inputs(phantom_files, tmp_path, capsys) -> None:
         "moved_water.nii.gz: header differs from",
     )
 
-    small = save_nifti(tmp_path / "small_water.nii.gz", np.zeros((20, 30, 10), np.float32), lab_img.affine)
+    ramp = np.arange(20 * 30 * 10, dtype=np.float32).reshape(20, 30, 10)  # not blank: that is refused first
+    small = save_nifti(tmp_path / "small_water.nii.gz", ramp, lab_img.affine)
     _expect_error(
         [*base, "--labels", lab, "--water", str(small), "--fat", fat],
         capsys,

@@ -179,11 +179,17 @@ def test_ambiguous_choice_lists_the_candidates(tum01: Tum01Study) -> None:
         select_series(series, plane="axial")
     message = str(caught.value)
     assert message.startswith(f"{tum01.study}: folder holds 4 DICOM series; 3 match --plane axial, choose one: ")
+    assert f"{tum01.water_uid} (water/t1, 29 files)" in message  # descriptions are free text: not by default
+    assert f"{tum01.fat_uid} (fat/t1, 29 files)" in message
+    assert f"{tum01.labels_uid} (29 files)" in message
+    assert tum01.sagittal_uid not in message
+    assert "\n" not in message
+    with pytest.raises(InputError) as caught:
+        select_series(series, plane="axial", keep_descriptions=True)
+    message = str(caught.value)
     assert f"{tum01.water_uid} (t1_vibe_dixon_tra_W, water/t1, 29 files)" in message
     assert f"{tum01.fat_uid} (t1_vibe_dixon_tra_F, fat/t1, 29 files)" in message
     assert f"{tum01.labels_uid} (TUM01 manual labels, 29 files)" in message
-    assert tum01.sagittal_uid not in message
-    assert "\n" not in message
 
 
 def test_choice_with_no_match_and_unknown_uid_are_refused(tum01: Tum01Study) -> None:

@@ -72,7 +72,7 @@ def test_measure_through_dicom_equals_measure_through_nifti(tum01: Tum01Study, t
         capsys,
     )  # fmt: skip
     assert code == 0, err
-    code, _, err = _run(_dicom_measure(tum01, tmp_path / "dicom"), capsys)
+    code, _, err = _run(_dicom_measure(tum01, tmp_path / "dicom", "--keep-descriptions"), capsys)
     assert code == 0, err
     via_nifti = pd.read_parquet(tmp_path / "nifti" / "TUM01_measurements.parquet")
     via_dicom = pd.read_parquet(tmp_path / "dicom" / "study_measurements.parquet")
@@ -151,7 +151,7 @@ def test_tilted_stack_is_reported_in_warnings_and_case_json(tmp_path: Path, caps
     assert code == 0, stderr
     assert "is tilted 12.0 deg from axial; areas are measured in the slice plane" in stderr
     case = json.loads((out / "ph_case.json").read_text())  # case id from the folder name, role word dropped
-    assert case["inputs"]["labels_series"] == f"{uid_for('tilted')} (ax obl; axial, tilted 12.0 deg; 40x30x10 voxels)"
+    assert case["inputs"]["labels_series"] == f"{uid_for('tilted')} (axial, tilted 12.0 deg; 40x30x10 voxels)"
     assert case["axial_frame"]["tilt_deg"] == pytest.approx(12.0)
     summary = pd.read_csv(out / "ph_summary.csv").set_index("side")
     assert summary.loc["right", "volume_mL"] == pytest.approx(80 * 10 * 4.0 / 1000)  # 1 x 1 x 4 mm voxels

@@ -28,6 +28,13 @@ def phantom():
     return spine_phantom(tilt_deg=10.0)
 
 
+def _not_constant(shape: tuple[int, ...]) -> np.ndarray:
+    """An image of 100s with one brighter voxel: constant images are refused on reading (a blank export)."""
+    image = np.full(shape, 100.0, np.float32)
+    image.flat[0] = 200.0
+    return image
+
+
 def _write_inputs(folder: Path, phantom, *, case: str = "P1") -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     labels = phantom.encode({n: i + 1 for i, n in enumerate(NAMES)})
@@ -39,7 +46,7 @@ def _write_inputs(folder: Path, phantom, *, case: str = "P1") -> dict[str, Path]
     return {
         "sag": save_nifti(folder / f"{case}_sag.nii.gz", sag, phantom.affine),
         "sag_dseg": save_nifti(folder / f"{case}_sag_dseg.nii.gz", labels.array, phantom.affine),
-        "t2": save_nifti(folder / f"{case}_t2.nii.gz", np.full(stack.shape, 100.0, np.float32), stack.affine),
+        "t2": save_nifti(folder / f"{case}_t2.nii.gz", _not_constant(stack.shape), stack.affine),
         "dseg": save_nifti(folder / f"{case}_dseg.nii.gz", axial_labels, stack.affine),
     }
 
@@ -89,7 +96,7 @@ def test_levels_cli_without_axial_lists_disc_planes(tmp_path: Path, phantom) -> 
 def test_levels_cli_fails_cleanly(tmp_path: Path, phantom, capsys, extra, message) -> None:
     files = _write_inputs(tmp_path / "in", phantom)
     far = axial_stack(tilt_deg=0.0, z0_mm=600.0, n_slices=5, n_pixels=20)
-    far_path = save_nifti(tmp_path / "in" / "far.nii.gz", far.array.astype(np.float32), far.affine)
+    far_path = save_nifti(tmp_path / "in" / "far.nii.gz", _not_constant(far.shape), far.affine)
     extra = [{"FAR": str(far_path), "MISSING": str(tmp_path / "missing.nii.gz")}.get(e, e) for e in extra]
     out = tmp_path / "out"
     code = main(["levels", str(files["sag"]), "-l", str(files["sag_dseg"]), "-o", str(out), *extra])

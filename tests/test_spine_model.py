@@ -54,7 +54,9 @@ def test_levels_command_places_the_discs_on_an_axial_stack(tmp_path: Path) -> No
     affine[:3, 3] = centre - np.array([100.0, 100.0, 110.0])
     from paraspinal.io import write_nifti
 
-    write_nifti(Image(np.zeros((200, 200, 55), np.float32), affine, source="axial"), tmp_path / "ax.nii.gz")
+    axial = np.zeros((200, 200, 55), np.float32)
+    axial[100, 100, :] = 1.0  # only its grid matters, but a blank image is refused on reading
+    write_nifti(Image(axial, affine, source="axial"), tmp_path / "ax.nii.gz")
     out = tmp_path / "levels"
     code = main(["levels", str(DATA / "01_img.nii.gz"), "--axial", str(tmp_path / "ax.nii.gz"), "-o", str(out), "-q"])
     assert code == 0

@@ -12,6 +12,7 @@ from paraspinal.cli.options import parse_methods
 from paraspinal.cli.series_cmd import (
     case_id_from_option,
     contrast_option,
+    keep_descriptions_option,
     plane_option,
     resample_uneven_option,
     series_option,
@@ -50,6 +51,7 @@ def measure_command(
     assume_aligned: bool = typer.Option(
         False, "--assume-aligned", help="Accept images whose header differs from the labels' on the same grid."
     ),
+    keep_descriptions: bool = keep_descriptions_option(),
     sample: bool = typer.Option(False, "--sample", help="Measure the bundled TUM01 sample (manual labels)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
 ) -> None:
@@ -80,6 +82,7 @@ def measure_command(
             contrast=contrast,
             resample_uneven=resample_uneven,
             case_id_from=case_id_from,
+            keep_descriptions=keep_descriptions,
         )
     if out.exists() and not out.is_dir():
         raise InputError("output path exists and is not a folder", path=out)

@@ -37,6 +37,7 @@ from paraspinal.cli.options import parse_methods
 from paraspinal.cli.series_cmd import (
     check_output_format,
     contrast_option,
+    keep_descriptions_option,
     output_format_option,
     plane_option,
     resample_uneven_option,
@@ -285,6 +286,7 @@ def run_command(
     resample_uneven: bool = resample_uneven_option(),
     output_format: str = output_format_option(),
     seg_patient: str = seg_patient_option(),
+    keep_descriptions: bool = keep_descriptions_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
     log_json: bool = typer.Option(False, "--log-json", help="Log progress as JSON lines on stderr."),
 ) -> int:
@@ -325,6 +327,7 @@ def run_command(
         resample_uneven=resample_uneven,
         output_format=output_format,
         seg_patient=seg_patient,
+        keep_descriptions=keep_descriptions,
     )
     csvs = [p for p in inputs if p.suffix.lower() == ".csv"]
     try:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +26,7 @@ from paraspinal.cli.main import app
 from paraspinal.cli.series_cmd import (
     check_output_format,
     contrast_option,
+    keep_descriptions_option,
     output_format_option,
     plane_option,
     resample_uneven_option,
@@ -40,6 +39,7 @@ from paraspinal.io import Image, image_suffix, read_image, strip_image_suffix, w
 from paraspinal.io.dicom import is_dicom_path
 from paraspinal.io.dicom_seg import write_label_output
 from paraspinal.postprocessing import keep_largest_component
+from paraspinal.reporting import AtomicOutputs
 
 
 def output_paths(image: Path, out: Path) -> tuple[Path, Path]:
@@ -80,6 +80,7 @@ def segment_command(
     resample_uneven: bool = resample_uneven_option(),
     output_format: str = output_format_option(),
     seg_patient: str = seg_patient_option(),
+    keep_descriptions: bool = keep_descriptions_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
 ) -> None:
     """Segment the paraspinal muscles; write the label map (NIfTI, _dseg) and a JSON sidecar with provenance
@@ -102,7 +103,9 @@ def segment_command(
     if not dicom_input and (series or plane or contrast or resample_uneven or output_format == "dicom-seg"):
         raise typer.BadParameter("series options and DICOM-SEG output need a DICOM input", param_hint="IMAGE")
     labels_path, sidecar_path = output_paths(image, out)
-    choice = series_choice(series, plane=plane, contrast=contrast, resample_uneven=resample_uneven)
+    choice = series_choice(
+        series, plane=plane, contrast=contrast, resample_uneven=resample_uneven, keep_descriptions=keep_descriptions
+    )
     source = read_image(image, series=choice if dicom_input else None)
     backend = factory()
     result = backend.segment(source)
@@ -122,38 +125,27 @@ def segment_command(
             for r in records
         ],
     }
-    write_label_map(labels, labels_path)
-    if output_format == "dicom-seg":
-        seg_path = sidecar_path.with_suffix(".dcm")
-        write_label_output(
-            Image(labels.array, labels.affine, source=labels.source, metadata=dict(source.metadata)),
-            seg_path,
-            output_format="dicom-seg",
-            scheme=result.scheme,
-            source=image,
-            patient=seg_patient,
-            algorithm_name=f"paraspinal {backend.name}",
-        )
-    _write_json(sidecar, sidecar_path)
+    with AtomicOutputs(labels_path.parent) as outputs:  # the label map and its JSON (and SEG): all or none
+        write_label_map(labels, outputs.path(labels_path.name), compressed=labels_path.name.lower().endswith(".gz"))
+        if output_format == "dicom-seg":
+            write_label_output(
+                Image(labels.array, labels.affine, source=labels.source, metadata=dict(source.metadata)),
+                outputs.path(sidecar_path.with_suffix(".dcm").name),
+                output_format="dicom-seg",
+                scheme=result.scheme,
+                source=image,
+                patient=seg_patient,
+                algorithm_name=f"paraspinal {backend.name}",
+            )
+        outputs.path(sidecar_path.name).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
     _print_volumes(out_console, labels.array, result.scheme, voxel_mm3=labels.voxel_volume_mm3, title=str(labels_path))
 
 
-def _write_json(document: dict[str, object], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _print_volumes(out_console, array: np.ndarray, scheme, *, voxel_mm3: float, title: str) -> None:
+    from rich.markup import escape
+
     counts = np.bincount(array.ravel().astype(np.int64), minlength=max(scheme.values) + 1)
-    table = Table(title=f"wrote {title}", title_justify="left")
+    table = Table(title=f"wrote {escape(title)}", title_justify="left")  # a path is text, not markup
     for column in ("label", "name", "voxels", "volume mL"):
         table.add_column(column, justify="left" if column == "name" else "right")
     for value in scheme.values:

@@ -18,6 +18,7 @@ from paraspinal.cli.main import app
 from paraspinal.io.dicom import SeriesInfo, scan_dicom
 from paraspinal.io.dicom_seg import LABEL_OUTPUT_FORMATS, SEG_PATIENT_POLICIES
 from paraspinal.io.dicom_select import CONTRASTS, PLANES, SeriesChoice, choice_for_role
+from paraspinal.io.text import escape_control
 
 
 def series_option() -> list[str] | None:
@@ -62,6 +63,14 @@ def seg_patient_option() -> str:
     )
 
 
+def keep_descriptions_option() -> bool:
+    return typer.Option(
+        False,
+        "--keep-descriptions",
+        help="Copy DICOM series descriptions (free text that can name the patient) into outputs and messages.",
+    )
+
+
 def series_choice(
     series: list[str] | None,
     *,
@@ -69,10 +78,16 @@ def series_choice(
     contrast: str | None,
     resample_uneven: bool,
     role: str = "image",
+    keep_descriptions: bool = False,
 ) -> SeriesChoice:
     """The series choice for one input of a command (``role`` as in ``--series ROLE=UID``)."""
     return choice_for_role(
-        tuple(series or ()), role=role, plane=plane, contrast=contrast, resample_uneven=resample_uneven
+        tuple(series or ()),
+        role=role,
+        plane=plane,
+        contrast=contrast,
+        resample_uneven=resample_uneven,
+        keep_descriptions=keep_descriptions,
     )
 
 
@@ -100,11 +115,12 @@ def series_command(
         typer.echo(json.dumps(document, indent=2))
         return
     out = console()
-    out.print(f"{path}: {len(scan.series)} DICOM series")
+    literal = {"markup": False, "emoji": False, "highlight": False}  # DICOM text is printed as it is, never styled
+    out.print(f"{escape_control(str(path))}: {len(scan.series)} DICOM series", **literal)
     for info in scan.series:
-        out.print(_line(info), overflow="ignore", crop=False)
+        out.print(_line(info), overflow="ignore", crop=False, **literal)
     for reason, count in sorted(scan.skipped.items()):
-        out.print(f"skipped {count} file(s): {reason}")
+        out.print(f"skipped {count} file(s): {escape_control(reason)}", **literal)
 
 
 def _line(s: SeriesInfo) -> str:
@@ -117,7 +133,7 @@ def _line(s: SeriesInfo) -> str:
     )
     frames = f"{s.n_slices} frames in {s.n_files} file(s)" if s.multiframe else f"{s.n_slices} slices"
     parts = [
-        s.description or "(no description)",
+        s.description or "(no description)",  # escaped when read (paraspinal.io.dicom_files)
         plane,
         f"{frames}, {s.columns} x {s.rows} px",
         spacing,
@@ -127,4 +143,4 @@ def _line(s: SeriesInfo) -> str:
     if problems:
         parts.append("PROBLEM: " + "; ".join(problems))
     number = "-" if s.number is None else str(s.number)
-    return f"[{number}] {s.key}\n      " + " | ".join(parts)
+    return f"[{number}] {escape_control(s.key)}\n      " + escape_control(" | ".join(parts))

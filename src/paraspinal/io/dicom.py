@@ -10,7 +10,9 @@
   reads it: classic single-frame and enhanced multi-frame MR, rescale slope/intercept applied,
   slices sorted along the normal, RAS+ affine (see :mod:`paraspinal.io.dicom_geometry`).
 * Privacy: no patient attribute is ever read into :class:`SeriesInfo` or ``Image.metadata``; only
-  :func:`dicom_patient_id` reads PatientID, for callers that opted in.
+  :func:`dicom_patient_id` reads PatientID, for callers that opted in. The free-text SeriesDescription
+  (it can name the patient) is listed by :func:`scan_dicom` with control characters escaped, and goes
+  into ``Image.metadata`` and error messages only with ``keep_descriptions``.
 """
 
 from __future__ import annotations
@@ -180,18 +182,25 @@ def read_dicom(
     contrast: str | None = None,
     prefer_contrast: str | None = None,
     uneven: str = "error",
+    keep_descriptions: bool = False,
 ) -> Image:
     """Read one series from a DICOM folder, zip or file, chosen by UID, plane and contrast.
 
     ``uneven`` is ``error`` (refuse uneven slice spacing), or ``linear``/``nearest`` to resample onto
     regular slices at the median spacing (noted in ``metadata['resampled']``). Missing slices are
-    always an error. ``metadata`` holds the series UID, description, plane and tilt, never patient data.
+    always an error. ``metadata`` holds the series UID, plane and tilt, never patient data; the free-text
+    series description (which can name the patient) only with ``keep_descriptions``.
     """
     SeriesChoice(uneven=uneven)  # validates the policy before any work
     info = select_series(
-        discover_series(path), uid=uid, plane=plane, contrast=contrast, prefer_contrast=prefer_contrast
+        discover_series(path),
+        uid=uid,
+        plane=plane,
+        contrast=contrast,
+        prefer_contrast=prefer_contrast,
+        keep_descriptions=keep_descriptions,
     )
-    return load_series(info, uneven=uneven)
+    return load_series(info, uneven=uneven, keep_descriptions=keep_descriptions)
 
 
 def read_dicom_choice(path: str | Path, choice: SeriesChoice | None = None) -> Image:
@@ -204,6 +213,7 @@ def read_dicom_choice(path: str | Path, choice: SeriesChoice | None = None) -> I
         contrast=choice.contrast,
         prefer_contrast=choice.prefer_contrast,
         uneven=choice.uneven,
+        keep_descriptions=choice.keep_descriptions,
     )
 
 
@@ -216,10 +226,11 @@ def select_choice(path: str | Path, choice: SeriesChoice | None = None) -> Serie
         plane=choice.plane,
         contrast=choice.contrast,
         prefer_contrast=choice.prefer_contrast,
+        keep_descriptions=choice.keep_descriptions,
     )
 
 
-def load_series(info: SeriesInfo, *, uneven: str = "error") -> Image:
+def load_series(info: SeriesInfo, *, uneven: str = "error", keep_descriptions: bool = False) -> Image:
     """Read the pixels of one described series into a RAS+ :class:`Image` (see :func:`read_dicom`)."""
     geometry = info.geometry
     if info.problems or geometry is None or geometry.affine is None:
@@ -238,7 +249,6 @@ def load_series(info: SeriesInfo, *, uneven: str = "error") -> Image:
         "series_instance_uid": info.uid,
         "frame_of_reference_uid": info.frame_of_reference_uid,
         "series_key": info.key,
-        "series_description": info.description,
         "series_number": info.number,
         "modality": info.modality,
         "plane": info.plane,
@@ -247,6 +257,8 @@ def load_series(info: SeriesInfo, *, uneven: str = "error") -> Image:
         "multiframe": info.multiframe,
         "n_files": info.n_files,
     }
+    if keep_descriptions:  # free text that can name the patient: only when asked (--keep-descriptions)
+        metadata["series_description"] = info.description
     if info.uneven:
         volume, affine, note = resample_slices(volume, geometry, interpolation=uneven)
         metadata["resampled"] = note

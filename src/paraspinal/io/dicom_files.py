@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from paraspinal.errors import InputError
+from paraspinal.io.text import escape_control
 
 _NON_IMAGE_MODALITIES = {"SEG", "SR", "PR", "KO", "RTSTRUCT", "RTPLAN", "RTDOSE", "REG", "DOC", "RWV", "PLAN"}
 _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
@@ -103,7 +104,7 @@ def series_header(ds: Any) -> dict[str, Any]:
     """Series-level attributes used for listing (deliberately no patient module attribute)."""
     number = ds.get("SeriesNumber", None)
     return {
-        "description": str(ds.get("SeriesDescription", "") or "").strip(),
+        "description": escape_control(str(ds.get("SeriesDescription", "") or "").strip()),  # prints literally
         "number": int(number) if number not in (None, "") else None,
         "modality": str(ds.get("Modality", "") or ""),
         "acquisition_contrast": str(ds.get("AcquisitionContrast", "") or ""),

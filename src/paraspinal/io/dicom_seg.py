@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from paraspinal.anatomy import AnatomyRegistry, CodedConcept, LabelScheme, load_
 from paraspinal.errors import GeometryError, InputError, ParaspinalError
 from paraspinal.io.dicom import SeriesInfo, describe_datasets, discover_series, source_datasets
 from paraspinal.io.dicom_select import select_series
+from paraspinal.io.files import ensure_folder, os_errors_name, temp_file_for
 from paraspinal.io.geometry import grid_differences
 from paraspinal.io.image import Image
 from paraspinal.io.writers import write_label_map
@@ -295,13 +295,13 @@ def _uid(*parts: object) -> str:
 
 
 def _save_atomically(seg: Any, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-    os.close(fd)
+    ensure_folder(out.parent)
+    tmp = temp_file_for(out)
     try:
-        seg.save_as(tmp)
-        os.replace(tmp, out)
+        with os_errors_name(out):
+            seg.save_as(tmp)
+            os.replace(tmp, out)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return out

@@ -54,6 +54,8 @@ class SeriesChoice:
         prefer_contrast: when several series remain, prefer the one with this hint (a role's
             default, e.g. ``water`` for a water image); never an error by itself.
         uneven: ``error`` refuses uneven slice spacing; ``linear``/``nearest`` resample onto a regular grid.
+        keep_descriptions: keep the series' free-text description in ``Image.metadata`` and in error
+            messages (it can name the patient; by default only ``paraspinal series`` shows it).
     """
 
     uids: tuple[str, ...] = ()
@@ -61,6 +63,7 @@ class SeriesChoice:
     contrast: str | None = None
     prefer_contrast: str | None = None
     uneven: str = "error"
+    keep_descriptions: bool = False
 
     def __post_init__(self) -> None:
         if self.plane is not None and self.plane not in PLANES:
@@ -79,6 +82,7 @@ def choice_for_role(
     plane: str | None = None,
     contrast: str | None = None,
     resample_uneven: bool = False,
+    keep_descriptions: bool = False,
 ) -> SeriesChoice:
     """The :class:`SeriesChoice` for one input role (``image``, ``water``, ``fat``, ``labels``) from CLI words.
 
@@ -103,6 +107,7 @@ def choice_for_role(
         contrast=contrast if role == "image" else None,
         prefer_contrast=role if role in ("water", "fat") else None,
         uneven="linear" if resample_uneven else "error",
+        keep_descriptions=keep_descriptions,
     )
 
 
@@ -132,17 +137,23 @@ def select_series(
     plane: str | None = None,
     contrast: str | None = None,
     prefer_contrast: str | None = None,
+    keep_descriptions: bool = False,
 ) -> SeriesInfo:
     """The one series matching every rule given; :class:`InputError` listing the candidates otherwise.
 
     ``uid`` matches ``SeriesInfo.uid`` or ``SeriesInfo.key`` (one UID or several acceptable ones);
-    ``plane`` and ``contrast`` filter; ``prefer_contrast`` only breaks a tie.
+    ``plane`` and ``contrast`` filter; ``prefer_contrast`` only breaks a tie. The candidates are listed
+    without their descriptions unless ``keep_descriptions``.
     """
     SeriesChoice(plane=plane, contrast=contrast, prefer_contrast=prefer_contrast)  # validates the words
     if not series:
         raise InputError("no DICOM image series found")
     where = _where(series[0].source)
     path = series[0].source
+
+    def listed(found: Sequence[SeriesInfo]) -> str:
+        return describe_candidates(found, keep_descriptions=keep_descriptions)
+
     candidates = list(series)
     rules: list[str] = []
     if uid:
@@ -151,7 +162,7 @@ def select_series(
         rules.append("--series " + " ".join(sorted(wanted)))
         if not candidates:
             raise InputError(
-                f"{where} holds no series {' or '.join(sorted(wanted))}; it holds {describe_candidates(series)}",
+                f"{where} holds no series {' or '.join(sorted(wanted))}; it holds {listed(series)}",
                 path=path,
             )
     if plane is not None:
@@ -162,7 +173,7 @@ def select_series(
         rules.append(f"--contrast {contrast}")
     if not candidates:
         raise InputError(
-            f"{where} holds {_count(series)} and none matches {' '.join(rules)}: {describe_candidates(series)}",
+            f"{where} holds {_count(series)} and none matches {' '.join(rules)}: {listed(series)}",
             path=path,
         )
     if len(candidates) == 1:
@@ -173,19 +184,20 @@ def select_series(
             return preferred[0]
     matching = f"; {len(candidates)} match {' '.join(rules)}" if rules else ""
     raise InputError(
-        f"{where} holds {_count(series)}{matching}, choose one: {describe_candidates(candidates)}; "
+        f"{where} holds {_count(series)}{matching}, choose one: {listed(candidates)}; "
         "pick one with --series UID or narrow with --plane/--contrast (see `paraspinal series`)",
         path=path,
     )
 
 
-def describe_candidates(series: Sequence[SeriesInfo]) -> str:
-    """``UID (description, N files); ...``, adding plane and contrast where they tell candidates apart."""
+def describe_candidates(series: Sequence[SeriesInfo], *, keep_descriptions: bool = False) -> str:
+    """``UID (N files); ...``, adding plane and contrast where they tell candidates apart, and the
+    description first when ``keep_descriptions``."""
     planes = {_plane_text(s) for s in series}
     contrasts = {s.contrasts for s in series}
     items = []
     for s in series:
-        parts = [s.description] if s.description else []
+        parts = [s.description] if s.description and keep_descriptions else []
         if len(planes) > 1:
             parts.append(_plane_text(s))
         if len(contrasts) > 1 and s.contrasts:

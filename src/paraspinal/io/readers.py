@@ -18,6 +18,7 @@ import numpy as np
 from paraspinal.errors import InputError
 from paraspinal.io.dicom import is_dicom_path, read_dicom_choice
 from paraspinal.io.dicom_select import SeriesChoice
+from paraspinal.io.header_checks import check_itk_header, check_nifti_header
 from paraspinal.io.image import Image
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -39,12 +40,14 @@ def strip_image_suffix(path: str | Path) -> str:
     return name[: -len(suffix)] if suffix else name
 
 
-def read_image(path: str | Path, *, series: SeriesChoice | None = None) -> Image:
+def read_image(path: str | Path, *, series: SeriesChoice | None = None, allow_constant: bool = False) -> Image:
     """Read a 3-D image (NIfTI, NRRD, MHA/MHD, or DICOM: a folder, a zip or a file).
 
     Trailing singleton dimensions (e.g. a 4-D file with one volume) are dropped. 2-D images,
-    4-D images with several volumes, and NaN/inf voxels are refused. A DICOM input holding several
-    series needs ``series`` to pick one (see :mod:`paraspinal.io.dicom`).
+    4-D images with several volumes, NaN/inf voxels, complex voxels, a zero, negative or non-finite
+    voxel spacing, a header declaring more voxels than the file holds, and (unless ``allow_constant``,
+    as for label maps) an image whose voxels all hold one value are refused. A DICOM input holding
+    several series needs ``series`` to pick one (see :mod:`paraspinal.io.dicom`).
     """
     p = Path(path)
     if not p.exists():
@@ -63,7 +66,8 @@ def read_image(path: str | Path, *, series: SeriesChoice | None = None) -> Image
             path=p,
         )
     array = _as_3d(array, path=p)
-    _check_finite(array, path=p)
+    _check_values(array, path=p, allow_constant=allow_constant)
+    _check_spacing(np.asarray(affine, dtype=np.float64), path=p)
     return Image(array=array, affine=affine, source=str(p), metadata=meta)
 
 
@@ -75,7 +79,7 @@ def read_label_map(path: str | Path, *, series: SeriesChoice | None = None) -> I
     """
     if series is not None and series.uneven == "linear":
         series = dataclasses.replace(series, uneven="nearest")
-    image = read_image(path, series=series)
+    image = read_image(path, series=series, allow_constant=True)  # all background is measured's own error
     array = image.array
     if not np.issubdtype(array.dtype, np.integer):
         if np.issubdtype(array.dtype, np.bool_):
@@ -97,6 +101,7 @@ def read_label_map(path: str | Path, *, series: SeriesChoice | None = None) -> I
 def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
     import nibabel as nib
 
+    check_nifti_header(path)  # before nibabel fixes a zero spacing up to 1 mm, and before any allocation
     try:
         img = nib.load(str(path))
         array = np.asanyarray(img.dataobj)  # forces the full read: truncation surfaces here
@@ -107,6 +112,7 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
     affine = img.affine
     if affine is None or not np.all(np.isfinite(affine)):
         raise InputError("NIfTI header has no valid affine", path=path)
+    _check_spacing(np.asarray(affine, dtype=np.float64), path=path)
     if abs(np.linalg.det(np.asarray(affine)[:3, :3])) < 1e-12:
         raise InputError("NIfTI affine is singular (zero voxel size)", path=path)
     header = img.header
@@ -142,6 +148,7 @@ def _read_itk(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
     import SimpleITK as sitk
 
     try:
+        check_itk_header(path)  # spacing, pixel type and declared size, before the voxels are allocated
         image = sitk.ReadImage(str(path))
         dim = image.GetDimension()
         array = _itk_array(image)
@@ -167,11 +174,34 @@ def _as_3d(array: np.ndarray, *, path: Path) -> np.ndarray:
     )
 
 
-def _check_finite(array: np.ndarray, *, path: Path) -> None:
-    if np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.complexfloating):
+def _check_values(array: np.ndarray, *, path: Path, allow_constant: bool) -> None:
+    """Refuse complex, NaN/inf and (unless allowed) constant voxels: each would give wrong numbers silently."""
+    if np.iscomplexobj(array):
+        raise InputError(
+            f"image holds complex values ({array.dtype}); save the magnitude (or the real part) as a real-valued image",
+            path=path,
+        )
+    if np.issubdtype(array.dtype, np.floating):
         bad = int(array.size - np.count_nonzero(np.isfinite(array)))
         if bad:
             raise InputError(f"image holds {bad} NaN or infinite voxels", path=path)
+    if not allow_constant and array.size and array.dtype.kind in "biuf":
+        low, high = array.min(), array.max()
+        if low == high:
+            what = "blank" if low == 0 else "constant"
+            raise InputError(
+                f"every voxel of the image is {low.item():g} ({what} image: a failed export or the wrong file?); "
+                "nothing to segment or measure",
+                path=path,
+            )
+
+
+def _check_spacing(affine: np.ndarray, *, path: Path) -> None:
+    """Refuse an affine with a zero or non-finite voxel axis (any format; NIfTI headers are checked earlier)."""
+    norms = np.linalg.norm(affine[:3, :3], axis=0)
+    for axis, norm in enumerate(norms, start=1):
+        if not np.isfinite(norm) or norm < 1e-9:
+            raise InputError(f"voxel spacing along axis {axis} is {norm:g} mm; volumes would be wrong", path=path)
 
 
 def _short(exc: BaseException) -> str:

@@ -15,11 +15,12 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+
+from paraspinal.io.files import temp_folder_in
 
 __all__ = [
     "case_folder_problem",
@@ -82,7 +83,7 @@ def staged_case_folder(final: Path, *, case_id: str) -> Iterator[Path]:
     """A hidden folder next to ``final`` to write into; swapped in as ``final`` only when the block succeeds
     and the folder holds every file its manifest lists. On any error (Ctrl-C included) it is removed."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    stage = temp_folder_in(final.parent, prefix=f".{final.name}.partial-")  # the umask's mode, not 0700
     try:
         yield stage
         problem = case_folder_problem(stage, case_id=case_id)
@@ -93,7 +94,7 @@ def staged_case_folder(final: Path, *, case_id: str) -> Iterator[Path]:
         raise
     old = None
     if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+        old = temp_folder_in(final.parent, prefix=f".{final.name}.old-")
         os.replace(final, old / final.name)
     os.replace(stage, final)
     if old is not None:

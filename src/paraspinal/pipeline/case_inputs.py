@@ -43,6 +43,7 @@ def series_choice(path: Path, role: str, options: RunOptions) -> SeriesChoice | 
         plane=options.plane,
         contrast=options.contrast,
         resample_uneven=options.resample_uneven,
+        keep_descriptions=options.keep_descriptions,
     )
 
 

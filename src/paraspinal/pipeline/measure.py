@@ -45,6 +45,7 @@ class MeasureRequest:
     contrast: str | None = None
     resample_uneven: bool = False
     case_id_from: str = "path"
+    keep_descriptions: bool = False  # DICOM series descriptions (free text) into case.json and messages
 
 
 def sample_request(out_dir: Path, *, infiltration_methods: tuple[str, ...] = INFILTRATION_METHODS) -> MeasureRequest:
@@ -181,6 +182,7 @@ def _dicom_choices(request: MeasureRequest) -> dict[str, SeriesChoice]:
             plane=request.plane,
             contrast=request.contrast,
             resample_uneven=request.resample_uneven,
+            keep_descriptions=request.keep_descriptions,
         )
         for role in dicom
     }
@@ -201,7 +203,8 @@ def _case_id(request: MeasureRequest, choices: dict[str, SeriesChoice]) -> str:
 
 
 def _series_summary(image: Image) -> str:
-    """``UID (description; plane[, tilted N deg]; N files)`` for the case JSON (no patient data)."""
+    """``UID ([description; ]plane[, tilted N deg]; N files)`` for the case JSON (no patient data; the
+    free-text description only when it was kept, see ``--keep-descriptions``)."""
     meta = image.metadata
     tilt = float(meta.get("tilt_deg") or 0.0)  # type: ignore[arg-type]
     plane = f"{meta.get('plane')}, tilted {tilt:.1f} deg" if tilt >= 0.05 else str(meta.get("plane"))

@@ -32,3 +32,4 @@ class RunOptions:
     resample_uneven: bool = False
     output_format: str = "nifti"  # "dicom-seg" adds <case>_dseg.dcm next to the NIfTI label map
     seg_patient: str = "pseudonymise"
+    keep_descriptions: bool = False  # DICOM series descriptions (free text) into error messages

@@ -11,9 +11,6 @@ slice_stop), ``levels.json`` (the same plus bodies, sources, method and notes), 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -206,12 +203,7 @@ def write_levels_outputs(
             path=stage("levels_qc", f"{prefix}levels_qc.png"),
         )
     if result.segmented:
-        target = stage("sagittal_dseg", dseg_name)
-        scratch = Path(tempfile.mkdtemp(prefix=".levels-", dir=outputs.out_dir))
-        try:
-            os.replace(write_label_map(result.labels, scratch / "labels.nii.gz"), target)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        write_label_map(result.labels, stage("sagittal_dseg", dseg_name), compressed=dseg_name.endswith(".gz"))
     return written
 
 

@@ -14,13 +14,13 @@ import base64
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from paraspinal import __version__
 from paraspinal.evaluation.overlap import ALL_LEVELS, FOREGROUND
+from paraspinal.io.files import temp_file_for
 from paraspinal.reporting.html import Cell, Column, HtmlTable, ReportImage, Row, _environment
 
 __all__ = [
@@ -289,10 +289,9 @@ def _template_name(context: dict[str, object]) -> str:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    tmp = temp_file_for(path)  # the umask's mode, not mkstemp's 0600
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        tmp.write_bytes(data)
         if path.exists():
             os.chmod(tmp, path.stat().st_mode & 0o777)
         os.replace(tmp, path)

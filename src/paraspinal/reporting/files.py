@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 from types import TracebackType
+
+from paraspinal.io.files import ensure_folder, os_errors_name, temp_file_for
 
 
 class AtomicOutputs:
     """Collect output files; on success rename them into place, on error delete them all.
 
     Use as a context manager: ``with AtomicOutputs(out_dir) as out: path = out.path("a.csv")`` then write
-    to ``path``. Nothing appears under its final name unless the whole block succeeds.
+    to ``path``. Nothing appears under its final name unless the whole block succeeds. Files get the
+    umask's mode; a file-system error while writing (full disk, read-only folder) is an :class:`OSError`
+    naming the output (folder) instead of a temporary file, or none.
     """
 
     def __init__(self, out_dir: str | Path) -> None:
@@ -22,27 +25,37 @@ class AtomicOutputs:
         self._created_dir = False
 
     def __enter__(self) -> AtomicOutputs:
-        if not self.out_dir.exists():
-            self.out_dir.mkdir(parents=True)
-            self._created_dir = True
+        if not self.out_dir.is_dir():
+            self._created_dir = not self.out_dir.exists()
+            ensure_folder(self.out_dir)
         return self
 
     def path(self, name: str) -> Path:
         """A temporary path to write; it becomes ``out_dir / name`` on success."""
         final = self.out_dir / name
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
-        os.close(fd)
-        self._pending.append((Path(tmp), final))
-        return Path(tmp)
+        ensure_folder(final.parent)
+        tmp = temp_file_for(final)
+        self._pending.append((tmp, final))
+        return tmp
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if exc_type is None:
-            for tmp, final in self._pending:
-                os.replace(tmp, final)
-            return
+            try:
+                for tmp, final in self._pending:
+                    with os_errors_name(final):
+                        os.replace(tmp, final)
+                return
+            except BaseException:
+                self._discard()
+                raise
+        self._discard()
+        if isinstance(exc, OSError):
+            with os_errors_name(self.out_dir, temporaries=[tmp for tmp, _ in self._pending]):
+                raise exc
+
+    def _discard(self) -> None:
         for tmp, _ in self._pending:
             tmp.unlink(missing_ok=True)
         if self._created_dir:

@@ -17,7 +17,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -43,6 +42,7 @@ from paraspinal.anatomy import LabelScheme, list_schemes, load_scheme
 from paraspinal.backends.unet_onnx import MODEL_FORMAT, file_sha256
 from paraspinal.errors import InputError
 from paraspinal.io import read_label_map
+from paraspinal.io.files import temp_folder_in
 from paraspinal.preprocessing import InputSpec
 from paraspinal.preprocessing.orientation import reorient
 from paraspinal.training.checkpoint import (
@@ -389,7 +389,7 @@ def _write_model(
 ) -> None:
     """Write the model folder into a temporary sibling and rename it into place."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp = temp_folder_in(out_dir.parent, prefix=f".{out_dir.name}.")  # the umask's mode, not mkdtemp's 0700
     try:
         export_onnx(model, tmp / "model.onnx")
         weights: dict[str, str] = {"onnx": "model.onnx", "onnx_sha256": file_sha256(tmp / "model.onnx")}
