@@ -5,6 +5,7 @@ from paraspinal.io.dicom_seg import write_dicom_seg
 from paraspinal.io.dicom_select import SeriesChoice, select_series
 from paraspinal.io.geometry import check_same_grid, grid_differences
 from paraspinal.io.image import Image
+from paraspinal.io.label_map import LabelMap, Provenance
 from paraspinal.io.orientation import AxialFrame, axial_frame, axis_codes, slice_axis, slice_positions_mm
 from paraspinal.io.readers import IMAGE_SUFFIXES, image_suffix, read_image, read_label_map, strip_image_suffix
 from paraspinal.io.writers import write_label_map, write_nifti
@@ -13,6 +14,8 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "AxialFrame",
     "Image",
+    "LabelMap",
+    "Provenance",
     "SeriesChoice",
     "SeriesInfo",
     "axial_frame",
