@@ -22,8 +22,8 @@ import numpy as np
 from scipy import ndimage
 
 from paraspinal.batch import BatchOptions, Ledger, finished_cases, run_batch
-from paraspinal.pipeline.cases import discover_cases
-from paraspinal.pipeline.run import RunOptions
+from paraspinal.pipeline.discovery import discover_cases
+from paraspinal.pipeline.options import RunOptions
 from paraspinal.sample import sample_case
 
 

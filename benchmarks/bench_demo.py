@@ -18,19 +18,16 @@ import tempfile
 import time
 from pathlib import Path
 
-_SCRIPT = (
-    "import sys; import paraspinal.cli.demo_cmd; from paraspinal.cli.main import main; "
-    "raise SystemExit(main(['demo', '-q', *sys.argv[1:]]))"
-)
+_SCRIPT = "import sys; from paraspinal.cli.main import main; raise SystemExit(main(['demo', '-q', *sys.argv[1:]]))"
 
 
 def _model_installed() -> tuple[bool, str]:
+    from paraspinal.backends.catalog import BackendFactory
     from paraspinal.errors import ParaspinalError
-    from paraspinal.pipeline.run import default_backend
     from paraspinal.reporting.html import describe_model
 
     try:
-        backend = default_backend()
+        backend = BackendFactory()()
     except ParaspinalError as exc:
         return False, str(exc)
     return True, describe_model({"name": backend.name, **dict(backend.provenance or {})})

@@ -50,15 +50,15 @@ def main() -> None:
 
     from paraspinal.anatomy import load_registry
     from paraspinal.backends import UNetOnnxBackend
+    from paraspinal.backends.catalog import BackendFactory, BackendOptions
     from paraspinal.io import Image, read_image
     from paraspinal.levels import match_axial, spine_levels_from_labels
-    from paraspinal.levels.naming import name_bodies, named_label_map
-    from paraspinal.pipeline.sagittal import spine_backend
+    from paraspinal.levels.naming import named_label_map
 
     images = args.images or sorted(DEFAULT.glob("*_img.nii.gz"))[:1]
     start = time.perf_counter()
     if args.model is None:
-        backend = spine_backend(threads=args.threads)
+        backend = BackendFactory(role="spine", options=BackendOptions(threads=args.threads))()
     else:
         backend = UNetOnnxBackend(args.model, test_time_flip=False, threads=args.threads)
     load_s = time.perf_counter() - start
@@ -76,9 +76,8 @@ def main() -> None:
             result = backend.segment(sagittal)
             t2 = time.perf_counter()
             try:
-                spine = spine_levels_from_labels(result.labels, scheme=result.scheme, registry=registry)
-                named = name_bodies(result.labels, scheme=result.scheme, registry=registry)
-                named_label_map(result.labels, named, scheme=result.scheme, registry=registry)
+                spine = spine_levels_from_labels(result, registry=registry)
+                named_label_map(result.labels, spine.named, scheme=result.scheme, registry=registry)
             except Exception as exc:  # noqa: BLE001 - a synthetic volume has no spine: time what ran
                 spine = None
                 print(f"{sagittal.source}: no levels ({exc})")

@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 
 from paraspinal.anatomy import load_registry, load_scheme
+from paraspinal.cli.main import main as cli
 from paraspinal.io import check_same_grid, read_image, read_label_map
+from paraspinal.io.label_map import LabelMap
 from paraspinal.levels import read_levels_csv
 from paraspinal.measurement import measure_case
-from paraspinal.pipeline.measure import measure_request, sample_request
 from paraspinal.sample import sample_case
 
 
@@ -47,8 +48,7 @@ def main() -> None:
 
     def measure(methods):
         return measure_case(
-            labels,
-            scheme=scheme,
+            LabelMap.given(labels, scheme),
             case_id="TUM01",
             water=water,
             fat=fat,
@@ -61,8 +61,7 @@ def main() -> None:
     t_basic, _ = _time(lambda: measure(()), args.repeats)
     t_all, result = _time(lambda: measure(("otsu", "otsu_xu", "kmeans2", "kmeans3", "gmm2", "gmm3")), args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
-        request = sample_request(Path(tmp) / "out")
-        t_end, _ = _time(lambda: measure_request(request), args.repeats)
+        t_end, _ = _time(lambda: cli(["measure", "--sample", "-o", str(Path(tmp) / "out"), "-q"]), args.repeats)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows = [
         ("read labels + water + fat (NIfTI)", t_read),

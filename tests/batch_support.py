@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from paraspinal.anatomy import LabelScheme, load_scheme
-from paraspinal.backends import Segmentation
+from paraspinal.backends import segmentation
 from paraspinal.io.image import Image
+from paraspinal.io.label_map import LabelMap
 from tests.phantoms import save_nifti, two_muscle_phantom
 
 
@@ -50,11 +51,11 @@ class ThresholdBackend:
     def provenance(self) -> dict[str, object]:
         return {"name": self.name, "weights_sha256": "none"}
 
-    def segment(self, image: Image) -> Segmentation:
+    def segment(self, image: Image) -> LabelMap:
         array = np.where(image.array > 100, 1, 0).astype(np.int16)
         x = np.indices(image.shape)[0] * image.affine[0, 0] + image.affine[0, 3]
         array[(array == 1) & (x < 0)] = 4
-        return Segmentation(image.with_array(array), self._scheme, {})
+        return segmentation(image, array, scheme=self._scheme, model=self.provenance, source=image.source)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class SlowBackend(ThresholdBackend):
         super().__init__()
         self.seconds = seconds
 
-    def segment(self, image: Image) -> Segmentation:
+    def segment(self, image: Image) -> LabelMap:
         import time
 
         time.sleep(self.seconds)
@@ -105,7 +106,7 @@ class PoisonBackend(ThresholdBackend):
         super().__init__()
         self.marker = marker
 
-    def segment(self, image: Image) -> Segmentation:
+    def segment(self, image: Image) -> LabelMap:
         import signal
 
         if self.marker in image.source:

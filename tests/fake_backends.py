@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from paraspinal.anatomy import LabelScheme, load_scheme
-from paraspinal.backends.base import Segmentation
+from paraspinal.backends.base import segmentation
 from paraspinal.backends.catalog import BackendOptions, BackendSpec
 from paraspinal.errors import InputError
 from paraspinal.io import Image
+from paraspinal.io.label_map import LabelMap
 
 NO_SUCH_MODULE = "paraspinal_test_no_such_module"
 
@@ -41,10 +42,17 @@ class FakeMaskBackend:
     def provenance(self) -> dict[str, object]:
         return {"backend": self.name, "model_dir": str(self.model), "weights_sha256": "0" * 64, "version": "fake-1"}
 
-    def segment(self, image: Image) -> Segmentation:
+    def segment(self, image: Image) -> LabelMap:
         if image.array.shape != self.mask.shape:
             raise InputError(f"fake model holds a {self.mask.shape} mask, image is {image.array.shape}")
-        return Segmentation(image.with_array(self.mask.copy()), self._scheme, {"fake": True})
+        return segmentation(
+            image,
+            self.mask.copy(),
+            scheme=self._scheme,
+            model=self.provenance,
+            info={"fake": True},
+            source=image.source,
+        )
 
 
 FAKE_MASK = BackendSpec(

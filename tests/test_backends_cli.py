@@ -127,6 +127,7 @@ def test_segment_with_a_catalog_backend_records_backend_and_options(fakes, image
     assert sidecar["backend"] == "fake_mask" and sidecar["scheme"] == "lpm4"
     assert sidecar["provenance"]["version"] == "fake-1" and sidecar["provenance"]["backend"] == "fake_mask"
     assert sidecar["provenance"]["backend_options"] == {
+        "role": "muscle",
         "model": str(model.absolute()),
         "device": "cpu",
         "threads": None,

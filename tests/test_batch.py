@@ -13,10 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from paraspinal.backends.catalog import Models
 from paraspinal.batch import BatchOptions, Ledger, finished_cases, run_batch, select_part
 from paraspinal.cli.main import main
-from paraspinal.pipeline.cases import discover_cases, read_cases_csv
-from paraspinal.pipeline.run import RunOptions
+from paraspinal.pipeline.discovery import discover_cases, read_cases_csv
+from paraspinal.pipeline.options import RunOptions
 from tests.batch_support import CountingFactory, write_cohort
 
 FAST = RunOptions(qc=False, report=False)
@@ -119,17 +120,19 @@ def test_two_local_workers_load_the_model_once_each_and_match_one_worker(tmp_pat
     write_cohort(tmp_path / "in", 6, with_masks=False)
     cases = discover_cases([tmp_path / "in"]).cases
     markers = tmp_path / "loads"
-    one = run_batch(cases, options=FAST, out_dir=tmp_path / "one", backend_factory=CountingFactory(str(markers / "1")))
+    one = run_batch(
+        cases, options=FAST, out_dir=tmp_path / "one", models=Models(muscle=CountingFactory(str(markers / "1")))
+    )
     two = run_batch(
         cases,
         options=FAST,
         out_dir=tmp_path / "two",
         batch=BatchOptions(workers=2),
-        backend_factory=CountingFactory(str(markers / "2")),
+        models=Models(muscle=CountingFactory(str(markers / "2"))),
     )
     assert one.n_ok == two.n_ok == 6
     assert len(list((markers / "1").iterdir())) == 1  # the driver's model serves its own cases
-    assert len(list((markers / "2").iterdir())) == 3  # driver (provenance) + one per worker
+    assert len(list((markers / "2").iterdir())) == 2  # one per worker; the driver loads none
     pd.testing.assert_frame_equal(_cohort_table(tmp_path / "one"), _cohort_table(tmp_path / "two"))
 
 
@@ -154,7 +157,7 @@ def test_dask_local_cluster_gives_the_same_tables_as_local_run(tmp_path: Path) -
     write_cohort(tmp_path / "in", 4, with_masks=False)
     cases = discover_cases([tmp_path / "in"]).cases
     local = run_batch(
-        cases, options=FAST, out_dir=tmp_path / "local", backend_factory=CountingFactory(str(tmp_path / "m"))
+        cases, options=FAST, out_dir=tmp_path / "local", models=Models(muscle=CountingFactory(str(tmp_path / "m")))
     )
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         on_dask = run_batch(
@@ -162,11 +165,11 @@ def test_dask_local_cluster_gives_the_same_tables_as_local_run(tmp_path: Path) -
             options=FAST,
             out_dir=tmp_path / "dask",
             batch=BatchOptions(scheduler=cluster.scheduler_address),
-            backend_factory=CountingFactory(str(tmp_path / "m2")),
+            models=Models(muscle=CountingFactory(str(tmp_path / "m2"))),
         )
     assert local.n_ok == on_dask.n_ok == 4
     pd.testing.assert_frame_equal(_cohort_table(tmp_path / "local"), _cohort_table(tmp_path / "dask"))
-    assert len(list((tmp_path / "m2").iterdir())) == 3  # driver + one per Dask worker
+    assert len(list((tmp_path / "m2").iterdir())) == 2  # one per Dask worker; the driver loads none
 
 
 def test_real_dask_scheduler_and_worker_processes_on_loopback(tmp_path: Path) -> None:
@@ -229,20 +232,21 @@ def test_relative_output_folder_with_a_cohort(tmp_path: Path, monkeypatch) -> No
 
 def test_local_workers_share_the_cores_between_their_model_runtimes() -> None:
     from paraspinal.backends.catalog import BackendFactory, BackendOptions
-    from paraspinal.batch.runner import worker_backend_factory
-    from paraspinal.pipeline.run import default_backend
+    from paraspinal.batch.runner import worker_models
 
-    default = worker_backend_factory(default_backend, workers=2, cpu_count=8)
-    assert isinstance(default, BackendFactory) and default.name == "unet_onnx" and default.options.threads == 4
-    assert worker_backend_factory(default_backend, workers=4, cpu_count=2).options.threads == 1  # type: ignore[union-attr]
+    default = worker_models(Models(), workers=2, cpu_count=8)
+    muscle, spine = default.source("muscle"), default.source("spine")
+    assert isinstance(muscle, BackendFactory) and muscle.name == "unet_onnx" and muscle.options.threads == 4
+    assert isinstance(spine, BackendFactory) and spine.role == "spine" and spine.options.threads == 4
+    assert worker_models(Models(), workers=4, cpu_count=2).source("muscle").options.threads == 1  # type: ignore[union-attr]
     chosen = BackendFactory("nnunet", "m/", BackendOptions(folds=("0",)))
-    shared = worker_backend_factory(chosen, workers=3, cpu_count=16)
+    shared = worker_models(Models(muscle=chosen), workers=3, cpu_count=16).source("muscle")
     assert shared.options.threads == 5 and shared.options.folds == ("0",) and shared.model == "m/"  # type: ignore[union-attr]
     pinned = BackendFactory(options=BackendOptions(threads=7))
-    assert worker_backend_factory(pinned, workers=2, cpu_count=16) is pinned  # the user's --threads wins
+    assert worker_models(Models(muscle=pinned), workers=2, cpu_count=16).source("muscle") is pinned  # --threads wins
 
     def custom():  # a user's callable is theirs to configure
         raise AssertionError
 
-    assert worker_backend_factory(custom, workers=2, cpu_count=16) is custom
-    assert worker_backend_factory(None, workers=2, cpu_count=16) is None
+    assert worker_models(Models(muscle=custom), workers=2, cpu_count=16).source("muscle") is custom
+    assert worker_models(Models(muscle=None), workers=2, cpu_count=16).source("muscle") is None

@@ -9,7 +9,9 @@ import pytest
 from paraspinal.errors import InputError, LevelsError
 from paraspinal.io.case_names import case_id_from_name, check_case_id
 from paraspinal.io.case_names import parse_case_name as io_parse_case_name
-from paraspinal.pipeline.cases import Case, check_levels_csv, discover_cases, parse_case_name
+from paraspinal.pipeline.case import Case
+from paraspinal.pipeline.discovery import discover_cases, parse_case_name
+from paraspinal.pipeline.levels import check_levels_csv
 
 
 def _touch(folder: Path, *names: str) -> list[Path]:
@@ -40,7 +42,7 @@ def _touch(folder: Path, *names: str) -> list[Path]:
 )
 def test_parse_case_name(name: str, expected: tuple[str, str, str]) -> None:
     assert parse_case_name(name) == expected
-    assert parse_case_name is io_parse_case_name  # one implementation, re-exported by pipeline.cases
+    assert parse_case_name is io_parse_case_name  # one implementation, re-exported by pipeline.discovery
 
 
 def test_folder_of_cases_is_matched_by_name(tmp_path: Path) -> None:
@@ -127,7 +129,8 @@ def test_case_validates_its_files() -> None:
     with pytest.raises(InputError, match="needs both a water and a fat image"):
         Case("x", water=Path("x_water.nii.gz"))
     with pytest.raises(InputError, match="no image"):
-        Case("x", labels=Path("x_dseg.nii.gz"))
+        Case("x")
+    assert Case("x", labels=Path("x_dseg.nii.gz")).needs_segmentation is False  # measure: areas and volumes only
     with pytest.raises(InputError, match="cannot name an output folder"):
         Case("../x", image=Path("a.nii.gz"))
     with pytest.raises(InputError, match=r"^case x: image name '=t2' starts with '=': spreadsheets would run"):

@@ -12,7 +12,7 @@ import pytest
 import paraspinal.cli.measure_cmd  # registers `measure` (and `series`)
 import paraspinal.cli.series_cmd  # noqa: F401 - registers `series`
 from paraspinal.cli.main import main
-from paraspinal.pipeline import case_id_from_path
+from paraspinal.io.case_names import case_id_from_name as case_id_from_path
 from paraspinal.sample import sample_case
 from tests.dicom_factory import PLANTED, Tum01Study, rotated_affine, uid_for, write_series, write_tum01_study
 from tests.phantoms import two_muscle_phantom

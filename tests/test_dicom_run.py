@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from paraspinal.cli.main import main
-from paraspinal.pipeline.cases import Case, dixon_from_dicom
+from paraspinal.pipeline.case import Case
+from paraspinal.pipeline.read import dixon_from_dicom
 from tests.dicom_factory import PLANTED, Tum01Study, write_tum01_study
 from tests.privacy import scan_files, scan_texts
 

@@ -13,10 +13,14 @@ import numpy as np
 import pytest
 
 from paraspinal.anatomy import LabelScheme, load_scheme
-from paraspinal.backends.base import Segmentation
-from paraspinal.io import Image, read_label_map
-from paraspinal.pipeline.cases import Case, sagittal_from_dicom
-from paraspinal.pipeline.sagittal import case_sagittal_levels
+from paraspinal.backends.base import segmentation
+from paraspinal.backends.catalog import Models
+from paraspinal.io import Image
+from paraspinal.io.label_map import LabelMap
+from paraspinal.pipeline.case import Case
+from paraspinal.pipeline.options import RunOptions
+from paraspinal.pipeline.read import sagittal_from_dicom
+from paraspinal.pipeline.stages import CaseState, StageContext, run_stages
 from tests.dicom_factory import Tum01Study, sagittal_reformat, uid_for, write_series, write_tum01_study
 
 
@@ -76,26 +80,22 @@ class _RecordingSpine:
     def provenance(self) -> dict[str, object]:
         return {"name": self.name}
 
-    def segment(self, image: Image) -> Segmentation:
+    def segment(self, image: Image) -> LabelMap:
         self.seen.append(image)
-        return Segmentation(image.with_array(np.zeros(image.shape, dtype=np.int16)), self.scheme, {})
+        return segmentation(
+            image, np.zeros(image.shape, dtype=np.int16), scheme=self.scheme, model=self.provenance, source=image.source
+        )
 
 
 def test_levels_read_the_picked_series_not_the_axial_one(tum01: Tum01Study) -> None:
     from paraspinal.errors import LevelsError
 
-    axial = read_label_map(tum01.nifti / "TUM01_labels.nii.gz")
     spine = _RecordingSpine()
+    case = Case(case_id="study", image=tum01.study, labels=tum01.nifti / "TUM01_labels.nii.gz")
+    state = CaseState(case, RunOptions(series=(f"image={tum01.water_uid}",), assume_aligned=True))
+    context = StageContext(models=Models(muscle=None, spine=spine))
     with pytest.raises(LevelsError, match="holds no vertebral body"):  # the recording model finds none
-        case_sagittal_levels(
-            Case(case_id="study", image=tum01.study),
-            labels=axial,
-            axial=axial,
-            levels_csv=None,
-            sagittal_scheme="lumbar_bodies",
-            assume_aligned=False,
-            backend=spine,
-        )
+        run_stages(state, ("read", "levels"), context)
     (seen,) = spine.seen
     assert seen.shape == (400, 29, 50)  # the sagittal reformat: A-P x S-I x every 8th L-R column
     assert (seen.metadata["series_instance_uid"], seen.metadata["plane"]) == (tum01.sagittal_uid, "sagittal")

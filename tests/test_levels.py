@@ -11,6 +11,7 @@ import pytest
 from paraspinal.anatomy import load_scheme
 from paraspinal.errors import LevelsError
 from paraspinal.io.image import Image
+from paraspinal.io.label_map import LabelMap
 from paraspinal.levels import (
     LevelsResult,
     levels_from_disc_mask,
@@ -139,13 +140,15 @@ def test_a_csv_without_rows_for_the_case_gives_no_levels_and_a_note(tmp_path: Pa
     path = tmp_path / "levels.csv"
     path.write_text("case_id,level,slice\nP10,L4/L5,3\n")
     labels = Image(np.ones((4, 4, 6), dtype=np.int16), ras_affine((1.0, 1.0, 4.0)))
-    found = resolve_levels(labels, scheme=load_scheme("lpm4"), csv=path, case_id="P1")
+    found = resolve_levels(LabelMap.given(labels, load_scheme("lpm4")), csv=path, case_id="P1")
     assert found == LevelsResult(
         None,
         f"none ({path} has no rows for this case; per slice over the whole stack)",
         (f"levels CSV {path} has no rows for case P1: measured per slice only",),
     )
-    assert resolve_levels(labels, scheme=load_scheme("lpm4"), csv=path, case_id="P10").table.names == ("L4/L5",)
+    assert resolve_levels(LabelMap.given(labels, load_scheme("lpm4")), csv=path, case_id="P10").table.names == (
+        "L4/L5",
+    )
 
 
 def test_level_names_are_normalised() -> None:

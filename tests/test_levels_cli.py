@@ -11,11 +11,14 @@ import pandas as pd
 import pytest
 
 from paraspinal.anatomy import LabelScheme, load_scheme
-from paraspinal.backends import Segmentation
+from paraspinal.backends import segmentation
+from paraspinal.backends.catalog import Models
+from paraspinal.batch import run_batch
 from paraspinal.cli.main import main
 from paraspinal.io.image import Image
-from paraspinal.pipeline.cases import discover_cases, parse_case_name
-from paraspinal.pipeline.run import RunOptions, run_cases
+from paraspinal.io.label_map import LabelMap
+from paraspinal.pipeline.discovery import discover_cases, parse_case_name
+from paraspinal.pipeline.options import RunOptions
 from paraspinal.pipeline.sagittal import sagittal_levels, write_levels_outputs
 from paraspinal.reporting import AtomicOutputs
 from tests.phantoms import save_nifti
@@ -123,13 +126,13 @@ class FakeSpineModel:
     def provenance(self) -> dict[str, object]:
         return {"name": self.name, "version": "0"}
 
-    def segment(self, image: Image) -> Segmentation:
+    def segment(self, image: Image) -> LabelMap:
         self.calls += 1
         labels = self.phantom.encode({n: i + 1 for i, n in enumerate(NAMES)}).array
         l2 = self.phantom.bodies["L2"]
         z = np.indices(labels.shape)[2]
         labels[l2 & (z < np.percentile(z[l2], 33))] = 3
-        return Segmentation(image.with_array(labels), self.scheme, {})
+        return segmentation(image, labels, scheme=self.scheme, model=self.provenance, source=image.source)
 
 
 def test_segmented_sagittal_writes_its_label_map(tmp_path: Path, phantom) -> None:
@@ -152,6 +155,9 @@ def test_segmented_sagittal_writes_its_label_map(tmp_path: Path, phantom) -> Non
     np.testing.assert_array_equal(written.array, result.labels.array)
 
 
+NO_MODELS = Models(muscle=None, spine=None)  # the cases carry every label map they need
+
+
 def test_sagittal_role_words() -> None:
     assert parse_case_name("P1_sag.nii.gz") == ("P1", "sagittal", "")
     assert parse_case_name("P1_SAGITTAL.nii.gz") == ("P1", "sagittal", "")
@@ -164,7 +170,7 @@ def test_run_takes_levels_from_the_sagittal_label_map(tmp_path: Path, phantom) -
     files = _write_inputs(tmp_path / "in", phantom)
     (case,) = discover_cases([tmp_path / "in"]).cases
     assert (case.sagittal, case.sagittal_labels) == (files["sag"], files["sag_dseg"])
-    result = run_cases([case], backend=None, options=RunOptions(report=False), out_dir=tmp_path / "out")
+    result = run_batch([case], options=RunOptions(report=False), out_dir=tmp_path / "out", models=NO_MODELS)
     (done,) = result.cases
     assert done.ok, done.error
     folder = done.out_dir
@@ -188,14 +194,14 @@ def test_run_takes_levels_from_the_sagittal_label_map(tmp_path: Path, phantom) -
 def test_the_case_page_shows_the_sagittal_levels_image(tmp_path: Path, phantom) -> None:
     _write_inputs(tmp_path / "in", phantom)
     (case,) = discover_cases([tmp_path / "in"]).cases
-    result = run_cases([case], backend=None, options=RunOptions(embed_images=False), out_dir=tmp_path / "out")
+    result = run_batch([case], options=RunOptions(embed_images=False), out_dir=tmp_path / "out", models=NO_MODELS)
     (done,) = result.cases
     assert done.ok, done.error
     page = (done.out_dir / "P1_report.html").read_text(encoding="utf-8")
     figure = re.search(r'<figure class="full" data-kind="sagittal">\s*<img src="([^"]+)"', page)
     assert figure is not None and figure.group(1) == "P1_sagittal_levels_qc.png"
     assert "Sagittal levels. Mid-sagittal slice of P1_sag.nii.gz (labels in scheme lumbar_bodies)" in page
-    no_qc = run_cases([case], backend=None, options=RunOptions(qc=False), out_dir=tmp_path / "out_no_qc")
+    no_qc = run_batch([case], options=RunOptions(qc=False), out_dir=tmp_path / "out_no_qc", models=NO_MODELS)
     assert 'data-kind="sagittal"' not in (no_qc.cases[0].out_dir / "P1_report.html").read_text(encoding="utf-8")
 
 
@@ -204,8 +210,8 @@ def test_run_segments_an_unlabelled_sagittal_image_with_the_spine_model(tmp_path
     files["sag_dseg"].unlink()
     (case,) = discover_cases([tmp_path / "in"]).cases
     model = FakeSpineModel(phantom)
-    result = run_cases([case], backend=None, options=RunOptions(report=False, qc=False), out_dir=tmp_path / "out",
-                       spine_backend=model)  # fmt: skip
+    options = RunOptions(report=False, qc=False)
+    result = run_batch([case], options=options, out_dir=tmp_path / "out", models=Models(muscle=None, spine=model))
     (done,) = result.cases
     assert done.ok, done.error and model.calls == 1
     assert (done.out_dir / "P1_sag_dseg.nii.gz").is_file()
@@ -223,8 +229,8 @@ def test_run_without_a_spine_model_keeps_other_level_sources(tmp_path: Path, pha
 
         raise InputError("the bundled lumbar_spine model is not installed")
 
-    result = run_cases([case], backend=None, options=RunOptions(report=False, qc=False), out_dir=tmp_path / "out",
-                       spine_backend_factory=missing)  # fmt: skip
+    options = RunOptions(report=False, qc=False)
+    result = run_batch([case], options=options, out_dir=tmp_path / "out", models=Models(muscle=None, spine=missing))
     (done,) = result.cases
     assert done.ok, done.error
     assert (

@@ -14,6 +14,7 @@ import pytest
 from paraspinal.anatomy import load_scheme
 from paraspinal.errors import LevelsError
 from paraspinal.io.image import Image
+from paraspinal.io.label_map import LabelMap
 from paraspinal.levels import match_axial, spine_levels_from_labels
 from tests.phantoms import reorient
 from tests.spine_phantoms import NAMES, axial_stack, spine_phantom
@@ -43,7 +44,7 @@ def _angle_deg(a, b) -> float:
 def test_discs_between_bodies_match_the_phantom_in_any_storage(phantom, flips, order) -> None:
     labels = _bodies(phantom)
     array, affine = reorient(labels.array, labels.affine, flips=flips, order=order)
-    spine = spine_levels_from_labels(Image(array, affine), scheme=load_scheme("lumbar_bodies"))
+    spine = spine_levels_from_labels(LabelMap.given(Image(array, affine), load_scheme("lumbar_bodies")))
     assert [d.name for d in spine.discs] == list(LEVELS)
     assert [b.name for b in spine.bodies] == list(NAMES)
     for disc in spine.discs:
@@ -70,7 +71,7 @@ def _expected_slice(centre, *, tilt_deg, z0_mm, spacing_mm, reverse):
 @pytest.mark.parametrize("lps", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_axial_match_gives_known_slice_distance_and_angle(phantom, lps, reverse) -> None:
-    spine = spine_levels_from_labels(_bodies(phantom, sacrum=None), scheme=load_scheme("lumbar_bodies"))
+    spine = spine_levels_from_labels(LabelMap.given(_bodies(phantom, sacrum=None), load_scheme("lumbar_bodies")))
     axial_tilt, spacing = -6.0, 4.0
     z0 = -110.0 if not reverse else 46.0
     stack = axial_stack(tilt_deg=axial_tilt, z0_mm=z0, n_slices=40, spacing_mm=spacing, lps=lps, reverse=reverse)
@@ -99,7 +100,7 @@ def test_axial_match_gives_known_slice_distance_and_angle(phantom, lps, reverse)
 
 
 def test_axial_stack_in_other_coordinates_is_refused(phantom) -> None:
-    spine = spine_levels_from_labels(_bodies(phantom), scheme=load_scheme("lumbar_bodies"))
+    spine = spine_levels_from_labels(LabelMap.given(_bodies(phantom), load_scheme("lumbar_bodies")))
     far = axial_stack(tilt_deg=0.0, z0_mm=400.0)
     with pytest.raises(LevelsError, match=r"^<axial>: none of the 5 disc centres found on the sagittal image lies "):
         match_axial(spine, far)
@@ -107,7 +108,7 @@ def test_axial_stack_in_other_coordinates_is_refused(phantom) -> None:
 
 def test_different_frames_of_reference_are_refused(phantom) -> None:
     labels = _bodies(phantom)
-    spine = spine_levels_from_labels(labels, scheme=load_scheme("lumbar_bodies"))
+    spine = spine_levels_from_labels(LabelMap.given(labels, load_scheme("lumbar_bodies")))
     sagittal = Image(labels.array, labels.affine, source="sag", metadata={"frame_of_reference_uid": "1.2.3"})
     stack = axial_stack(tilt_deg=0.0, z0_mm=-110.0)
     axial = Image(stack.array, stack.affine, source="ax", metadata={"frame_of_reference_uid": "1.2.4"})
@@ -132,7 +133,7 @@ def test_partial_field_of_view_is_named_from_the_votes() -> None:
     array[l3 & (z > np.percentile(z[l3], 75))] = 2
     l5 = partial.bodies["L5"]
     array[l5 & (z < np.percentile(z[l5], 35))] = 4
-    spine = spine_levels_from_labels(partial.image(array), scheme=load_scheme("lumbar_bodies"))
+    spine = spine_levels_from_labels(LabelMap.given(partial.image(array), load_scheme("lumbar_bodies")))
     assert [b.name for b in spine.bodies] == ["L3", "L4", "L5"]
     assert [d.name for d in spine.discs] == ["L3/L4", "L4/L5", "L5/S1"]
     conf = {b.name: b.confidence for b in spine.bodies}
@@ -152,7 +153,7 @@ def test_a_mislabelled_body_is_renamed_with_reduced_confidence(phantom) -> None:
     labels = _bodies(phantom)
     array = labels.array.copy()
     array[phantom.bodies["L3"]] = 4  # L3 drawn with L4's value
-    spine = spine_levels_from_labels(phantom.image(array), scheme=load_scheme("lumbar_bodies"))
+    spine = spine_levels_from_labels(LabelMap.given(phantom.image(array), load_scheme("lumbar_bodies")))
     assert [b.name for b in spine.bodies] == list(NAMES)
     assert {b.name: b.confidence for b in spine.bodies} == {"L1": 1.0, "L2": 1.0, "L3": 0.0, "L4": 1.0, "L5": 1.0}
     sizes = {n: int(phantom.bodies[n].sum()) for n in NAMES}
@@ -168,7 +169,7 @@ def test_two_bodies_bridged_by_a_few_voxels_are_split(phantom) -> None:
     centre = phantom.centres["L2/L3"]
     ijk = np.rint(np.linalg.solve(phantom.affine[:3, :3], centre - phantom.affine[:3, 3])).astype(int)
     array[ijk[0], ijk[1], ijk[2] - 7 : ijk[2] + 8] = 2  # a thin column of L2 through the disc
-    spine = spine_levels_from_labels(phantom.image(array), scheme=load_scheme("lumbar_bodies"))
+    spine = spine_levels_from_labels(LabelMap.given(phantom.image(array), load_scheme("lumbar_bodies")))
     assert [b.name for b in spine.bodies] == list(NAMES)
 
 
@@ -193,7 +194,7 @@ def test_every_mask_scheme_gives_the_same_level_table(phantom) -> None:
     stack = axial_stack(tilt_deg=4.0, z0_mm=-150.0, n_slices=70, spacing_mm=3.5)
     tables, spines = {}, {}
     for key, encoding in ENCODINGS.items():
-        spine = spine_levels_from_labels(phantom.encode(**encoding), scheme=load_scheme(key))
+        spine = spine_levels_from_labels(LabelMap.given(phantom.encode(**encoding), load_scheme(key)))
         spines[key] = spine
         tables[key] = match_axial(spine, stack).table.to_frame().drop(columns=["source"])
     assert spines["spider"].method == spines["ivd_t2"].method == spines["totalspineseg"].method == "labelled discs"
@@ -213,13 +214,13 @@ def test_every_mask_scheme_gives_the_same_level_table(phantom) -> None:
 def test_level_less_vertebrae_without_a_sacrum_cannot_be_named(phantom) -> None:
     labels = phantom.encode(dict.fromkeys(NAMES, 19))
     with pytest.raises(LevelsError, match="carry no level names and no sacrum is labelled to count from"):
-        spine_levels_from_labels(labels, scheme=load_scheme("total_mr"))
+        spine_levels_from_labels(LabelMap.given(labels, load_scheme("total_mr")))
 
 
 def test_fragments_below_the_size_threshold_are_ignored(phantom) -> None:
     array = _bodies(phantom).array.copy()
     array[0:2, 0:2, 0:2] = 3  # 8 mm x 4 stray voxels far from the spine
-    spine = spine_levels_from_labels(phantom.image(array), scheme=load_scheme("lumbar_bodies"))
+    spine = spine_levels_from_labels(LabelMap.given(phantom.image(array), load_scheme("lumbar_bodies")))
     assert [b.name for b in spine.bodies] == list(NAMES)
     assert "1 vertebra fragment(s) ignored (under 1000 mm³ or 20% of the largest body)" in spine.warnings
 
@@ -231,7 +232,7 @@ def test_a_blob_far_smaller_than_a_body_is_not_named(phantom) -> None:
     blob[:, 0:8, 0:8] = True  # ~11 % of a body, over 1000 mm³, far from the spine
     assert 1000 < blob.sum() * 4.0 < 0.2 * body_voxels * 4.0
     array[blob] = 1
-    spine = spine_levels_from_labels(phantom.image(array), scheme=load_scheme("lumbar_bodies"))
+    spine = spine_levels_from_labels(LabelMap.given(phantom.image(array), load_scheme("lumbar_bodies")))
     assert [b.name for b in spine.bodies] == list(NAMES)
 
 
@@ -240,7 +241,7 @@ def test_several_bodies_merged_through_their_discs_are_split_by_label(phantom) -
     array = labels.array.copy()
     array[phantom.discs["L1/L2"]] = 1  # model output that runs L1, L2 and L3 together through the discs
     array[phantom.discs["L2/L3"]] = 2
-    spine = spine_levels_from_labels(phantom.image(array), scheme=load_scheme("lumbar_bodies"))
+    spine = spine_levels_from_labels(LabelMap.given(phantom.image(array), load_scheme("lumbar_bodies")))
     assert [b.name for b in spine.bodies] == list(NAMES)
     assert spine.naming_confidence == pytest.approx(1.0)
 
@@ -249,11 +250,11 @@ def test_votes_that_support_two_numberings_are_flagged(phantom) -> None:
     # L1 and L5 carry their neighbour's label: the true numbering wins (3 bodies agree) but only
     # just over the numbering shifted by one (1 body agrees)
     labels = phantom.encode({"L1": 2, "L2": 2, "L3": 3, "L4": 4, "L5": 4})
-    spine = spine_levels_from_labels(labels, scheme=load_scheme("lumbar_bodies"))
+    spine = spine_levels_from_labels(LabelMap.given(labels, load_scheme("lumbar_bodies")))
     assert [b.name for b in spine.bodies] == list(NAMES)
     assert spine.naming_confidence < 0.5
     assert any(w.startswith("level naming uncertain (confidence 0.") for w in spine.warnings)
     clean = spine_levels_from_labels(
-        phantom.encode({n: i + 1 for i, n in enumerate(NAMES)}), scheme=load_scheme("lumbar_bodies")
+        LabelMap.given(phantom.encode({n: i + 1 for i, n in enumerate(NAMES)}), load_scheme("lumbar_bodies"))
     )
     assert not any("uncertain" in w for w in clean.warnings)

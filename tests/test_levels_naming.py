@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from paraspinal.anatomy import load_registry, load_scheme
+from paraspinal.io.label_map import LabelMap
 from paraspinal.levels import spine_levels_from_labels
 from paraspinal.levels.naming import name_bodies
 from tests.spine_phantoms import BODY_DEPTH_MM, NAMES, spine_phantom
@@ -45,7 +46,7 @@ def _centre(phantom, mask: np.ndarray) -> np.ndarray:
 def test_the_top_of_the_sacrum_labelled_l5_is_taken_as_s1(phantom) -> None:
     # a lumbar-only model marks the sacrum's top as L5: six bodies, and only "L1-L5 above S1" fits the votes
     labels = phantom.encode(LUMBAR, sacrum=5)
-    spine = spine_levels_from_labels(labels, scheme=load_scheme("lumbar_bodies"))
+    spine = spine_levels_from_labels(LabelMap.given(labels, load_scheme("lumbar_bodies")))
     assert [(b.name, b.kind) for b in spine.bodies] == [*((n, "body") for n in NAMES), ("S1", "sacrum")]
     l5_s1 = spine.disc("L5/S1")
     assert not l5_s1.estimated  # placed between L5 and the sacrum, not extrapolated below L5
@@ -75,7 +76,7 @@ def test_bodies_joined_by_a_thin_bridge_with_mixed_votes_are_cut_at_the_neck(pha
     upper = l5 & ((_world(phantom) - _centre(phantom, l5)) @ phantom.axis > -5.0)  # all but L5's lowest 7.5 mm
     array[upper] = 4
     assert np.sum(array[l5] == 5) < 0.5 * phantom.bodies["L3"].sum()
-    spine = spine_levels_from_labels(phantom.image(array), scheme=load_scheme("lumbar_bodies"))
+    spine = spine_levels_from_labels(LabelMap.given(phantom.image(array), load_scheme("lumbar_bodies")))
     assert [b.name for b in spine.bodies] == list(NAMES)
     for name in NAMES:  # each found body sits on its phantom body
         centroid = np.asarray(spine.body(name).centroid_mm)
@@ -93,7 +94,7 @@ def test_a_thick_appendage_on_a_thin_stalk_stays_with_its_body(phantom) -> None:
     stalk = _box(phantom, l3_centre + back * (BODY_DEPTH_MM / 2 + 3.0), half_axis_mm=2.0, half_depth_mm=4.0,
                  half_width_mm=2.0)  # fmt: skip
     array[(block | stalk) & (array == 0)] = 3
-    spine = spine_levels_from_labels(phantom.image(array), scheme=load_scheme("lumbar_bodies"))
+    spine = spine_levels_from_labels(LabelMap.given(phantom.image(array), load_scheme("lumbar_bodies")))
     assert [b.name for b in spine.bodies] == list(NAMES)
     assert not any("fragment" in w for w in spine.warnings)
     appendage_voxels = int(np.sum((block | stalk) & ~phantom.bodies["L3"]))

@@ -10,6 +10,7 @@ import pytest
 
 from paraspinal.anatomy import load_scheme
 from paraspinal.io.image import Image
+from paraspinal.io.label_map import LabelMap
 from paraspinal.levels import levels_from_mapping
 from paraspinal.measurement import measure_case
 from tests.phantoms import ras_affine, reorient, two_muscle_phantom
@@ -27,7 +28,7 @@ def _measure(labels: np.ndarray, water: np.ndarray | None, fat: np.ndarray | Non
     lab = Image(labels, affine, source="labels.nii.gz")
     w = None if water is None else Image(water, affine)
     f = None if fat is None else Image(fat, affine)
-    return measure_case(lab, scheme=kw.pop("scheme", load_scheme("lpm4")), case_id="ph", water=w, fat=f, **kw)
+    return measure_case(LabelMap.given(lab, kw.pop("scheme", load_scheme("lpm4"))), case_id="ph", water=w, fat=f, **kw)
 
 
 def test_box_phantom_areas_volumes_and_fat_fractions_are_exact() -> None:

@@ -10,6 +10,7 @@ from PIL import Image as PILImage
 
 from paraspinal.anatomy import load_scheme
 from paraspinal.io import Image
+from paraspinal.io.label_map import LabelMap
 from paraspinal.levels import levels_from_mapping
 from paraspinal.measurement import measure_case
 from paraspinal.reporting.qc import QcSlice, label_colours, plot_axial_overlay, plot_locator, qc_slices
@@ -138,8 +139,7 @@ def test_case_qc_writes_every_kind_of_image(tmp_path: Path) -> None:
     scheme = load_scheme("lpm4")
     levels = levels_from_mapping({"L4/L5": 3}, n_slices=10)
     table = measure_case(
-        lab,
-        scheme=scheme,
+        LabelMap.given(lab, scheme),
         case_id="ph",
         water=w,
         fat=f,
@@ -151,8 +151,7 @@ def test_case_qc_writes_every_kind_of_image(tmp_path: Path) -> None:
     images = write_case_qc(
         tmp_path,
         case_id="ph",
-        labels=lab,
-        scheme=scheme,
+        label_map=LabelMap.given(lab, scheme),
         levels=levels,
         background=w,
         table=table,
@@ -169,7 +168,13 @@ def test_case_qc_writes_every_kind_of_image(tmp_path: Path) -> None:
         assert png.format == "PNG" and min(png.size) > 200
         assert np.asarray(png.convert("L")).std() > 10  # not blank
     no_levels = write_case_qc(
-        tmp_path / "b", case_id="ph", labels=lab, scheme=scheme, levels=None, background=w, table=table, n_even=4
+        tmp_path / "b",
+        case_id="ph",
+        label_map=LabelMap.given(lab, scheme),
+        levels=None,
+        background=w,
+        table=table,
+        n_even=4,
     )
     assert [i.kind for i in no_levels] == ["axial"] * 4 + ["locator", "montage"]
 
@@ -181,7 +186,7 @@ def test_single_slice_case_qc_leaves_out_the_locator_and_never_contours_a_strip(
     lab, w, f = (Image(a, aff) for a, aff in stored)
     t2 = Image(np.where(lab.array > 0, 300.0 + np.arange(lab.array.size).reshape(lab.shape) % 50, 10.0), lab.affine)
     scheme = load_scheme("lpm4")
-    measured = measure_case(lab, scheme=scheme, case_id="one", water=w, fat=f, image=t2, image_name="t2")
+    measured = measure_case(LabelMap.given(lab, scheme), case_id="one", water=w, fat=f, image=t2, image_name="t2")
     assert not measured.table["flags"].dropna().astype(str).str.contains("fov_truncated").any()
     fov = case_checks(measured, dixon=True)[0]
     assert (fov.name, fov.status, fov.message) == (
@@ -194,8 +199,7 @@ def test_single_slice_case_qc_leaves_out_the_locator_and_never_contours_a_strip(
         images = write_case_qc(
             tmp_path / str(case_levels is None),
             case_id="one",
-            labels=lab,
-            scheme=scheme,
+            label_map=LabelMap.given(lab, scheme),
             levels=case_levels,
             background=w,
             table=measured.table,

@@ -15,9 +15,12 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from paraspinal.backends.catalog import Models
+from paraspinal.batch import run_batch
 from paraspinal.io import read_label_map
-from paraspinal.pipeline.cases import Case, discover_cases
-from paraspinal.pipeline.run import RunOptions, run_cases
+from paraspinal.pipeline.case import Case
+from paraspinal.pipeline.discovery import discover_cases
+from paraspinal.pipeline.options import RunOptions
 from paraspinal.sample import sample_case
 from tests.conftest import in_ci
 from tests.phantoms import save_nifti, two_muscle_phantom
@@ -89,7 +92,7 @@ def tum01_run(tmp_path_factory) -> Path:
     backend = FixedMaskBackend(read_label_map(sample.labels).array, stray=False)
     case = Case("TUM01", water=sample.water, fat=sample.fat, levels=sample.levels)
     out = tmp_path_factory.mktemp("tum01") / "out"
-    result = run_cases([case], backend=backend, options=RunOptions(assume_aligned=True), out_dir=out)
+    result = run_batch([case], options=RunOptions(assume_aligned=True), out_dir=out, models=Models(muscle=backend))
     assert result.n_failed == 0
     return out
 
@@ -157,9 +160,8 @@ def test_run_report_in_chromium(browser, tum01_run: Path, tmp_path: Path, artifa
     }
     cases = discover_cases([make_cohort(phantom, tmp_path)]).cases
     out = tmp_path / "cohort_out"
-    result = run_cases(
-        cases, backend=None, out_dir=out, options=RunOptions(embed_images=False, infiltration_methods=("otsu",))
-    )
+    options = RunOptions(embed_images=False, infiltration_methods=("otsu",))
+    result = run_batch(cases, out_dir=out, options=options, models=Models(muscle=None, spine=None))
     assert [c.status for c in result.cases] == ["ok", "ok", "failed"]
     page, problems = _open(browser, out / "report.html", artifacts_dir / "report_run_cohort.png")
     assert problems == []

@@ -14,6 +14,7 @@ import pytest
 
 from paraspinal.anatomy import load_scheme
 from paraspinal.io import Image
+from paraspinal.io.label_map import LabelMap
 from paraspinal.levels import levels_from_mapping
 from paraspinal.measurement import measure_case
 from paraspinal.reporting.html import format_value, frame_table, level_table, render_run_report, structure_table
@@ -138,8 +139,7 @@ def phantom_measurements():
     t1 = Image(np.where(labels > 0, np.tile(np.linspace(100, 400, 10), (40, 30, 1)), 10.0), affine)
     levels = levels_from_mapping({"L4/L5": 3, "L3/L4": (5, 8)}, n_slices=10)
     return measure_case(
-        lab,
-        scheme=load_scheme("lpm4"),
+        LabelMap.given(lab, load_scheme("lpm4")),
         case_id="ph",
         water=Image(water, affine),
         fat=Image(fat, affine),

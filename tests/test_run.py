@@ -1,4 +1,4 @@
-"""`run_cases` / `paraspinal run`: segment (test double) or re-measure, write every artefact atomically."""
+"""`run_batch` / `run_case` / `paraspinal run`: segment (test double) or re-measure, write every artefact atomically."""
 
 from __future__ import annotations
 
@@ -14,13 +14,17 @@ import pytest
 
 import paraspinal.cli.run_cmd  # noqa: F401  (registers `paraspinal run`)
 from paraspinal.anatomy import LabelScheme, load_scheme
-from paraspinal.backends import Segmentation, SegmentationBackend
+from paraspinal.backends import SegmentationBackend, segmentation
+from paraspinal.backends.catalog import BackendFactory, Models
+from paraspinal.batch import run_batch
 from paraspinal.cli.main import main
 from paraspinal.errors import InputError
 from paraspinal.io import Image
-from paraspinal.pipeline import MeasureRequest, measure_request
-from paraspinal.pipeline.cases import Case
-from paraspinal.pipeline.run import RunOptions, run_case, run_cases
+from paraspinal.io.label_map import LabelMap
+from paraspinal.pipeline.case import Case
+from paraspinal.pipeline.case_run import run_case
+from paraspinal.pipeline.discovery import discover_cases
+from paraspinal.pipeline.options import RunOptions
 from tests.phantoms import save_nifti, two_muscle_phantom
 from tests.test_report_html import assert_frame_table_matches, assert_level_and_structure_tables_match, parse_page
 
@@ -44,21 +48,26 @@ class FixedMaskBackend:
     def provenance(self) -> dict[str, object]:
         return {"name": self.name, "version": "0.0-test", "weights_sha256": "ab" * 32}
 
-    def segment(self, image: Image) -> Segmentation:
+    def segment(self, image: Image) -> LabelMap:
         self.calls.append(image.source)
         array = self.mask.astype(np.uint8)
         if self.stray:
             array[0:2, 0:2, 0:2] = 1
-        return Segmentation(image.with_array(array), self.scheme, {"test_double": True})
+        return segmentation(
+            image, array, scheme=self.scheme, model=self.provenance, info={"test_double": True}, source=image.source
+        )
 
 
 class NeverBackend(FixedMaskBackend):
-    def segment(self, image: Image) -> Segmentation:
+    def segment(self, image: Image) -> LabelMap:
         raise AssertionError("a case with a label map must not be segmented")
 
 
 def _never_create() -> SegmentationBackend:
     raise AssertionError("no backend may be created when every case has a label map")
+
+
+NO_MODELS = Models(muscle=_never_create, spine=_never_create)
 
 
 def _sha256(path: Path) -> str:
@@ -85,7 +94,7 @@ def test_segmented_case_is_cleaned_measured_and_written_in_full(phantom, tmp_pat
     backend = FixedMaskBackend(phantom["labels_array"])
     out = tmp_path / "out"
     case = Case("ph", water=phantom["water"], fat=phantom["fat"])
-    result = run_cases([case], backend=backend, options=RunOptions(), out_dir=out, backend_factory=_never_create)
+    result = run_batch([case], options=RunOptions(), out_dir=out, models=Models(muscle=backend, spine=_never_create))
     (res,) = result.cases
     assert res.ok, res.error
     assert backend.calls == [str(phantom["water"])]  # the water image of a Dixon pair is segmented
@@ -147,7 +156,7 @@ def test_image_plus_mask_is_remeasured_without_segmenting(phantom, tmp_path: Pat
     mask = save_nifti(tmp_path / "edited_dseg.nii.gz", labels, nib.load(phantom["dseg"]).affine)
     case = Case("ph", image=phantom["t2"], image_name="t2", labels=mask)
     options = RunOptions(infiltration_methods=("otsu",))
-    result = run_case(case, backend=NeverBackend(labels), options=options, out_dir=tmp_path / "out")
+    result = run_case(case, models=Models(muscle=NeverBackend(labels)), options=options, out_dir=tmp_path / "out")
     assert result.ok, result.error
     assert not result.segmented and "segment" not in result.timings_s
     assert result.checks[0].name == "segmentation" and result.checks[0].status == "not_applicable"
@@ -158,16 +167,9 @@ def test_image_plus_mask_is_remeasured_without_segmenting(phantom, tmp_path: Pat
     assert manifest["inputs"]["labels"]["sha256"] == _sha256(mask)
     assert (folder / "qc" / "ph_fat_threshold.png").is_file()
     # the same numbers as `paraspinal measure` on the same files
-    reference = measure_request(
-        MeasureRequest(
-            labels=mask,
-            image=phantom["t2"],
-            image_name="t2",
-            out_dir=tmp_path / "m",
-            case_id="ph",
-            infiltration_methods=("otsu",),
-        )
-    ).measurements.table
+    measured = ["measure", str(phantom["t2"]), "--labels", str(mask), "--image-name", "t2", "--case-id", "ph"]
+    assert main([*measured, "--methods", "otsu", "-o", str(tmp_path / "m"), "-q"]) == 0
+    reference = pd.read_parquet(tmp_path / "m" / "ph_measurements.parquet")
     ours = pd.read_parquet(folder / "ph_measurements.parquet")
     np.testing.assert_allclose(ours["value"].to_numpy(), reference["value"].to_numpy(), equal_nan=True)
     assert (ours["metric"] == reference["metric"]).all()
@@ -183,15 +185,15 @@ def test_failed_case_leaves_nothing_and_keeps_an_earlier_result(phantom, tmp_pat
     out = tmp_path / "out"
     case = Case("ph", water=phantom["water"], fat=phantom["fat"], labels=phantom["dseg"])
     options = RunOptions(qc=False)
-    assert run_case(case, backend=None, options=options, out_dir=out).ok
+    assert run_case(case, models=NO_MODELS, options=options, out_dir=out).ok
     before = sorted(p.name for p in (out / "ph").iterdir())
     data = phantom["fat"].read_bytes()
     phantom["fat"].write_bytes(data[: len(data) // 2])
-    failed = run_case(case, backend=None, options=options, out_dir=out)
+    failed = run_case(case, models=NO_MODELS, options=options, out_dir=out)
     assert not failed.ok and "ph_fat.nii.gz: cannot read NIfTI" in failed.error and "\n" not in failed.error
     assert sorted(p.name for p in (out / "ph").iterdir()) == before
     assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".paraspinal"]
-    missing = run_case(Case("new", image=tmp_path / "nope.nii.gz"), backend=None, options=options, out_dir=out)
+    missing = run_case(Case("new", image=tmp_path / "nope.nii.gz"), models=NO_MODELS, options=options, out_dir=out)
     assert not missing.ok and "file not found" in missing.error and not (out / "new").exists()
 
 
@@ -208,16 +210,13 @@ def test_backend_is_created_once_and_only_when_needed(phantom, tmp_path: Path) -
         Case("c", image=phantom["t2"], labels=phantom["dseg"]),
     ]
     options = RunOptions(qc=False, report=False, infiltration_methods=())
-    result = run_cases(cases, backend=None, options=options, out_dir=tmp_path / "o", backend_factory=factory)
+    result = run_batch(cases, options=options, out_dir=tmp_path / "o", models=Models(muscle=factory))
     assert [c.status for c in result.cases] == ["ok"] * 3
     assert len(created) == 1 and len(created[0].calls) == 2
-    run_cases(cases[2:], backend=None, options=options, out_dir=tmp_path / "p", backend_factory=_never_create)
-
-    def not_installed() -> SegmentationBackend:
-        raise InputError("the bundled segmentation model is not installed")
-
-    with pytest.raises(InputError, match="not installed"):
-        run_cases(cases, backend=None, options=options, out_dir=tmp_path / "q", backend_factory=not_installed)
+    run_batch(cases[2:], options=options, out_dir=tmp_path / "p", models=Models(muscle=_never_create))
+    missing = BackendFactory(model=str(tmp_path / "no_model"))
+    with pytest.raises(InputError, match="model folder not found"):
+        run_batch(cases, options=options, out_dir=tmp_path / "q", models=Models(muscle=missing))
     assert not (tmp_path / "q").exists()
 
 
@@ -288,29 +287,25 @@ def test_exit_codes_usage_and_json_log(phantom, tmp_path: Path, capsys) -> None:
     assert next(e for e in events if e["event"] == "case_end")["status"] == "failed"
 
 
-def test_cli_segments_with_the_default_backend(phantom, tmp_path: Path, capsys, monkeypatch) -> None:
+def test_a_segmenting_run_records_its_model(phantom, tmp_path: Path) -> None:
     backend = FixedMaskBackend(phantom["labels_array"])
-    monkeypatch.setattr("paraspinal.batch.runner.default_backend", lambda: backend)
     (phantom["folder"] / "ph_dseg.nii.gz").unlink()
     (phantom["folder"] / "ph_t2.nii.gz").unlink()
     out = tmp_path / "out"
-    code, stdout, _ = _cli(["run", str(phantom["folder"]), "-o", str(out), "--no-qc"], capsys)
-    assert code == 0 and len(backend.calls) == 1
-    assert f"case report: {out / 'ph' / 'ph_report.html'}" in stdout
+    cases = discover_cases([phantom["folder"]]).cases
+    result = run_batch(cases, options=RunOptions(qc=False), out_dir=out, models=Models(muscle=backend))
+    assert result.n_ok == 1 and len(backend.calls) == 1
     assert json.loads((out / "manifest.json").read_text())["segmentation_backend"]["version"] == "0.0-test"
 
 
 def test_cli_on_tum01_writes_every_artefact_and_the_report_matches_the_table(tmp_path, capsys, monkeypatch) -> None:
-    """`paraspinal demo` in-process, the bundled model replaced by a double returning the manual labels."""
-    import paraspinal.cli.demo_cmd  # noqa: F401  (registers `paraspinal demo`)
+    """`paraspinal demo --manual-labels` in-process: every artefact, and the report matches the table."""
     from paraspinal.io import read_label_map
     from paraspinal.sample import sample_case
 
     manual = read_label_map(sample_case().labels).array
-    backend = FixedMaskBackend(manual)
-    monkeypatch.setattr("paraspinal.cli.demo_cmd.default_backend", lambda: backend)
     out = tmp_path / "demo"
-    code, stdout, stderr = _cli(["demo", "-o", str(out)], capsys)
+    code, stdout, stderr = _cli(["demo", "-o", str(out), "--manual-labels"], capsys)
     assert code == 0, stderr
     folder = out / "TUM01"
     assert f"demo report: {folder / 'TUM01_report.html'}" in stdout
@@ -341,31 +336,27 @@ def test_cli_on_tum01_writes_every_artefact_and_the_report_matches_the_table(tmp
     assert_frame_table_matches(run_page.tables["summary"], pd.read_csv(out / "summary.csv"))
     manifest = json.loads((folder / "TUM01_manifest.json").read_text())
     assert manifest["levels"].endswith("TUM01_levels.csv") and manifest["options"]["assume_aligned"] is True
-    assert manifest["segmentation"]["backend"]["name"] == "fixed-mask-double"
+    assert manifest["segmentation"] == {"source": "given", "labels": str(sample_case().labels)}
 
 
-def test_demo_without_the_model_is_a_one_line_error(tmp_path, capsys, monkeypatch) -> None:
-    import paraspinal.cli.demo_cmd  # noqa: F401
+def test_demo_without_the_model_is_a_one_line_error(tmp_path) -> None:
+    from paraspinal.cli.demo_cmd import demo_models
 
-    def missing() -> SegmentationBackend:
-        raise InputError("no model.json: not a paraspinal model folder", path="paraspinal/models/tum01_muscle")
-
-    monkeypatch.setattr("paraspinal.cli.demo_cmd.default_backend", missing)
-    code, _, stderr = _cli(["demo", "-o", str(tmp_path / "d")], capsys)
-    assert code == 1
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and "bundled segmentation model is not installed" in lines[0]
-    assert "--manual-labels" in lines[0] and not (tmp_path / "d").exists()
+    missing = BackendFactory(model=str(tmp_path / "tum01_muscle"))
+    with pytest.raises(InputError) as info:
+        demo_models(manual_labels=False, muscle=missing)
+    message = str(info.value)
+    assert "\n" not in message and "bundled segmentation model is not installed" in message
+    assert "model folder not found" in message and "--manual-labels" in message
+    assert demo_models(manual_labels=True, muscle=missing).source("muscle") is None
 
 
 def test_demo_runs_the_bundled_model_for_real(tmp_path, capsys) -> None:
     """The real default backend, end to end: provenance (weights hash) reaches the manifest and the page."""
-    import paraspinal.cli.demo_cmd  # noqa: F401
     from paraspinal.errors import ParaspinalError
-    from paraspinal.pipeline.run import default_backend
 
     try:
-        model = default_backend().provenance
+        model = BackendFactory()().provenance
     except ParaspinalError as exc:
         pytest.skip(f"the bundled segmentation model is not installed here: {exc}")
     out = tmp_path / "demo"

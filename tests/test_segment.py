@@ -14,7 +14,8 @@ pytest.importorskip("onnxruntime")
 
 import paraspinal.cli.segment_cmd  # noqa: F401
 from paraspinal.anatomy import load_scheme
-from paraspinal.backends import SegmentationBackend, UNetOnnxBackend, bundled_model_dir, default_backend
+from paraspinal.backends import SegmentationBackend, UNetOnnxBackend, bundled_model_dir
+from paraspinal.backends.catalog import BackendFactory
 from paraspinal.backends.unet_onnx import file_sha256, smooth_across_slices
 from paraspinal.cli.main import main
 from paraspinal.errors import InputError, ParaspinalError
@@ -40,7 +41,7 @@ def _slab(image: Image, start: int, stop: int) -> Image:
 
 @pytest.fixture(scope="module")
 def backend() -> UNetOnnxBackend:
-    return default_backend()
+    return BackendFactory()()
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,7 @@ def test_coarser_input_is_resampled_and_mapped_back_onto_its_grid(backend, tum01
     slab = _slab(tum01["water"], 10, 16)
     coarse = Image(slab.array[::2, ::2], slab.affine @ np.diag([2.0, 2.0, 1.0, 1.0]))  # 2.04 mm pixels
     seg = backend.segment(coarse)
-    assert seg.info["resampled_inplane"] is True
+    assert seg.provenance.info["resampled_inplane"] is True
     assert seg.labels.shape == (200, 200, 6)
     np.testing.assert_array_equal(seg.labels.affine, coarse.affine)
     truth = tum01["labels"].array[::2, ::2, 10:16]
@@ -139,7 +140,7 @@ def test_slice_smoothing_leaves_a_stack_of_identical_slices_alone(tum01) -> None
     stack = Image(np.repeat(one.array, 5, axis=2), one.affine)
     plain = UNetOnnxBackend(bundled_model_dir(), slice_sigma_mm=0.0).segment(stack).labels.array
     smoothed = UNetOnnxBackend(bundled_model_dir(), slice_sigma_mm=8.0).segment(stack)
-    assert smoothed.info["slice_sigma_mm"] == 8.0
+    assert smoothed.provenance.model["slice_sigma_mm"] == 8.0
     np.testing.assert_array_equal(smoothed.labels.array, plain)
     assert np.all(plain == plain[:, :, :1])
 

@@ -14,15 +14,21 @@ import pandas as pd
 import pytest
 
 from paraspinal.anatomy import load_scheme
+from paraspinal.backends import bundled_model_dir
+from paraspinal.backends.catalog import BackendFactory, BackendOptions
 from paraspinal.cli.main import main
 from paraspinal.io import Image, read_image, read_label_map
+from paraspinal.io.label_map import LabelMap
 from paraspinal.levels import spine_levels_from_labels
-from paraspinal.pipeline.sagittal import sagittal_levels, spine_backend, spine_model_installed
+from paraspinal.pipeline.sagittal import sagittal_levels
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "spine-sagittal" / "myosegmentum-vertebrae"
 T2 = DATA.parent / "ivd-t2"
 pytestmark = [
-    pytest.mark.skipif(not spine_model_installed(), reason="the bundled lumbar_spine model is not installed"),
+    pytest.mark.skipif(
+        not (bundled_model_dir("spine") / "model.json").is_file(),
+        reason="the bundled lumbar_spine model is not installed",
+    ),
     pytest.mark.skipif(not (DATA / "01_img.nii.gz").is_file(), reason="../shared/data/spine-sagittal not present"),
 ]
 LEVELS = ["L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1"]
@@ -36,7 +42,7 @@ def _plane_angle_deg(a, b) -> float:
 def test_bodies_are_found_named_and_segmented_on_a_training_case() -> None:
     sagittal = read_image(DATA / "01_img.nii.gz")
     truth = read_label_map(DATA / "01_seg.nii.gz").array
-    result = sagittal_levels(sagittal, backend=spine_backend(threads=1))
+    result = sagittal_levels(sagittal, backend=_spine_model())
     assert [b.name for b in result.spine.bodies] == ["L1", "L2", "L3", "L4", "L5"]
     assert [d.name for d in result.spine.discs] == LEVELS
     assert result.spine.naming_confidence > 0.5
@@ -77,7 +83,7 @@ def test_a_field_of_view_starting_at_l3_is_named_from_the_anatomy() -> None:
     affine = sagittal.affine.copy()
     affine[:3, 3] = sagittal.affine[:3, :3] @ np.array([top, 0.0, 0.0]) + sagittal.affine[:3, 3]
     cut = Image(np.asarray(sagittal.array)[top:], affine, source="01 from L3")
-    result = sagittal_levels(cut, backend=spine_backend(threads=1))
+    result = sagittal_levels(cut, backend=_spine_model())
     assert [b.name for b in result.spine.bodies if b.kind == "body"][-3:] == ["L3", "L4", "L5"]
     assert [d.name for d in result.spine.discs][-3:] == ["L3/L4", "L4/L5", "L5/S1"]
     labels, cut_truth = np.asarray(result.labels.array), truth[top:]
@@ -97,7 +103,7 @@ def test_thick_sagittal_slices_give_the_same_levels() -> None:
     affine = sagittal.affine.copy()
     affine[:3, 3] += 1.5 * affine[:3, 2]  # the slab's centre: between its second and third 1 mm slices
     affine[:3, 2] *= 4.0
-    backend = spine_backend(threads=1)
+    backend = _spine_model()
     fine = sagittal_levels(sagittal, backend=backend).spine
     coarse = sagittal_levels(Image(thick, affine, source="01 in 4 mm slices"), backend=backend).spine
     assert [d.name for d in coarse.discs] == [d.name for d in fine.discs] == LEVELS
@@ -113,10 +119,12 @@ def test_disc_planes_follow_the_manual_discs_on_the_t2_spines() -> None:
     planes found from the model's bodies (fitted endplates) lie within 8 degrees of them between two bodies
     (mean under 3), and within 20 degrees for the estimated L5/S1 (no sacrum: L5's lower endplate turned on
     by the L4/L5 wedge). A body's principal axis, used before, was up to 28 degrees off."""
-    backend = spine_backend(threads=1)
+    backend = _spine_model()
     between, l5_s1 = [], []
     for subject in ("11", "20", "25", "42", "46"):
-        manual = spine_levels_from_labels(read_label_map(T2 / f"{subject}_seg.nii.gz"), scheme=load_scheme("ivd_t2"))
+        manual = spine_levels_from_labels(
+            LabelMap.given(read_label_map(T2 / f"{subject}_seg.nii.gz"), load_scheme("ivd_t2"))
+        )
         found = {
             d.name: d for d in sagittal_levels(read_image(T2 / f"{subject}_img.nii.gz"), backend=backend).spine.discs
         }
@@ -126,3 +134,7 @@ def test_disc_planes_follow_the_manual_discs_on_the_t2_spines() -> None:
     assert len(between) == 20 and len(l5_s1) == 5
     assert max(between) < 8.0 and np.mean(between) < 3.0
     assert max(l5_s1) < 20.0
+
+
+def _spine_model():
+    return BackendFactory(role="spine", options=BackendOptions(threads=1))()

@@ -319,7 +319,7 @@ def test_trained_model_runs_through_the_backend_on_the_input_grid(tmp_path, tiny
     assert seg.labels.shape == (44, 36, 2)
     np.testing.assert_array_equal(seg.labels.affine, affine)
     assert set(np.unique(seg.labels.array)) <= {0, 1, 2, 3, 4}
-    assert seg.scheme.key == "lpm4" and seg.info["weights_sha256"] == result.card["weights"]["onnx_sha256"]
+    assert seg.scheme.key == "lpm4" and seg.provenance.model["weights_sha256"] == result.card["weights"]["onnx_sha256"]
 
 
 def test_existing_output_folder_is_refused(tmp_path, tiny_config) -> None:

@@ -24,6 +24,7 @@ from paraspinal.anatomy import load_scheme
 from paraspinal.backends import UNetOnnxBackend
 from paraspinal.errors import ParaspinalError
 from paraspinal.io import read_image, read_label_map
+from paraspinal.io.label_map import LabelMap
 from paraspinal.levels.spine import spine_levels_from_labels
 from paraspinal.pipeline.sagittal import sagittal_levels
 
@@ -32,7 +33,7 @@ N_FOLDS = 5
 
 def manual_discs(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """World centre (mm) and unit normal of each manual disc (scheme ``ivd_t2``), as paraspinal reads a disc mask."""
-    spine = spine_levels_from_labels(read_label_map(path), scheme=load_scheme("ivd_t2"))
+    spine = spine_levels_from_labels(LabelMap.given(read_label_map(path), load_scheme("ivd_t2")))
     return {d.name: (np.asarray(d.centre_mm, dtype=float), np.asarray(d.normal, dtype=float)) for d in spine.discs}
 
 

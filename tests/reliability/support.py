@@ -86,12 +86,13 @@ def alive(pid: int) -> bool:
 BATCH_DRIVER = """
 import json, sys
 from paraspinal.batch import BatchOptions, run_batch
-from paraspinal.pipeline.cases import discover_cases
+from paraspinal.backends.catalog import Models
+from paraspinal.pipeline.discovery import discover_cases
 from paraspinal.pipeline.options import RunOptions
 from tests.batch_support import *  # noqa: F403 - the test double named on the command line
 factory = eval(sys.argv[3])
 result = run_batch(discover_cases([sys.argv[1]]).cases, options=RunOptions(qc=False, report=False),
-                   out_dir=sys.argv[2], batch=BatchOptions(workers=int(sys.argv[4])), backend_factory=factory)
+                   out_dir=sys.argv[2], batch=BatchOptions(workers=int(sys.argv[4])), models=Models(muscle=factory))
 print(json.dumps({r.case_id: [r.status, r.error] for r in result.cases}))
 """
 

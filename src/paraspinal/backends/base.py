@@ -1,26 +1,25 @@
 """The backend protocol: construct once (weights loaded once), segment many images.
 
-A backend takes an image in its native geometry and returns a label map on exactly the same grid
-(same shape and affine), together with the label scheme its values follow. Anything a backend
-needs (resampling, reorientation, normalisation, tiling) happens inside ``segment``.
+A backend takes an image in its native geometry and returns a :class:`~paraspinal.io.LabelMap` on exactly
+the same grid (same shape and affine), in the label scheme its values follow, with the model's provenance.
+Anything a backend needs (resampling, reorientation, normalisation, tiling) happens inside ``segment``;
+:func:`segmentation` builds its result, :func:`segment_on_grid` is how callers run one (and check it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+
 from paraspinal.anatomy import LabelScheme
+from paraspinal.errors import GeometryError
 from paraspinal.io.image import Image
-
-
-@dataclass(frozen=True)
-class Segmentation:
-    """A backend's output: the label map on the input grid, its scheme, and provenance."""
-
-    labels: Image
-    scheme: LabelScheme
-    info: dict[str, object] = field(default_factory=dict)
+from paraspinal.io.label_map import LabelMap, Provenance
+from paraspinal.io.writers import label_dtype
 
 
 @dataclass(frozen=True)
@@ -81,6 +80,42 @@ class SegmentationBackend(Protocol):
         """Model identity for run manifests: name, version, weights hash, settings."""
         ...
 
-    def segment(self, image: Image) -> Segmentation:
+    def segment(self, image: Image) -> LabelMap:
         """Segment one image; the result's labels share ``image``'s shape and affine."""
         ...
+
+
+def segmentation(
+    image: Image,
+    labels: np.ndarray,
+    *,
+    scheme: LabelScheme,
+    model: Mapping[str, object],
+    info: Mapping[str, object] | None = None,
+    source: str,
+) -> LabelMap:
+    """A backend's result: ``labels`` (integer, on ``image``'s grid) as a segmented :class:`LabelMap` whose
+    provenance holds the model's identity (``model``) and this image's details (``info``)."""
+    if not np.issubdtype(labels.dtype, np.integer):
+        labels = np.rint(labels).astype(label_dtype(int(np.nanmax(labels)) if labels.size else 0))
+    return LabelMap(
+        image.with_array(labels, source=source),
+        scheme,
+        Provenance("segmented", model=dict(model), info=dict(info or {})),
+    )
+
+
+def segment_on_grid(backend: SegmentationBackend, image: Image) -> LabelMap:
+    """``backend.segment(image)``, checked: labels on exactly ``image``'s grid (else a one-line error)."""
+    result = backend.segment(image)
+    labels = result.labels
+    if labels.shape != image.shape or not np.allclose(labels.affine, image.affine, atol=1e-4):
+        raise GeometryError(
+            f"segmentation backend {getattr(backend, 'name', '?')} returned labels of shape {labels.shape} "
+            f"not on the input grid {image.shape}",
+            path=image.source,
+        )
+    provenance = dict(result.provenance.model) or dict(getattr(backend, "provenance", {}) or {})
+    provenance.setdefault("name", getattr(backend, "name", type(backend).__name__))
+    fixed = Image(labels.array, image.affine.copy(), source=f"{image.source} (segmented)")
+    return LabelMap(fixed, result.scheme, dataclasses.replace(result.provenance, model=provenance))

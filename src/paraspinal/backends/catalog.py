@@ -8,15 +8,19 @@ only there, so listing backends never imports torch.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from paraspinal.anatomy import LabelScheme
-from paraspinal.backends.base import BackendInfo, Segmentation, SegmentationBackend
+from paraspinal.backends.base import BackendInfo, SegmentationBackend
+from paraspinal.backends.bundled import BUNDLED_MODELS, Role, bundled_model_dir
 from paraspinal.errors import InputError
 from paraspinal.io.image import Image
+from paraspinal.io.label_map import LabelMap
 
 
 @dataclass(frozen=True)
@@ -167,11 +171,12 @@ def _resolve(backend: str | BackendSpec) -> BackendSpec:
     return backend if isinstance(backend, BackendSpec) else backend_spec(backend)
 
 
-def check_backend(backend: str | BackendSpec, *, model: str | Path | None) -> BackendSpec:
+def check_backend(backend: str | BackendSpec, *, model: str | Path | None, role: Role = "muscle") -> BackendSpec:
     """Check, without importing or loading anything, that ``backend`` can be built with ``model``.
 
     Returns the catalog entry; one-line :class:`InputError` for an unknown name, a missing pip
-    extra, a missing ``--model`` or a model folder that does not exist.
+    extra, a missing ``--model``, a model folder that does not exist, or a bundled model that is not
+    installed.
     """
     spec = _resolve(backend)
     missing = missing_requirements(spec)
@@ -183,6 +188,11 @@ def check_backend(backend: str | BackendSpec, *, model: str | Path | None) -> Ba
         raise InputError(f"backend '{spec.name}' needs --model: {spec.model_hint}")
     if model is not None and not Path(model).exists():
         raise InputError(f"model folder not found; backend '{spec.name}' expects {spec.model_hint}", path=model)
+    if model is None and not (bundled_model_dir(role) / "model.json").is_file():
+        raise InputError(
+            f"the bundled {role} model ({BUNDLED_MODELS[role]}) is not installed; "
+            + ("give label maps to measure existing masks" if role == "muscle" else "give the sagittal label map")
+        )
     return spec
 
 
@@ -216,8 +226,9 @@ class CatalogBackend:
     def provenance(self) -> dict[str, object]:
         return {**dict(self.inner.provenance), "backend": self.name, "backend_options": dict(self._record)}
 
-    def segment(self, image: Image) -> Segmentation:
-        return self.inner.segment(image)
+    def segment(self, image: Image) -> LabelMap:
+        result = self.inner.segment(image)
+        return dataclasses.replace(result, provenance=dataclasses.replace(result.provenance, model=self.provenance))
 
     def __getattr__(self, attr: str) -> object:
         if attr in ("inner", "spec", "name", "_record") or attr.startswith("__"):
@@ -225,33 +236,37 @@ class CatalogBackend:
         return getattr(self.inner, attr)
 
 
-def create_backend(backend: str | BackendSpec, *, model: str | Path | None, options: BackendOptions) -> CatalogBackend:
-    """Build ``backend`` (a catalog name or entry; weights loaded once).
-
-    One-line errors for an unknown name, a missing extra or model folder (see :func:`check_backend`).
-    """
-    spec = check_backend(backend, model=model)
+def create_backend(
+    backend: str | BackendSpec, *, model: str | Path | None, options: BackendOptions, role: Role = "muscle"
+) -> CatalogBackend:
+    """Build ``backend`` (a catalog name or entry; weights loaded once); ``model`` None: the bundled model of
+    ``role``. One-line errors for an unknown name, a missing extra or model folder (see :func:`check_backend`)."""
+    spec = check_backend(backend, model=model, role=role)
     module_name, _, attr = spec.target.partition(":")
     cls = getattr(importlib.import_module(module_name), attr)
-    inner = cls.from_options(None if model is None else Path(model), options)
-    return CatalogBackend(spec, inner, options_record(model=model, options=options))
+    folder = bundled_model_dir(role) if model is None else Path(model)
+    inner = cls.from_options(folder, options)
+    return CatalogBackend(spec, inner, {**options_record(model=model, options=options), "role": role})
 
 
 @dataclass(frozen=True)
 class BackendFactory:
     """A picklable recipe for a backend, so batch workers each build their own once.
 
-    ``spec`` (optional) is used instead of looking ``name`` up in :data:`BACKENDS`.
+    ``role`` says what the model is for, and so which bundled model stands in when ``model`` is None
+    (``muscle``: ``tum01_muscle``, ``spine``: ``lumbar_spine``). ``spec`` (optional) is used instead of looking
+    ``name`` up in :data:`BACKENDS`.
     """
 
     name: str = "unet_onnx"
     model: str | None = None
     options: BackendOptions = BackendOptions()
     spec: BackendSpec | None = None
+    role: Role = "muscle"
 
     @property
     def is_default(self) -> bool:
-        """True for the bundled default model with default options."""
+        """True for the role's bundled model with default options."""
         return (
             self.name == "unet_onnx"
             and self.model is None
@@ -261,7 +276,55 @@ class BackendFactory:
 
     def check(self) -> BackendSpec:
         """:func:`check_backend` for this recipe (nothing is loaded)."""
-        return check_backend(self.spec or self.name, model=self.model)
+        return check_backend(self.spec or self.name, model=self.model, role=self.role)
 
     def __call__(self) -> CatalogBackend:
-        return create_backend(self.spec or self.name, model=self.model, options=self.options)
+        return create_backend(self.spec or self.name, model=self.model, options=self.options, role=self.role)
+
+
+ModelSource = Callable[[], SegmentationBackend] | SegmentationBackend
+
+
+class Models:
+    """The models a run may use, one per role, each built the first time it is needed and then kept: a
+    process loads each model at most once, and never one it does not use (a driver whose workers segment
+    loads none). Each role takes a factory (picklable, for worker processes) or a ready backend; None means
+    the role has no model (a case that needs one fails, saying so). Pickling drops what was loaded.
+    """
+
+    def __init__(
+        self,
+        *,
+        muscle: ModelSource | None = BackendFactory(role="muscle"),
+        spine: ModelSource | None = BackendFactory(role="spine"),
+    ) -> None:
+        self._sources: dict[str, ModelSource | None] = {"muscle": muscle, "spine": spine}
+        self._loaded: dict[str, SegmentationBackend] = {}
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"_sources": self._sources, "_loaded": {}}
+
+    def source(self, role: Role) -> ModelSource | None:
+        """The factory or backend given for ``role``."""
+        return self._sources[role]
+
+    def get(self, role: Role) -> SegmentationBackend:
+        """The loaded model of ``role`` (built now if it was not yet); one-line error when there is none."""
+        if role not in self._loaded:
+            source = self._sources[role]
+            if source is None:
+                raise InputError(f"no {role} model was given for this run")
+            self._loaded[role] = source if isinstance(source, SegmentationBackend) else source()
+        return self._loaded[role]
+
+    def check(self, role: Role) -> None:
+        """Fail now, in one line and without loading anything, when ``role``'s model cannot be built."""
+        source = self._sources[role]
+        if source is None:
+            raise InputError(f"no {role} model was given for this run")
+        if isinstance(source, BackendFactory):
+            source.check()
+
+    def replace(self, **sources: ModelSource | None) -> Models:
+        """The same models with some roles' sources replaced (nothing loaded carries over)."""
+        return Models(**{**self._sources, **sources})  # type: ignore[arg-type]

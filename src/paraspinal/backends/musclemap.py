@@ -33,10 +33,11 @@ import numpy as np
 
 from paraspinal import __version__
 from paraspinal.anatomy import LabelScheme, load_scheme
-from paraspinal.backends.base import Segmentation
+from paraspinal.backends.base import segmentation
 from paraspinal.backends.catalog import BackendOptions
 from paraspinal.errors import InputError, ParaspinalError
 from paraspinal.io.image import Image
+from paraspinal.io.label_map import LabelMap
 from paraspinal.io.writers import label_dtype
 
 OVERLAP = 0.9  # mm_segment --overlap default (90 %)
@@ -254,7 +255,7 @@ class MuscleMapBackend:
             "paraspinal_version": __version__,
         }
 
-    def segment(self, image: Image) -> Segmentation:
+    def segment(self, image: Image) -> LabelMap:
         """Label map of ``image`` on its own grid, in MuscleMap's label values."""
         import torch
 
@@ -273,10 +274,13 @@ class MuscleMapBackend:
         if self.keep_largest:
             labels = keep_largest_per_label(labels)
         labels = labels.astype(label_dtype(int(self._values.max())))
-        return Segmentation(
-            labels=image.with_array(labels, source=f"MuscleMap {self.model.config_path.stem} of {image.source}"),
+        return segmentation(
+            image,
+            labels,
             scheme=self._scheme,
-            info=dict(self.provenance),
+            model=self.provenance,
+            info=None,
+            source=f"MuscleMap {self.model.config_path.stem} of {image.source}",
         )
 
     def _segment_slab(self, array: np.ndarray, affine: np.ndarray) -> np.ndarray:

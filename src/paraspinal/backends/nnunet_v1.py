@@ -28,13 +28,14 @@ import numpy as np
 
 from paraspinal import __version__
 from paraspinal.anatomy import LabelScheme
-from paraspinal.backends.base import Segmentation
+from paraspinal.backends.base import segmentation
 from paraspinal.backends.catalog import BackendOptions
 from paraspinal.backends.nnunet_labels import KNOWN_V1_TASKS, dataset_labels, resolve_scheme
 from paraspinal.backends.nnunet_v2 import quiet, restore_grid, torch_device
 from paraspinal.backends.unet_onnx import file_sha256
 from paraspinal.errors import InputError
 from paraspinal.io.image import Image
+from paraspinal.io.label_map import LabelMap
 from paraspinal.io.writers import label_dtype
 
 DEFAULT_CHECKPOINT = "model_final_checkpoint"
@@ -196,17 +197,20 @@ class NnUNetV1Backend:
             "paraspinal_version": __version__,
         }
 
-    def segment(self, image: Image) -> Segmentation:
+    def segment(self, image: Image) -> LabelMap:
         """Label map of ``image`` on its own grid, in the model's label scheme."""
         with quiet():
             seg = self._predict_zyx(image)
         labels = restore_grid(seg, None)
         max_label = int(labels.max()) if labels.size else 0
         labels = labels.astype(label_dtype(max(max_label, 1)), copy=False)
-        return Segmentation(
-            labels=image.with_array(labels, source=f"nnU-Net v1 segmentation of {image.source}"),
+        return segmentation(
+            image,
+            labels,
             scheme=self._scheme,
-            info=self.provenance,
+            model=self.provenance,
+            info=None,
+            source=f"nnU-Net v1 segmentation of {image.source}",
         )
 
     def _predict_zyx(self, image: Image) -> np.ndarray:

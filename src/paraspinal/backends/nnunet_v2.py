@@ -29,12 +29,13 @@ import numpy as np
 
 from paraspinal import __version__
 from paraspinal.anatomy import LabelScheme
-from paraspinal.backends.base import Segmentation
+from paraspinal.backends.base import segmentation
 from paraspinal.backends.catalog import BackendOptions
 from paraspinal.backends.nnunet_labels import dataset_labels, resolve_scheme
 from paraspinal.backends.unet_onnx import file_sha256
 from paraspinal.errors import InputError, ParaspinalError
 from paraspinal.io.image import Image
+from paraspinal.io.label_map import LabelMap
 from paraspinal.io.writers import label_dtype
 
 DEFAULT_CHECKPOINT = "checkpoint_final.pth"
@@ -244,7 +245,7 @@ class NnUNetV2Backend:
             "paraspinal_version": __version__,
         }
 
-    def segment(self, image: Image) -> Segmentation:
+    def segment(self, image: Image) -> LabelMap:
         """Label map of ``image`` on its own grid, in the model's label scheme."""
         data, spacing, back = nnunet_input(image, self.reader)
         with quiet():
@@ -252,8 +253,11 @@ class NnUNetV2Backend:
         labels = restore_grid(seg, back)
         max_label = int(labels.max()) if labels.size else 0
         labels = labels.astype(label_dtype(max(max_label, 1)), copy=False)
-        return Segmentation(
-            labels=image.with_array(labels, source=f"nnU-Net segmentation of {image.source}"),
+        return segmentation(
+            image,
+            labels,
             scheme=self._scheme,
-            info=self.provenance,
+            model=self.provenance,
+            info=None,
+            source=f"nnU-Net segmentation of {image.source}",
         )

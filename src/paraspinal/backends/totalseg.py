@@ -44,10 +44,11 @@ import numpy as np
 
 from paraspinal import __version__
 from paraspinal.anatomy import LabelScheme, load_scheme
-from paraspinal.backends.base import Segmentation
+from paraspinal.backends.base import segmentation
 from paraspinal.backends.catalog import BackendOptions
 from paraspinal.errors import InputError, ParaspinalError
 from paraspinal.io.image import Image
+from paraspinal.io.label_map import LabelMap
 from paraspinal.io.writers import label_dtype
 
 TASKS: dict[str, str] = {"total_mr": "total_mr", "vertebrae_mr": "total_vertebrae_mr"}
@@ -318,7 +319,7 @@ class TotalSegmentatorBackend:
             luts.append(lut)
         return luts
 
-    def segment(self, image: Image) -> Segmentation:
+    def segment(self, image: Image) -> LabelMap:
         """Label map of ``image`` on its own grid, in scheme ``total_mr`` or ``total_vertebrae_mr``."""
         import nibabel as nib
         import torch
@@ -355,11 +356,14 @@ class TotalSegmentatorBackend:
         if values.shape != image.shape:
             raise ParaspinalError(f"TotalSegmentator output shape {values.shape} differs from input {image.shape}")
         values = values.astype(label_dtype(int(values.max()) if values.size else 0))
-        info = {**self.provenance, "resampled_shape": list(resampled.shape)}
-        return Segmentation(
-            labels=image.with_array(values, source=f"TotalSegmentator {self.settings.task} of {image.source}"),
+        info = {"resampled_shape": list(resampled.shape)}
+        return segmentation(
+            image,
+            values,
             scheme=self._scheme,
+            model=self.provenance,
             info=info,
+            source=f"TotalSegmentator {self.settings.task} of {image.source}",
         )
 
     def _predict(self, resampled: Any) -> np.ndarray:

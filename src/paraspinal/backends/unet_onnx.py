@@ -24,10 +24,11 @@ from scipy import ndimage
 
 from paraspinal import __version__
 from paraspinal.anatomy import LabelScheme, load_scheme
-from paraspinal.backends.base import Segmentation
+from paraspinal.backends.base import segmentation
 from paraspinal.backends.catalog import BackendOptions
 from paraspinal.errors import InputError, ParaspinalError
 from paraspinal.io.image import Image
+from paraspinal.io.label_map import LabelMap
 from paraspinal.io.writers import label_dtype
 from paraspinal.preprocessing import (
     InputSpec,
@@ -189,12 +190,8 @@ class UNetOnnxBackend:
         self._values = np.asarray(values)
 
     @classmethod
-    def from_options(cls, model: Path | None, options: BackendOptions) -> UNetOnnxBackend:
-        """Catalog constructor: ``model`` None means the bundled default model."""
-        if model is None:
-            from paraspinal.backends.default import bundled_model_dir
-
-            model = bundled_model_dir()
+    def from_options(cls, model: Path, options: BackendOptions) -> UNetOnnxBackend:
+        """Catalog constructor (the catalog resolves the bundled model of a task to its folder)."""
         return cls(model, device=options.device, test_time_flip=options.test_time_flip, threads=options.threads)
 
     @property
@@ -218,7 +215,7 @@ class UNetOnnxBackend:
             "paraspinal_version": __version__,
         }
 
-    def segment(self, image: Image) -> Segmentation:
+    def segment(self, image: Image) -> LabelMap:
         """Label map of ``image`` on its own grid, in the model's label scheme."""
         spec = self.card.spec
         prepared, _ = prepare_volume(image, spec)
@@ -258,15 +255,17 @@ class UNetOnnxBackend:
         labels = self._values[classes].astype(label_dtype(int(self._values.max())))
         labels = restore_orientation(labels, prepared.oriented)
         info = {
-            **self.provenance,
             "resampled_inplane": prepared.resampled,
             "model_spacing_mm": list(spec.spacing_mm),
             "crop_box": [[bx.start, bx.stop], [by.start, by.stop]],
         }
-        return Segmentation(
-            labels=image.with_array(labels, source=f"{self.card.name} segmentation of {image.source}"),
+        return segmentation(
+            image,
+            labels,
             scheme=self.card.scheme,
+            model=self.provenance,
             info=info,
+            source=f"{self.card.name} segmentation of {image.source}",
         )
 
     def _probabilities(self, batch: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Run cases on a Dask distributed cluster; each worker builds the segmentation backend once.
+"""Run cases on a Dask distributed cluster; each worker loads each model once, when a case first needs it.
 
 Workers must see the same filesystem as the driver (the output folder is written by workers).
 This module needs ``distributed`` (``pip install 'paraspinal[dask]'``); it is imported only for
@@ -13,33 +13,31 @@ from pathlib import Path
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from paraspinal.backends import SegmentationBackend
-from paraspinal.pipeline.cases import Case
-from paraspinal.pipeline.run import CaseResult, RunOptions, run_case
+from paraspinal.backends.catalog import Models
+from paraspinal.pipeline.case import Case
+from paraspinal.pipeline.case_run import run_case
+from paraspinal.pipeline.options import RunOptions
+from paraspinal.pipeline.results import CaseResult
 
-_PLUGIN = "paraspinal-backend"
+_PLUGIN = "paraspinal-models"
 
 
-class BackendPlugin(WorkerPlugin):
-    """A Dask worker plugin holding one backend per worker, built when the worker joins."""
+class ModelsPlugin(WorkerPlugin):
+    """A Dask worker plugin holding the run's :class:`Models` on each worker (each model loaded once there)."""
 
-    def __init__(self, factory: Callable[[], SegmentationBackend] | None) -> None:
-        self.factory = factory
-        self.backend: SegmentationBackend | None = None
-
-    def setup(self, worker: object) -> None:
-        self.backend = self.factory() if self.factory is not None else None
+    def __init__(self, models: Models) -> None:
+        self.models = models
 
     def teardown(self, worker: object) -> None:
-        self.backend = None
+        self.models = Models(muscle=None, spine=None)
 
 
 def _work_on_worker(case: Case, options: RunOptions, out: str) -> CaseResult:
     from distributed import get_worker
 
     plugin = get_worker().plugins.get(_PLUGIN)
-    backend = plugin.backend if isinstance(plugin, BackendPlugin) else None
-    return run_case(case, backend=backend, options=options, out_dir=out)
+    models = plugin.models if isinstance(plugin, ModelsPlugin) else Models(muscle=None, spine=None)
+    return run_case(case, models=models, options=options, out_dir=out)
 
 
 def run_on_dask(
@@ -48,7 +46,7 @@ def run_on_dask(
     options: RunOptions,
     out: Path,
     address: str,
-    factory: Callable[[], SegmentationBackend] | None,
+    models: Models,
     on_submit: Callable[[str], None],
 ) -> Iterator[CaseResult]:
     """Submit every case to the scheduler at ``address`` and yield results as they finish."""
@@ -56,7 +54,7 @@ def run_on_dask(
 
     run = uuid.uuid4().hex[:8]
     with Client(address) as client:  # as_completed needs it as the current client
-        client.register_plugin(BackendPlugin(factory), name=_PLUGIN)
+        client.register_plugin(ModelsPlugin(models), name=_PLUGIN)
         futures = {}
         for case in cases:
             on_submit(case.case_id)

@@ -1,13 +1,15 @@
 """Cohort runs: many cases on local worker processes or a Dask cluster, resumable after any kill.
 
-* Every case goes through :func:`paraspinal.pipeline.run.run_case`, which writes ``<out>/<case>/``
+* Every case goes through :func:`paraspinal.pipeline.case_run.run_case`, which writes ``<out>/<case>/``
   atomically (staged under a hidden name, checked against its manifest, then renamed) and never raises
   for a bad case.
 * A run holds the output folder's lock (:mod:`paraspinal.batch.lock`) from start to end: a second run on
   the same folder is refused (or waits, ``wait``), and the parts of one split run side by side.
   Holding it proves which staging folders are left by dead runs; only those are removed.
-* Each local worker builds the segmentation backend once and reuses it; a worker that dies costs only its
-  own case, which is retried on a fresh worker (:mod:`paraspinal.batch.workers`).
+* Models come from the run's :class:`~paraspinal.backends.catalog.Models`: each process (the driver when it
+  runs cases itself, each worker otherwise) loads each model the first time a case needs it, and only then;
+  a driver whose workers segment loads none. A worker that dies costs only its own case, which is retried on
+  a fresh worker (:mod:`paraspinal.batch.workers`).
 * The driver alone writes the SQLite ledger; a case folder whose manifest lists only files that exist is
   the proof that the case finished, so after ``kill -9`` a restart skips exactly the finished cases.
 * ``num_parts``/``part_id`` split the cohort for array jobs. Every run, every part when it ends, rebuilds
@@ -22,22 +24,26 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from paraspinal.backends import SegmentationBackend
-from paraspinal.backends.catalog import BackendFactory as CatalogFactory
-from paraspinal.backends.catalog import BackendOptions
-from paraspinal.batch.cohort import clear_cohort_leftovers, clear_dead_staging, finished_cases, rebuild_cohort
+from paraspinal.backends.catalog import BackendFactory, Models
+from paraspinal.batch.cohort import (
+    clear_cohort_leftovers,
+    clear_dead_staging,
+    common_model,
+    finished_cases,
+    rebuild_cohort,
+)
 from paraspinal.batch.ledger import Ledger
 from paraspinal.batch.lock import run_lock
 from paraspinal.batch.parts import select_part
 from paraspinal.batch.workers import DEFAULT_ATTEMPTS, run_in_workers
 from paraspinal.errors import InputError
-from paraspinal.pipeline.cases import Case
+from paraspinal.pipeline.case import Case
+from paraspinal.pipeline.case_run import run_case
+from paraspinal.pipeline.levels import check_levels_csv
 from paraspinal.pipeline.manifest import utc_now
 from paraspinal.pipeline.options import RunOptions
 from paraspinal.pipeline.results import CaseResult, RunResult, finished_case_result
-from paraspinal.pipeline.run import default_backend, run_case
 
-BackendFactory = Callable[[], SegmentationBackend]
 LEDGER_NAME = "ledger.sqlite"
 
 
@@ -77,7 +83,7 @@ def run_batch(
     options: RunOptions,
     out_dir: str | Path,
     batch: BatchOptions = BatchOptions(),
-    backend_factory: BackendFactory | None = None,
+    models: Models | None = None,
     on_progress: Callable[[BatchProgress], None] | None = None,
     command: Sequence[str] | None = None,
     failed_inputs: Sequence[tuple[str, str]] = (),
@@ -86,9 +92,11 @@ def run_batch(
     """Run a cohort (see module docstring); returns every case of this part, finished earlier or now.
 
     ``failed_inputs`` are ``(case_id, reason)`` pairs of inputs that make no case (a bad cases CSV row, an
-    unmatched file): they are recorded and reported as failed cases. ``backend_factory`` must be picklable
-    (a module-level function or class) because workers call it; the default builds the bundled model.
+    unmatched file): they are recorded and reported as failed cases. ``models`` (default: the bundled muscle
+    and spine models) must be picklable when ``batch.workers`` > 1 or ``batch.scheduler`` is set: factories,
+    module-level functions or classes, that workers call.
     """
+    models = models if models is not None else Models()
     out = Path(out_dir).absolute()
     if out.exists() and not out.is_dir():
         raise InputError("output path exists and is not a folder", path=out)
@@ -99,6 +107,10 @@ def run_batch(
     mine = set(select_part(every, num_parts=batch.num_parts, part_id=batch.part_id))
     part = [c for c in cases if c.case_id in mine]
     refused = [(case_id, reason) for case_id, reason in failed_inputs if case_id in mine]
+    if len(cases) > 1 and options.levels_csv is not None:
+        check_levels_csv(options.levels_csv, n_cases=len(cases))
+    if any(c.needs_segmentation for c in part):
+        models.check("muscle")  # a missing model or extra stops the run here, before any output, loading nothing
     out.mkdir(parents=True, exist_ok=True)
     started = utc_now()
     start = time.perf_counter()
@@ -108,8 +120,6 @@ def run_batch(
     ) as lock:
         clear_dead_staging(out, lock=lock, cases=mine)
         clear_cohort_leftovers(out)
-        factory = backend_factory or default_backend
-        provenance = None
         with Ledger(out / _ledger_name(batch)) as ledger:
             ledger.forget_all_but(mine)
             ledger.register(sorted(mine))
@@ -123,20 +133,7 @@ def run_batch(
                 result = CaseResult(case_id, "failed", error=reason)
                 results.append(result)
                 tracker.update(result)
-            needs_model = any(c.needs_segmentation for c in todo)
-            # build the model once here too: a missing model stops the run before any work, and the
-            # run manifest records exactly which model the workers use
-            driver_backend = factory() if needs_model else None
-            provenance = dict(driver_backend.provenance) if driver_backend is not None else None
-            for result in _execute(
-                todo,
-                options=options,
-                out=out,
-                batch=batch,
-                factory=factory if needs_model else None,
-                local_backend=driver_backend,
-                ledger=ledger,
-            ):
+            for result in _execute(todo, options=options, out=out, batch=batch, models=models, ledger=ledger):
                 if result.ok:
                     ledger.mark_done(result.case_id, seconds=sum(result.timings_s.values()))
                 else:
@@ -148,7 +145,7 @@ def run_batch(
         files = rebuild_cohort(out, options=options, command=command, started_at=started, start_s=start)
     order = {case_id: i for i, case_id in enumerate(every)}
     results.sort(key=lambda r: order.get(r.case_id, len(order)))
-    return RunResult(out, tuple(results), files, provenance)
+    return RunResult(out, tuple(results), files, common_model(results))
 
 
 def collect(out_dir: str | Path, *, command: Sequence[str] | None = None) -> dict[str, Path]:
@@ -190,22 +187,22 @@ class _Tracker:
 # --- execution ------------------------------------------------------------------------------------
 
 
-def worker_backend_factory(factory: BackendFactory | None, *, workers: int, cpu_count: int) -> BackendFactory | None:
-    """The factory each local worker process calls: the CPU cores shared out between the workers.
+def worker_models(models: Models, *, workers: int, cpu_count: int) -> Models:
+    """The models each local worker process loads: the CPU cores shared out between the workers.
 
     ONNX Runtime and PyTorch otherwise start one thread per core in every worker, so ``workers``
     processes on ``cpu_count`` cores would oversubscribe them ``workers``-fold. A catalog factory
-    whose threads are unset gets ``cpu_count // workers`` (at least 1); the built-in default becomes
-    such a factory; anything else (a user's callable) is left alone.
+    whose threads are unset gets ``cpu_count // workers`` (at least 1); anything else (a user's
+    callable) is left alone.
     """
-    if factory is None:
-        return None
     threads = max(1, cpu_count // max(1, workers))
-    if factory is default_backend:
-        return CatalogFactory(options=BackendOptions(threads=threads))
-    if isinstance(factory, CatalogFactory) and factory.options.threads is None:
-        return replace(factory, options=replace(factory.options, threads=threads))
-    return factory
+
+    def shared(source: object) -> object:
+        if isinstance(source, BackendFactory) and source.options.threads is None:
+            return replace(source, options=replace(source.options, threads=threads))
+        return source
+
+    return models.replace(muscle=shared(models.source("muscle")), spine=shared(models.source("spine")))  # type: ignore[arg-type]
 
 
 def _execute(
@@ -214,8 +211,7 @@ def _execute(
     options: RunOptions,
     out: Path,
     batch: BatchOptions,
-    factory: BackendFactory | None,
-    local_backend: SegmentationBackend | None,
+    models: Models,
     ledger: Ledger,
 ) -> Iterator[CaseResult]:
     if not cases:
@@ -231,21 +227,21 @@ def _execute(
             options=options,
             out=out,
             address=batch.scheduler,
-            factory=factory,
+            models=models,
             on_submit=lambda c: ledger.mark_running(c, worker="dask"),
         )
         return
     if batch.workers <= 1:
         for case in cases:
             ledger.mark_running(case.case_id, worker=f"pid{os.getpid()}")
-            yield run_case(case, backend=local_backend, options=options, out_dir=out)
+            yield run_case(case, models=models, options=options, out_dir=out)
         return
     yield from run_in_workers(
         cases,
         options=options,
         out=out,
         workers=batch.workers,
-        factory=worker_backend_factory(factory, workers=batch.workers, cpu_count=os.cpu_count() or 1),
+        models=worker_models(models, workers=batch.workers, cpu_count=os.cpu_count() or 1),
         on_start=lambda case: ledger.mark_running(case.case_id, worker="pool"),
         attempts=batch.attempts,
     )

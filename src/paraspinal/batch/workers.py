@@ -1,7 +1,7 @@
 """Local worker processes that survive each other: one case per worker at a time, a dead worker replaced.
 
-Each worker is a fresh interpreter (``spawn``) that builds the segmentation backend once and then runs
-the cases it is sent, one at a time. When a worker dies (killed for memory, a crash in native code), only
+Each worker is a fresh interpreter (``spawn``) that runs the cases it is sent, one at a time, loading each
+model the first time one of its cases needs it. When a worker dies (killed for memory, a crash in native code), only
 the case it held is affected: it is retried on a fresh worker, at most ``attempts`` times in all, then
 failed with the reason; the other workers go on. Workers ignore Ctrl-C (the driver handles it), die with
 the driver (``PR_SET_PDEATHSIG`` on Linux, and a watchdog on the parent's pid everywhere), and are
@@ -22,8 +22,8 @@ from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from paraspinal.backends import SegmentationBackend
-from paraspinal.pipeline.cases import Case
+from paraspinal.backends.catalog import Models
+from paraspinal.pipeline.case import Case
 from paraspinal.pipeline.options import RunOptions
 from paraspinal.pipeline.results import CaseResult
 
@@ -31,8 +31,6 @@ __all__ = ["DEFAULT_ATTEMPTS", "run_in_workers"]
 
 DEFAULT_ATTEMPTS = 3  # a case whose worker dies is tried this many times in all
 _STOP_GRACE_S = 5.0
-
-BackendFactory = Callable[[], SegmentationBackend]
 
 
 def _die_with_parent(parent: int) -> None:
@@ -54,21 +52,15 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
-def _worker_main(conn: Connection, parent: int, factory: BackendFactory | None) -> None:
-    """A worker's life: build the backend once, then run cases until told to stop."""
+def _worker_main(conn: Connection, parent: int, models: Models) -> None:
+    """A worker's life: run cases until told to stop, each model loaded the first time a case needs it."""
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the driver decides
     from threadpoolctl import threadpool_limits
 
-    from paraspinal.errors import ParaspinalError
-    from paraspinal.pipeline.run import run_case
+    from paraspinal.pipeline.case_run import run_case
 
     threadpool_limits(limits=1)  # one case per core: no oversubscription of BLAS/OpenMP threads
-    backend, problem = None, None
-    try:
-        backend = factory() if factory is not None else None
-    except ParaspinalError as exc:
-        problem = f"the worker could not load the segmentation model: {exc}"
     while True:
         try:
             task = conn.recv()
@@ -77,10 +69,7 @@ def _worker_main(conn: Connection, parent: int, factory: BackendFactory | None) 
         if task is None:
             return
         case, options, out = task
-        if problem is not None and case.needs_segmentation:
-            conn.send(CaseResult(case.case_id, "failed", error=problem))
-        else:
-            conn.send(run_case(case, backend=backend, options=options, out_dir=out))
+        conn.send(run_case(case, models=models, options=options, out_dir=out))
 
 
 @dataclass
@@ -107,14 +96,14 @@ def run_in_workers(
     options: RunOptions,
     out: Path,
     workers: int,
-    factory: BackendFactory | None,
+    models: Models,
     on_start: Callable[[Case], None],
     attempts: int = DEFAULT_ATTEMPTS,
 ) -> Iterator[CaseResult]:
     """Run ``cases`` on ``workers`` processes and yield each result as it comes (see the module docstring).
 
-    ``on_start(case)`` is called each time a case is handed to a worker (a retry too). ``factory`` must be
-    picklable; each worker calls it once.
+    ``on_start(case)`` is called each time a case is handed to a worker (a retry too). ``models`` must be
+    picklable (factories, not loaded backends); each worker loads each model it needs once.
     """
     context = get_context("spawn")  # no fork: model runtimes and threads do not survive it
     queue = list(cases)
@@ -123,7 +112,7 @@ def run_in_workers(
 
     def spawn() -> _Worker:
         ours, theirs = context.Pipe()
-        process = context.Process(target=_worker_main, args=(theirs, os.getpid(), factory), daemon=True)
+        process = context.Process(target=_worker_main, args=(theirs, os.getpid(), models), daemon=True)
         process.start()
         theirs.close()
         worker = _Worker(process, ours)

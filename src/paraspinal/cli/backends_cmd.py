@@ -9,8 +9,8 @@ from rich.table import Table
 from rich.text import Text
 
 from paraspinal.backends.catalog import list_backends
+from paraspinal.cli.app import app
 from paraspinal.cli.console import console
-from paraspinal.cli.main import app
 
 
 @app.command("backends")

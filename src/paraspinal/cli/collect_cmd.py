@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
+from paraspinal.cli.app import app
 from paraspinal.cli.console import console
-from paraspinal.cli.main import app
 
 
 @app.command("collect")

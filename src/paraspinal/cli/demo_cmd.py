@@ -6,12 +6,13 @@ from pathlib import Path
 
 import typer
 
+from paraspinal.backends.catalog import BackendFactory, Models
 from paraspinal.batch import BatchOptions
-from paraspinal.cli.main import app
+from paraspinal.cli.app import app
 from paraspinal.cli.run_cmd import EXIT_ERROR, RunLog, execute
 from paraspinal.errors import InputError, ParaspinalError
-from paraspinal.pipeline.cases import Case
-from paraspinal.pipeline.run import RunOptions, default_backend
+from paraspinal.pipeline.case import Case
+from paraspinal.pipeline.options import RunOptions
 from paraspinal.sample import sample_case
 
 
@@ -34,19 +35,13 @@ def demo_command(
         levels=sample.levels,
         labels=sample.labels if manual_labels else None,
     )
-    backend = None
-    if not manual_labels:
-        try:
-            backend = default_backend()
-        except ParaspinalError as exc:
-            error = InputError(
-                f"the bundled segmentation model is not installed or not usable ({exc}); "
-                "`paraspinal demo --manual-labels` measures the sample's manual labels without it"
-            )
-            if not log_json:
-                raise error from None
-            log.error(str(error))
-            return EXIT_ERROR
+    try:
+        models = demo_models(manual_labels=manual_labels)
+    except ParaspinalError as exc:
+        if not log_json:
+            raise
+        log.error(str(exc))
+        return EXIT_ERROR
     # The sample's water file has another header than its fat file (see sample/README.md): same voxels.
     options = RunOptions(assume_aligned=True, scheme=sample.scheme)
     command = ["paraspinal", "demo", "-o", str(out)] + (["--manual-labels"] if manual_labels else [])
@@ -54,7 +49,7 @@ def demo_command(
         [case],
         out=out,
         options=options,
-        backend_factory=lambda: backend,
+        models=models,
         batch=BatchOptions(resume=False),
         log=log,
         command=command,
@@ -62,3 +57,19 @@ def demo_command(
     if result is not None and result.cases[0].ok and "report" in result.cases[0].files:
         log.out.print(f"[bold]demo report:[/] {result.cases[0].files['report']}")
     return code
+
+
+def demo_models(*, manual_labels: bool, muscle: BackendFactory | None = None) -> Models:
+    """The demo's models: none with ``manual_labels``, else the bundled muscle model (or ``muscle``), checked
+    now, loading nothing: a one-line error that says how to run the demo without it."""
+    if manual_labels:
+        return Models(muscle=None, spine=None)
+    factory = muscle if muscle is not None else BackendFactory()
+    try:
+        factory.check()
+    except ParaspinalError as exc:
+        raise InputError(
+            f"the bundled segmentation model is not installed or not usable ({exc}); "
+            "`paraspinal demo --manual-labels` measures the sample's manual labels without it"
+        ) from None
+    return Models(muscle=factory, spine=None)

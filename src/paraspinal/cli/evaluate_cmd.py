@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
+from paraspinal.cli.app import app
 from paraspinal.cli.console import console, print_frame
-from paraspinal.cli.main import app
 from paraspinal.cli.options import parse_methods
 from paraspinal.errors import InputError
 from paraspinal.measurement import INFILTRATION_METHODS

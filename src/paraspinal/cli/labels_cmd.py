@@ -6,8 +6,8 @@ import pandas as pd
 import typer
 
 from paraspinal.anatomy import list_schemes, load_registry, load_scheme
+from paraspinal.cli.app import app
 from paraspinal.cli.console import console, print_frame
-from paraspinal.cli.main import app
 
 
 @app.command("labels")

@@ -6,21 +6,12 @@ from pathlib import Path
 
 import typer
 
-from paraspinal.anatomy import load_scheme
+from paraspinal.cli.app import app
 from paraspinal.cli.console import console, print_frame
-from paraspinal.cli.main import app
 from paraspinal.errors import InputError
-from paraspinal.io import image_suffix, read_image, read_label_map
-from paraspinal.io.dicom import is_dicom_path
-from paraspinal.io.dicom_select import SeriesChoice
 from paraspinal.levels.axial_match import DEFAULT_TOLERANCE_MM
-from paraspinal.pipeline.sagittal import levels_frame, sagittal_levels, spine_backend, write_levels_outputs
+from paraspinal.pipeline.sagittal import levels_frame, write_levels_outputs
 from paraspinal.reporting import AtomicOutputs
-
-
-def _plane_choice(path: Path, plane: str) -> SeriesChoice | None:
-    """For a DICOM folder/zip: take the series in ``plane``; files need no choice."""
-    return SeriesChoice(plane=plane) if image_suffix(path) is None and is_dicom_path(path) else None
 
 
 @app.command("levels")
@@ -55,24 +46,29 @@ def levels_command(
         raise InputError("output path exists and is not a folder", path=out)
     if tolerance_mm < 0:
         raise typer.BadParameter("must be zero or more", param_hint="--tolerance-mm")
-    image = read_image(sagittal, series=_plane_choice(sagittal, "sagittal"))
-    stack = read_image(axial, series=_plane_choice(axial, "axial")) if axial is not None else None
-    if labels is not None:
-        label_map = read_label_map(labels, series=_plane_choice(labels, "sagittal"))
-        result = sagittal_levels(
-            image,
-            labels=label_map,
-            scheme=load_scheme(scheme),
-            axial=stack,
-            assume_aligned=assume_aligned,
-            tolerance_mm=tolerance_mm,
-        )
-    else:
-        backend = spine_backend(device=device, threads=threads)
-        result = sagittal_levels(image, backend=backend, axial=stack, tolerance_mm=tolerance_mm)
+    from paraspinal.backends.catalog import BackendFactory, BackendOptions, Models
+    from paraspinal.pipeline.case import Case
+    from paraspinal.pipeline.options import RunOptions
+    from paraspinal.pipeline.stages import CaseState, StageContext, run_stages
+
+    spine = BackendFactory(role="spine", options=BackendOptions(device=device, threads=threads, test_time_flip=False))
+    options = RunOptions(
+        sagittal_scheme=scheme,
+        assume_aligned=assume_aligned,
+        plane="axial",
+        levels_tolerance_mm=tolerance_mm,
+        study_roles=False,
+    )
+    case = Case("levels", image=axial, sagittal=sagittal, sagittal_labels=labels)
+    state = run_stages(
+        CaseState(case, options), ("read", "levels"), StageContext(models=Models(muscle=None, spine=spine))
+    )
+    result = state.levels.spine if state.levels is not None else None
+    if result is None:
+        raise InputError("; ".join(state.notes) or "no levels found", path=sagittal)
     with AtomicOutputs(out) as outputs:
         files = write_levels_outputs(outputs, result)
-    for note in result.notes:
+    for note in state.notes:
         typer.echo(f"paraspinal: note: {note}", err=True)
     frame = levels_frame(result)
     shown = [c for c in ("level", "confidence", "estimated", "disc_slice", "distance_mm", "angle_deg") if c in frame]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import typer
 
+from paraspinal.cli.app import app
 from paraspinal.cli.console import console, print_frame
-from paraspinal.cli.main import app
 from paraspinal.cli.options import parse_methods
 from paraspinal.cli.series_cmd import (
     case_id_from_option,
@@ -19,8 +20,8 @@ from paraspinal.cli.series_cmd import (
 )
 from paraspinal.errors import InputError
 from paraspinal.measurement import INFILTRATION_METHODS
-from paraspinal.pipeline.measure import MeasureRequest, measure_request, sample_request
-from paraspinal.reporting import summary_frame
+
+CASE_ID_SOURCES = ("path", "patient-id")
 
 
 @app.command("measure")
@@ -58,40 +59,75 @@ def measure_command(
     """Measure CSA, volume, fat fraction and fat infiltration from a label map; write CSV and Parquet."""
     out_console = console(quiet=quiet)
     method_list = parse_methods(methods)
+    from paraspinal.io.case_names import case_id_from_name, check_case_id
+    from paraspinal.pipeline.case import Case
+    from paraspinal.pipeline.options import RunOptions
+    from paraspinal.pipeline.outputs import write_tables
+    from paraspinal.pipeline.read import check_series_options, patient_case_id
+    from paraspinal.pipeline.stages import CaseState, StageContext, run_stages
+    from paraspinal.reporting import summary_frame
+    from paraspinal.sample import sample_case
+
+    if case_id_from not in CASE_ID_SOURCES:
+        raise InputError(f"unknown case id source '{case_id_from}'; choose from {', '.join(CASE_ID_SOURCES)}")
+    options = RunOptions(
+        scheme=scheme,
+        assume_aligned=assume_aligned,
+        infiltration_methods=method_list,
+        series=tuple(series or ()),
+        plane=plane,
+        contrast=contrast,
+        resample_uneven=resample_uneven,
+        keep_descriptions=keep_descriptions,
+        study_roles=False,
+    )
     if sample:
-        request = sample_request(out, infiltration_methods=method_list)
-    else:
-        if labels is None:
-            raise typer.BadParameter("a label map is required (or use --sample)", param_hint="--labels")
-        if image is None and water is None and fat is None:
-            out_console.print("[yellow]no image given: measuring areas and volumes only[/]")
-        request = MeasureRequest(
-            labels=labels,
-            image=image,
-            image_name=image_name,
-            water=water,
-            fat=fat,
-            levels=levels,
-            scheme=scheme,
-            case_id=case_id,
-            out_dir=out,
-            assume_aligned=assume_aligned,
-            infiltration_methods=method_list,
-            series=tuple(series or ()),
-            plane=plane,
-            contrast=contrast,
-            resample_uneven=resample_uneven,
-            case_id_from=case_id_from,
-            keep_descriptions=keep_descriptions,
+        # TUM01 with its manual labels and levels; the fat image doubles as the bright-fat image for the
+        # threshold methods; its water header differs from the labels' on the same voxels (sample/README.md)
+        tum01 = sample_case()
+        options = dataclasses.replace(options, scheme=tum01.scheme, assume_aligned=True)
+        labels, water, fat, image, image_name, levels = (
+            tum01.labels,
+            tum01.water,
+            tum01.fat,
+            tum01.fat,
+            "fat",
+            tum01.levels,
         )
+        case_id = tum01.case_id
+    elif labels is None:
+        raise typer.BadParameter("a label map is required (or use --sample)", param_hint="--labels")
+    elif image is None and water is None and fat is None:
+        out_console.print("[yellow]no image given: measuring areas and volumes only[/]")
+    if (water is None) != (fat is None):
+        raise InputError("Dixon fat fraction needs both --water and --fat", path=water or fat)
     if out.exists() and not out.is_dir():
         raise InputError("output path exists and is not a folder", path=out)
-    result = measure_request(request)
-    for warning in result.measurements.warnings:
+    paths = {"image": image, "water": water, "fat": fat, "labels": labels, "levels": levels}
+    probe = Case("measure", image_name="image", **paths)  # the inputs, before the case id is known
+    check_series_options(probe, options=options)
+    if case_id is not None:
+        check_case_id(case_id, fix="pass another --case-id")
+    else:
+        named = image or water or labels
+        case_id = patient_case_id(probe, options=options) if case_id_from == "patient-id" else case_id_from_name(named)
+        check_case_id(case_id, path=named, fix="rename the file or pass --case-id")
+    case = Case(case_id, image_name=image_name, **paths)
+    state = run_stages(CaseState(case, options), ("read", "levels", "measure"), StageContext(models=_no_models()))
+    files = write_tables(state, out)
+    for warning in state.warnings:
         typer.echo(f"paraspinal: warning: {warning}", err=True)
+    table = state.need("measurements", "measure").table  # type: ignore[attr-defined]
     print_frame(
         out_console,
-        summary_frame(result.measurements.table).drop(columns=["case_id"]),
-        title=f"{result.case_id}: summary (volume mL, fat fraction %, CSA mm2)",
+        summary_frame(table).drop(columns=["case_id"]),
+        title=f"{case_id}: summary (volume mL, fat fraction %, CSA mm2)",
     )
-    out_console.print(f"wrote {len(result.measurements.table)} rows to {result.files['csv']} (+ .parquet)")
+    out_console.print(f"wrote {len(table)} rows to {files['csv']} (+ .parquet)")
+
+
+def _no_models():
+    """``measure`` segments nothing and reads levels from CSVs or discs only: no model is ever loaded."""
+    from paraspinal.backends.catalog import Models
+
+    return Models(muscle=None, spine=None)

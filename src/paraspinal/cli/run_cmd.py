@@ -16,9 +16,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from paraspinal.backends.catalog import BackendFactory as CatalogFactory
+from paraspinal.backends.catalog import BackendFactory, Models
 from paraspinal.batch import BatchOptions, BatchProgress, run_batch
-from paraspinal.batch.runner import BackendFactory
+from paraspinal.cli.app import app
 from paraspinal.cli.backend_options import (
     backend_factory,
     backend_option,
@@ -32,7 +32,6 @@ from paraspinal.cli.backend_options import (
     tta_option,
 )
 from paraspinal.cli.console import console, print_frame
-from paraspinal.cli.main import app
 from paraspinal.cli.options import parse_methods
 from paraspinal.cli.series_cmd import (
     check_output_format,
@@ -46,8 +45,10 @@ from paraspinal.cli.series_cmd import (
 )
 from paraspinal.errors import ParaspinalError
 from paraspinal.measurement import INFILTRATION_METHODS
-from paraspinal.pipeline.cases import Case, discover_cases, dixon_from_dicom, read_cases_csv
-from paraspinal.pipeline.run import RunOptions, RunResult
+from paraspinal.pipeline.case import Case
+from paraspinal.pipeline.discovery import discover_cases, read_cases_csv
+from paraspinal.pipeline.options import RunOptions
+from paraspinal.pipeline.results import RunResult
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2, 3
 
@@ -133,7 +134,7 @@ def execute(
     *,
     out: Path,
     options: RunOptions,
-    backend_factory: BackendFactory | None,
+    models: Models,
     batch: BatchOptions,
     log: RunLog,
     command: Sequence[str],
@@ -155,7 +156,7 @@ def execute(
             options=options,
             out_dir=out,
             batch=batch,
-            backend_factory=backend_factory,
+            models=models,
             on_progress=log.progress,
             command=command,
             failed_inputs=failed_inputs,
@@ -206,7 +207,7 @@ def execute(
     return code, result
 
 
-def backend_arguments(factory: CatalogFactory) -> list[str]:
+def backend_arguments(factory: BackendFactory) -> list[str]:
     """The command-line flags that rebuild ``factory`` (none for the default), for the run manifest."""
     if factory.is_default:
         return []
@@ -347,8 +348,7 @@ def run_command(
             found_n = len(cases) + len(failed_inputs)
             raise typer.BadParameter(f"--labels needs exactly one case, found {found_n}", param_hint="--labels")
         cases = [dataclasses.replace(cases[0], labels=labels)]
-    try:  # a DICOM study holding water and fat series is a Dixon case
-        cases = [dixon_from_dicom(c, series=options.series, plane=plane) for c in cases]
+    try:
         if any(c.needs_segmentation for c in cases):
             factory.check()  # unknown backend, missing extra or --model: one line, before any output
     except ParaspinalError as exc:
@@ -364,12 +364,11 @@ def run_command(
     batch = BatchOptions(
         workers=workers, scheduler=scheduler, num_parts=num_parts, part_id=part_id, resume=resume, wait=wait
     )
-    # the default recipe leaves the choice to the batch runner (the bundled model, as before)
     code, result = execute(
         cases,
         out=out,
         options=options,
-        backend_factory=None if factory.is_default else factory,
+        models=Models(muscle=factory),
         batch=batch,
         log=log,
         command=command,

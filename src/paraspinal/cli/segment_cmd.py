@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import typer
 from rich.table import Table
 
+from paraspinal.cli.app import app
 from paraspinal.cli.backend_options import (
     backend_factory,
     backend_option,
@@ -22,7 +22,6 @@ from paraspinal.cli.backend_options import (
     tta_option,
 )
 from paraspinal.cli.console import console
-from paraspinal.cli.main import app
 from paraspinal.cli.series_cmd import (
     check_output_format,
     contrast_option,
@@ -31,15 +30,11 @@ from paraspinal.cli.series_cmd import (
     plane_option,
     resample_uneven_option,
     seg_patient_option,
-    series_choice,
     series_option,
 )
 from paraspinal.errors import InputError
-from paraspinal.io import Image, image_suffix, read_image, strip_image_suffix, write_label_map
+from paraspinal.io import image_suffix, strip_image_suffix
 from paraspinal.io.dicom import is_dicom_path
-from paraspinal.io.dicom_seg import write_label_output
-from paraspinal.postprocessing import keep_largest_component
-from paraspinal.reporting import AtomicOutputs
 
 
 def output_paths(image: Path, out: Path) -> tuple[Path, Path]:
@@ -103,42 +98,46 @@ def segment_command(
     if not dicom_input and (series or plane or contrast or resample_uneven or output_format == "dicom-seg"):
         raise typer.BadParameter("series options and DICOM-SEG output need a DICOM input", param_hint="IMAGE")
     labels_path, sidecar_path = output_paths(image, out)
-    choice = series_choice(
-        series, plane=plane, contrast=contrast, resample_uneven=resample_uneven, keep_descriptions=keep_descriptions
+    from paraspinal.backends.catalog import Models
+    from paraspinal.pipeline.case import Case
+    from paraspinal.pipeline.options import RunOptions
+    from paraspinal.pipeline.outputs import write_segmentation
+    from paraspinal.pipeline.stages import CaseState, StageContext, run_stages
+
+    options = RunOptions(
+        largest_component=cleanup,
+        series=tuple(series or ()),
+        plane=plane,
+        contrast=contrast,
+        resample_uneven=resample_uneven,
+        keep_descriptions=keep_descriptions,
+        study_roles=False,
     )
-    source = read_image(image, series=choice if dicom_input else None)
-    backend = factory()
-    result = backend.segment(source)
-    labels = result.labels
-    records = []
-    if cleanup:
-        labels, records = keep_largest_component(labels)
-    sidecar = {
-        "source": str(image),
-        "scheme": result.scheme.key,
-        "backend": backend.name,
-        "labels": {str(v): result.scheme.entry(v).name for v in result.scheme.values},
-        "provenance": backend.provenance,
-        "segmentation": {k: v for k, v in result.info.items() if k not in backend.provenance},
-        "postprocessing": [
-            {"label": r.label, "step": r.step, "components": r.components_before, "voxels_removed": r.voxels_removed}
-            for r in records
-        ],
-    }
-    with AtomicOutputs(labels_path.parent) as outputs:  # the label map and its JSON (and SEG): all or none
-        write_label_map(labels, outputs.path(labels_path.name), compressed=labels_path.name.lower().endswith(".gz"))
-        if output_format == "dicom-seg":
-            write_label_output(
-                Image(labels.array, labels.affine, source=labels.source, metadata=dict(source.metadata)),
-                outputs.path(sidecar_path.with_suffix(".dcm").name),
-                output_format="dicom-seg",
-                scheme=result.scheme,
-                source=image,
-                patient=seg_patient,
-                algorithm_name=f"paraspinal {backend.name}",
-            )
-        outputs.path(sidecar_path.name).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
-    _print_volumes(out_console, labels.array, result.scheme, voxel_mm3=labels.voxel_volume_mm3, title=str(labels_path))
+    case = Case(_segment_case_id(strip_image_suffix(image)), image=image)
+    state = run_stages(
+        CaseState(case, options), ("read", "segment", "clean"), StageContext(models=Models(muscle=factory))
+    )
+    write_segmentation(
+        state, labels_path=labels_path, sidecar_path=sidecar_path, output_format=output_format, seg_patient=seg_patient
+    )
+    label_map = state.label_map
+    assert label_map is not None
+    labels = label_map.labels
+    _print_volumes(
+        out_console, labels.array, label_map.scheme, voxel_mm3=labels.voxel_volume_mm3, title=str(labels_path)
+    )
+
+
+def _segment_case_id(stem: str) -> str:
+    """A case id for the image being segmented (only used inside the command: names of outputs come from the
+    file name): the stem when it is a valid case id, else a neutral one."""
+    from paraspinal.io.case_names import check_case_id
+
+    try:
+        check_case_id(stem)
+    except InputError:
+        return "image"
+    return stem
 
 
 def _print_volumes(out_console, array: np.ndarray, scheme, *, voxel_mm3: float, title: str) -> None:

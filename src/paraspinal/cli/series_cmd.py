@@ -13,8 +13,8 @@ from pathlib import Path
 
 import typer
 
+from paraspinal.cli.app import app
 from paraspinal.cli.console import console
-from paraspinal.cli.main import app
 from paraspinal.io.dicom import SeriesInfo, scan_dicom
 from paraspinal.io.dicom_seg import LABEL_OUTPUT_FORMATS, SEG_PATIENT_POLICIES
 from paraspinal.io.dicom_select import CONTRASTS, PLANES, SeriesChoice, choice_for_role

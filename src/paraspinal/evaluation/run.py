@@ -32,6 +32,7 @@ from paraspinal.evaluation.overlap import ALL_LEVELS, FOREGROUND, overlap_table
 from paraspinal.evaluation.pairing import CasePair, find_case_file, pair_cases
 from paraspinal.evaluation.plots import BlandAltmanPanel, plot_bland_altman, plot_dice_boxplot, safe_filename
 from paraspinal.io import Image, axial_frame, check_same_grid, read_image, read_label_map
+from paraspinal.io.label_map import LabelMap
 from paraspinal.levels import LevelTable, read_levels_csv
 from paraspinal.measurement import INFILTRATION_METHODS, measure_case
 from paraspinal.safe_text import write_csv
@@ -155,8 +156,7 @@ def _measure_both(
     tables = []
     for source, labels in (("auto", pred), ("manual", ref)):
         measured = measure_case(
-            labels,
-            scheme=scheme,
+            LabelMap.given(labels, scheme),
             case_id=case.case_id,
             water=images["water"],
             fat=images["fat"],

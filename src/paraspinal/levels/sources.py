@@ -27,6 +27,7 @@ from paraspinal.anatomy import AnatomyRegistry, LabelScheme, load_registry
 from paraspinal.errors import LevelsError
 from paraspinal.io.case_names import case_id_from_name
 from paraspinal.io.image import Image
+from paraspinal.io.label_map import LabelMap
 from paraspinal.io.orientation import axial_frame
 from paraspinal.levels.table import Level, LevelTable, level_sort_key, normalise_level_name
 
@@ -142,9 +143,8 @@ def levels_from_disc_mask(labels: Image, *, scheme: LabelScheme, registry: Anato
 
 
 def resolve_levels(
-    labels: Image,
+    label_map: LabelMap,
     *,
-    scheme: LabelScheme,
     csv: str | Path | None = None,
     case_id: str | None = None,
     registry: AnatomyRegistry | None = None,
@@ -155,6 +155,7 @@ def resolve_levels(
     A ``csv`` that names cases but has no rows for ``case_id`` gives no levels (not the discs: the CSV
     was meant to apply) and the note ``levels CSV <csv> has no rows for case <id>: measured per slice only``.
     """
+    labels, scheme = label_map.labels, label_map.scheme
     if csv is not None:
         table = _levels_csv(csv, n_slices=axial_frame(labels).n_slices, case_id=case_id)
         if table is None:

@@ -9,16 +9,17 @@ and the discs are placed geometrically between them (:mod:`paraspinal.levels.spi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from paraspinal.anatomy import AnatomyRegistry, LabelScheme, load_registry
+from paraspinal.anatomy import AnatomyRegistry, load_registry
 from paraspinal.errors import LevelsError
 from paraspinal.io.image import Image
-from paraspinal.levels.naming import DEFAULT_MIN_BODY_MM3, FRAGMENT_SHARE, SPINE_NAMES, name_bodies
+from paraspinal.io.label_map import LabelMap
+from paraspinal.levels.naming import DEFAULT_MIN_BODY_MM3, FRAGMENT_SHARE, SPINE_NAMES, NamedBodies, name_bodies
 from paraspinal.levels.spine_geometry import DiscGeometry, VertebralBody, disc_plane, discs_between, voxel_points_mm
 from paraspinal.levels.table import level_sort_key, normalise_level_name
 
@@ -48,6 +49,7 @@ class SpineLevels:
     naming_confidence: float
     source: str
     warnings: tuple[str, ...] = ()
+    named: NamedBodies | None = field(default=None, compare=False, repr=False)  # the naming step's result
 
     def disc(self, name: str) -> DiscGeometry:
         """The disc called ``name`` (e.g. ``"L4/L5"``); KeyError if absent."""
@@ -77,17 +79,17 @@ class SpineLevels:
 
 
 def spine_levels_from_labels(
-    labels: Image,
+    label_map: LabelMap,
     *,
-    scheme: LabelScheme,
     registry: AnatomyRegistry | None = None,
     min_body_mm3: float = DEFAULT_MIN_BODY_MM3,
 ) -> SpineLevels:
-    """Disc planes of ``labels`` (a spine label map in ``scheme``); see the module docstring.
+    """Disc planes of a spine label map; see the module docstring.
 
     Raises :class:`LevelsError` when the map holds neither named discs nor vertebral bodies that
     can be named.
     """
+    labels, scheme = label_map.labels, label_map.scheme
     registry = registry or load_registry()
     present = {int(v) for v in np.unique(labels.array)} & set(scheme.values)
     named_discs = {
@@ -145,6 +147,7 @@ def spine_levels_from_labels(
         naming_confidence=named.naming_confidence,
         source=labels.source,
         warnings=tuple(warnings),
+        named=named,
     )
 
 

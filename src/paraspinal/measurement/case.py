@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from paraspinal.anatomy import AnatomyRegistry, LabelScheme, load_registry
+from paraspinal.anatomy import AnatomyRegistry, load_registry
 from paraspinal.errors import InputError
 from paraspinal.io.image import Image
+from paraspinal.io.label_map import LabelMap
 from paraspinal.io.orientation import AxialFrame, axial_frame, slice_positions_mm
 from paraspinal.levels import LevelTable
 from paraspinal.measurement.infiltration import METHODS, infiltration
@@ -50,9 +51,8 @@ class Measurements:
 
 
 def measure_case(
-    labels: Image,
+    label_map: LabelMap,
     *,
-    scheme: LabelScheme,
     case_id: str,
     water: Image | None = None,
     fat: Image | None = None,
@@ -64,12 +64,13 @@ def measure_case(
     registry: AnatomyRegistry | None = None,
     seed: int = 0,
 ) -> Measurements:
-    """Measure every labelled structure of one case.
+    """Measure every labelled structure of one case (the label map's values named by its scheme).
 
-    All images must already share ``labels``' grid (see :func:`paraspinal.io.check_same_grid`).
+    All images must already share the label map's grid (see :func:`paraspinal.io.check_same_grid`).
     ``water`` and ``fat`` enable Dixon fat fractions; ``image`` (a T1/T2 image where fat is
     bright, named ``image_name`` in the table) enables the threshold fat-infiltration methods.
     """
+    labels, scheme = label_map.labels, label_map.scheme
     registry = registry or load_registry()
     for other in (water, fat, image):
         if other is not None and other.shape != labels.shape:

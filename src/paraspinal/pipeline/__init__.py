@@ -1,18 +1,12 @@
-"""Pipelines: read inputs, check geometry, run the layers below, write outputs.
+"""One case, one staged pipeline: find cases, read them, run the stages a command picks, write outputs.
 
-The ``run`` job (segment, measure, QC images, reports) lives in :mod:`paraspinal.pipeline.run`; it is
-not imported here so that light commands do not pay for matplotlib and Jinja2 at start-up.
+- :mod:`~paraspinal.pipeline.case` and :mod:`~paraspinal.pipeline.discovery`: the :class:`Case` (input files by
+  role) and how cases are found (file names, cases CSVs).
+- :mod:`~paraspinal.pipeline.read`: one way to read a case (DICOM roles included).
+- :mod:`~paraspinal.pipeline.stages`: the stages and :func:`run_stages`; :mod:`~paraspinal.pipeline.levels`:
+  which level source wins.
+- :mod:`~paraspinal.pipeline.case_run`: one case of a ``run`` into its folder; the cohort driver is
+  :func:`paraspinal.batch.run_batch`.
+
+Nothing heavy is imported here; import the module you need.
 """
-
-from paraspinal.pipeline.cases import Case, Discovery, discover_cases
-from paraspinal.pipeline.measure import MeasureRequest, MeasureResult, case_id_from_path, measure_request
-
-__all__ = [
-    "Case",
-    "Discovery",
-    "MeasureRequest",
-    "MeasureResult",
-    "case_id_from_path",
-    "discover_cases",
-    "measure_request",
-]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from paraspinal.levels.axial_match import DEFAULT_TOLERANCE_MM
 from paraspinal.measurement import INFILTRATION_METHODS
 
 __all__ = ["RunOptions"]
@@ -32,4 +33,8 @@ class RunOptions:
     resample_uneven: bool = False
     output_format: str = "nifti"  # "dicom-seg" adds <case>_dseg.dcm next to the NIfTI label map
     seg_patient: str = "pseudonymise"
+    levels_tolerance_mm: float = DEFAULT_TOLERANCE_MM  # how far a disc centre may lie outside the axial stack
+    # a DICOM study given as one case: find its Dixon pair and sagittal series (run); segment and measure take
+    # the series they are told
+    study_roles: bool = True
     keep_descriptions: bool = False  # DICOM series descriptions (free text) into error messages

@@ -11,29 +11,22 @@ slice_stop), ``levels.json`` (the same plus bodies, sources, method and notes), 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from paraspinal import __version__
-from paraspinal.anatomy import LabelScheme, load_registry, load_scheme
-from paraspinal.backends import SegmentationBackend, UNetOnnxBackend, bundled_model_dir
-from paraspinal.errors import GeometryError, InputError
-from paraspinal.io import Image, check_same_grid, image_suffix, read_image, read_label_map, write_label_map
-from paraspinal.io.dicom import is_dicom_path
-from paraspinal.io.dicom_select import SeriesChoice
+from paraspinal.anatomy import LabelScheme, load_registry
+from paraspinal.backends import SegmentationBackend, segment_on_grid
+from paraspinal.errors import InputError
+from paraspinal.io import Image, LabelMap, write_label_map
 from paraspinal.levels import AxialLevels, SpineLevels, match_axial, spine_levels_from_labels
 from paraspinal.levels.axial_match import DEFAULT_TOLERANCE_MM
-from paraspinal.levels.naming import name_bodies, named_label_map
-from paraspinal.levels.spine import METHOD_BODIES
-from paraspinal.pipeline.cases import Case, sagittal_from_dicom, uses_sagittal_levels
+from paraspinal.levels.naming import named_label_map
 from paraspinal.reporting import AtomicOutputs
 from paraspinal.reporting.qc import QcImage
 from paraspinal.reporting.qc_sagittal import plot_sagittal_levels
 from paraspinal.safe_text import write_csv
 
-SPINE_MODEL = "lumbar_spine"
 NIFTI_ASSUMPTION = (
     "no DICOM frame of reference on both images: the sagittal and axial images are assumed to share scanner "
     "coordinates (checked only by the disc centres lying within the axial stack)"
@@ -42,99 +35,75 @@ NIFTI_ASSUMPTION = (
 
 @dataclass(frozen=True)
 class SagittalLevels:
-    """Everything ``levels`` found for one sagittal image (and, optionally, one axial stack)."""
+    """Everything ``levels`` found for one sagittal image (and, optionally, one axial stack).
+
+    ``label_map`` is the sagittal label map: given, or the spine model's with each body relabelled to the
+    level it was named (its provenance says which).
+    """
 
     sagittal: Image
-    labels: Image
-    scheme: LabelScheme
+    label_map: LabelMap
     spine: SpineLevels
     matched: AxialLevels | None = None
     axial: Image | None = None
-    segmented: bool = False
-    model: dict[str, object] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+
+    @property
+    def segmented(self) -> bool:
+        return self.label_map.provenance.segmented
+
+    @property
+    def labels(self) -> Image:
+        return self.label_map.labels
+
+    @property
+    def scheme(self) -> LabelScheme:
+        return self.label_map.scheme
+
+    @property
+    def model(self) -> dict[str, object]:
+        return dict(self.label_map.provenance.model)
 
     @property
     def source(self) -> str:
         """How the levels were found, for level tables and manifests."""
-        how = f"model {self.model.get('name', SPINE_MODEL)}" if self.segmented else f"labels ({self.scheme.key})"
+        model = self.model.get("model") or self.model.get("name", "?")
+        how = f"model {model}" if self.segmented else f"labels ({self.scheme.key})"
         return f"sagittal {Path(self.sagittal.source).name} ({how}, {self.spine.method})"
-
-
-def spine_model_installed() -> bool:
-    """Whether the bundled ``lumbar_spine`` model folder holds a model card."""
-    return (bundled_model_dir(SPINE_MODEL) / "model.json").is_file()
-
-
-def spine_backend(*, device: str = "cpu", threads: int | None = None) -> SegmentationBackend:
-    """The bundled sagittal vertebral-body model; a one-line InputError when it is not installed."""
-    if not spine_model_installed():
-        raise InputError(
-            f"the bundled {SPINE_MODEL} model is not installed; give the sagittal label map with --labels and --scheme"
-        )
-    return UNetOnnxBackend(bundled_model_dir(SPINE_MODEL), device=device, test_time_flip=False, threads=threads)
-
-
-def segment_sagittal(backend: SegmentationBackend, sagittal: Image) -> tuple[Image, LabelScheme, dict[str, object]]:
-    """The backend's label map of ``sagittal`` (integer, on its grid), its scheme and provenance."""
-    result = backend.segment(sagittal)
-    labels = result.labels
-    if labels.shape != sagittal.shape or not np.allclose(labels.affine, sagittal.affine, atol=1e-4):
-        raise GeometryError(
-            f"spine model returned labels of shape {labels.shape} not on the sagittal grid {sagittal.shape}",
-            path=sagittal.source,
-        )
-    array = labels.array if np.issubdtype(labels.array.dtype, np.integer) else np.rint(labels.array).astype(np.int32)
-    provenance = dict(getattr(backend, "provenance", {}) or {})
-    provenance.setdefault("name", getattr(backend, "name", type(backend).__name__))
-    return Image(array, sagittal.affine.copy(), source=f"{sagittal.source} (segmented)"), result.scheme, provenance
 
 
 def sagittal_levels(
     sagittal: Image,
     *,
-    labels: Image | None = None,
-    scheme: LabelScheme | None = None,
+    labels: LabelMap | None = None,
     backend: SegmentationBackend | None = None,
     axial: Image | None = None,
-    assume_aligned: bool = False,
     tolerance_mm: float = DEFAULT_TOLERANCE_MM,
 ) -> SagittalLevels:
-    """Disc planes of ``sagittal`` from ``labels`` (with ``scheme``) or, without labels, from ``backend``;
-    placed on ``axial`` when given (see :func:`paraspinal.levels.match_axial`)."""
-    model: dict[str, object] = {}
-    if labels is not None:
-        if scheme is None:
-            raise InputError("a sagittal label map needs its label scheme", path=labels.source)
-        labels = check_same_grid(sagittal, labels, assume_aligned=assume_aligned)
-        scheme.check_values(np.unique(labels.array), path=labels.source)
-        segmented = False
-    else:
+    """Disc planes of ``sagittal`` from ``labels`` (on its grid) or, without labels, from the spine model
+    ``backend``; placed on ``axial`` when given (see :func:`paraspinal.levels.match_axial`)."""
+    if labels is None:
         if backend is None:
             raise InputError(
                 "no sagittal label map and no spine model to segment the sagittal image", path=sagittal.source
             )
-        labels, scheme, model = segment_sagittal(backend, sagittal)
-        segmented = True
-    spine = spine_levels_from_labels(labels, scheme=scheme)
-    if segmented and spine.method == METHOD_BODIES:
-        # the model's voxel labels are level votes; what we write is each body with the name it was given
+        labels = segment_on_grid(backend, sagittal)
+    spine = spine_levels_from_labels(labels)
+    if labels.provenance.segmented and spine.named is not None:
+        # the model's voxel labels are level votes; what we keep is each body with the name it was given
         registry = load_registry()
-        named = name_bodies(labels, scheme=scheme, registry=registry)
-        labels = named_label_map(labels, named, scheme=scheme, registry=registry)
-    result = SagittalLevels(sagittal, labels, scheme, spine, segmented=segmented, model=model)
+        named = named_label_map(labels.labels, spine.named, scheme=labels.scheme, registry=registry)
+        labels = labels.with_labels(named, step={"step": "bodies named", "method": spine.method})
     notes = list(spine.warnings)
     matched = None
     if axial is not None:
         frames = [img.metadata.get("frame_of_reference_uid") for img in (sagittal, axial)]
         if not all(frames):
             notes.append(NIFTI_ASSUMPTION)
-        matched = match_axial(spine, axial, sagittal=sagittal, tolerance_mm=tolerance_mm, source=result.source)
+        source = SagittalLevels(sagittal, labels, spine).source
+        matched = match_axial(spine, axial, sagittal=sagittal, tolerance_mm=tolerance_mm, source=source)
         notes.extend(matched.warnings)
-    return SagittalLevels(
-        sagittal, labels, scheme, spine, matched=matched, axial=axial, segmented=segmented, model=model,
-        notes=tuple(notes),
-    )  # fmt: skip
+    return SagittalLevels(sagittal, labels, spine, matched=matched, axial=axial, notes=tuple(notes))
 
 
 def levels_frame(result: SagittalLevels):
@@ -218,46 +187,3 @@ def sagittal_qc_image(written: dict[str, Path], result: SagittalLevels) -> QcIma
         "confidences" + (", with the axial slice planes and the slice chosen per disc" if result.matched else "")
     )
     return QcImage(kind="sagittal", path=Path(path.name), title="Sagittal levels", caption=caption)
-
-
-def case_sagittal_levels(
-    case: Case,
-    *,
-    labels: Image,
-    axial: Image,
-    levels_csv: str | Path | None,
-    sagittal_scheme: str,
-    assume_aligned: bool,
-    backend: SegmentationBackend | str | None,
-) -> tuple[SagittalLevels | None, tuple[str, ...]]:
-    """Levels from the case's sagittal image (a DICOM study's sagittal series too), with notes; None when the
-    case has none, a levels CSV applies, or no spine model is available for an unlabelled sagittal image."""
-    if case.sagittal is None and case.levels is None and levels_csv is None:
-        case = sagittal_from_dicom(case)
-    if not uses_sagittal_levels(case, levels_csv=levels_csv):
-        return None, ()
-    assert case.sagittal is not None
-    if case.sagittal_labels is None and not isinstance(backend, SegmentationBackend):
-        reason = backend if isinstance(backend, str) else "no spine model was given"
-        return None, (f"sagittal image {case.sagittal.name} not used for levels: {reason}",)
-    sagittal = read_image(case.sagittal, series=_sagittal_choice(case.sagittal, case.sagittal_series))
-    sagittal_labels = None
-    if case.sagittal_labels is not None:
-        sagittal_labels = read_label_map(case.sagittal_labels, series=_sagittal_choice(case.sagittal_labels, None))
-    grid = Image(labels.array, labels.affine, source=axial.source, metadata=dict(axial.metadata))
-    result = sagittal_levels(
-        sagittal,
-        labels=sagittal_labels,
-        scheme=load_scheme(sagittal_scheme) if sagittal_labels is not None else None,
-        backend=backend if sagittal_labels is None and isinstance(backend, SegmentationBackend) else None,
-        axial=grid,
-        assume_aligned=assume_aligned,
-    )
-    return result, result.notes
-
-
-def _sagittal_choice(path: Path, series_key: str | None) -> SeriesChoice | None:
-    """DICOM series choice of a sagittal input: its series key when known, else the sagittal plane."""
-    if image_suffix(path) is not None or not is_dicom_path(path):
-        return None
-    return SeriesChoice(uids=(series_key,)) if series_key else SeriesChoice(plane="sagittal")

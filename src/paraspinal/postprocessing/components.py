@@ -6,12 +6,14 @@ edges (18), 3 = faces, edges and corners (26).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
 from paraspinal.io.image import Image
+from paraspinal.io.label_map import LabelMap
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,14 @@ def keep_largest_component(labels: Image, *, connectivity: int = 1) -> tuple[Ima
         region[removed_mask] = 0
         records.append(CleanupRecord(value, "largest_component", n, int(sizes[keep]), removed, removed * voxel_mm3))
     return labels.with_array(array), records
+
+
+def clean_label_map(label_map: LabelMap, *, connectivity: int = 1) -> tuple[LabelMap, list[CleanupRecord]]:
+    """:func:`keep_largest_component` on a label map, the step recorded in its provenance (the labels that lost
+    voxels, how many, and the volume in mm³)."""
+    labels, records = keep_largest_component(label_map.labels, connectivity=connectivity)
+    changed = [dataclasses.asdict(r) for r in records if r.voxels_removed]
+    return label_map.with_labels(labels, step={"step": "largest_component", "labels": changed}), records
 
 
 def remove_small_objects(

@@ -20,8 +20,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from paraspinal import __version__
-from paraspinal.anatomy import LabelScheme
-from paraspinal.io.image import Image
+from paraspinal.io.label_map import LabelMap
 from paraspinal.measurement import Measurements
 from paraspinal.reporting.qc import CONVENTION_NOTE, QcImage
 from paraspinal.reporting.qc_case import SINGLE_SLICE_NOTE
@@ -414,10 +413,8 @@ def write_case_page(
     folder: Path,
     *,
     case_id: str,
-    labels: Image,
-    scheme: LabelScheme,
+    label_map: LabelMap,
     measurements: Measurements,
-    segmentation: Mapping[str, object],
     levels_source: str,
     files: Mapping[str, Path],
     qc_images: Sequence[QcImage],
@@ -427,16 +424,15 @@ def write_case_page(
     inputs: Mapping[str, Mapping[str, object]],
     timings: Mapping[str, float],
 ) -> Path:
-    """Write ``<case>_report.html`` into the case's ``folder`` (files and QC images relative to it).
-
-    ``segmentation`` is ``{"source": "backend", "backend": provenance}`` or ``{"source": "given", "labels": path}``.
-    """
+    """Write ``<case>_report.html`` into the case's ``folder`` (files and QC images relative to it); the
+    label map's provenance says whether it was segmented (and by which model) or given."""
+    labels, scheme, provenance = label_map.labels, label_map.scheme, label_map.provenance
     model: Mapping[str, object] | None = None
-    if segmentation.get("source") == "backend":
-        model = dict(segmentation["backend"])  # type: ignore[call-overload]
+    if provenance.segmented:
+        model = dict(provenance.model)
         seg_text = f"segmented by {describe_model(model)}"
     else:
-        seg_text = f"label map given ({Path(str(segmentation.get('labels'))).name}), not segmented"
+        seg_text = f"label map given ({Path(str(provenance.path)).name}), not segmented"
     frame = measurements.frame
     spacing = ", ".join(f"{s:.4g}" for s in labels.spacing_mm)
     info = [

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from paraspinal.anatomy import LabelScheme
 from paraspinal.io.image import Image
+from paraspinal.io.label_map import LabelMap
 from paraspinal.io.orientation import axial_frame
 from paraspinal.levels import LevelTable
 from paraspinal.reporting.qc import (
@@ -33,8 +33,7 @@ def write_case_qc(
     folder: Path,
     *,
     case_id: str,
-    labels: Image,
-    scheme: LabelScheme,
+    label_map: LabelMap,
     levels: LevelTable | None,
     background: Image,
     table: pd.DataFrame,
@@ -53,6 +52,7 @@ def write_case_qc(
     1-voxel strip: :data:`SINGLE_SLICE_NOTE`); a montage of every labelled slice; the Dixon fat-fraction
     map (water + fat); threshold fat maps (``image`` + methods).
     """
+    labels, scheme = label_map.labels, label_map.scheme
     name = safe_name(case_id)
     slices: list[QcSlice] = qc_slices(labels, levels, n_even=n_even)
     written: list[QcImage] = []

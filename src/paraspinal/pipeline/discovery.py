@@ -1,4 +1,4 @@
-"""Find the cases of a ``paraspinal run`` (files and folders in, cases matched by name out) and their levels.
+"""Find the cases of a ``paraspinal run``: files and folders in, cases matched by name out; or a cases CSV.
 
 A case is one image (T1/T2), a Dixon water/fat pair, or either of these plus an existing label map
 (then segmentation is skipped). Files are matched by name: the image suffix is dropped, then one
@@ -19,88 +19,20 @@ collide with the run's own files, be hidden, or be run as a spreadsheet formula 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from paraspinal.anatomy import LabelScheme
-from paraspinal.errors import InputError, LevelsError
-from paraspinal.io import Image, image_suffix
+from paraspinal.errors import InputError
+from paraspinal.io import image_suffix
 from paraspinal.io.case_names import check_case_id, parse_case_name
-from paraspinal.io.dicom import discover_series, is_dicom_path
-from paraspinal.levels import LevelsResult, LevelTable, resolve_levels
-from paraspinal.safe_text import identifier_problem
+from paraspinal.pipeline.case import Case
 
-__all__ = [
-    "Case",
-    "Discovery",
-    "check_levels_csv",
-    "discover_cases",
-    "dixon_from_dicom",
-    "levels_for_case",
-    "parse_case_name",
-    "read_cases_csv",
-    "sagittal_from_dicom",
-    "uses_sagittal_levels",
-]
+__all__ = ["CASES_CSV_COLUMNS", "LEVELS_SUFFIX", "Discovery", "discover_cases", "parse_case_name", "read_cases_csv"]
 
 LEVELS_SUFFIX = "_levels.csv"
-
-
-@dataclass(frozen=True)
-class Case:
-    """One case's input files (paths only). ``labels`` set means: measure this mask, do not segment."""
-
-    case_id: str
-    image: Path | None = None
-    image_name: str = "image"
-    water: Path | None = None
-    fat: Path | None = None
-    labels: Path | None = None
-    levels: Path | None = None
-    sagittal: Path | None = None
-    sagittal_labels: Path | None = None
-    sagittal_series: str | None = None  # series key of the sagittal image inside a DICOM study
-
-    def __post_init__(self) -> None:
-        check_case_id(self.case_id)
-        problem = identifier_problem(self.image_name)
-        if problem is not None:
-            raise InputError(f"case {self.case_id}: image name {self.image_name!r} {problem}")
-        if (self.water is None) != (self.fat is None):
-            given = self.water or self.fat
-            raise InputError(f"case {self.case_id}: a Dixon case needs both a water and a fat image", path=given)
-        if self.image is None and self.water is None:
-            raise InputError(f"case {self.case_id}: no image (T1/T2 or water/fat) to measure", path=self.labels)
-        if self.sagittal_labels is not None and self.sagittal is None:
-            raise InputError(
-                f"case {self.case_id}: a sagittal label map needs its sagittal image", path=self.sagittal_labels
-            )
-
-    @property
-    def needs_segmentation(self) -> bool:
-        return self.labels is None
-
-    @property
-    def segmentation_input(self) -> str:
-        """Role of the image a backend segments: the water image of a Dixon pair, else the T1/T2 image."""
-        return "water" if self.water is not None else "image"
-
-    def inputs(self) -> dict[str, Path]:
-        """Input files by role (only those given)."""
-        found = {
-            "image": self.image,
-            "water": self.water,
-            "fat": self.fat,
-            "labels": self.labels,
-            "levels": self.levels,
-            "sagittal": self.sagittal,
-            "sagittal_labels": self.sagittal_labels,
-        }
-        return {role: path for role, path in found.items() if path is not None}
 
 
 @dataclass(frozen=True)
@@ -235,63 +167,6 @@ def _group(
     return tuple(cases), tuple(failed)
 
 
-def check_levels_csv(path: str | Path, *, n_cases: int) -> None:
-    """A levels CSV shared by several cases must say which rows are whose (``case_id``, ``pid`` or ``CT_id``)."""
-    if not Path(path).is_file():
-        raise LevelsError("levels file not found", path=path)
-    try:
-        columns = {str(c).strip() for c in pd.read_csv(path, nrows=0).columns}
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise LevelsError(f"cannot parse levels CSV ({' '.join(str(exc).split())[:120]})", path=path) from None
-    if not columns & {"case_id", "pid", "CT_id"}:
-        raise LevelsError(
-            f"levels CSV has no case_id (or pid) column, so its rows cannot be matched to {n_cases} cases",
-            path=path,
-        )
-
-
-def uses_sagittal_levels(case: Case, *, levels_csv: str | Path | None = None) -> bool:
-    """True when the case's levels come from its sagittal image: it has one and no levels CSV applies."""
-    return case.sagittal is not None and case.levels is None and levels_csv is None
-
-
-def levels_for_case(
-    case: Case,
-    *,
-    labels: Image,
-    scheme: LabelScheme,
-    levels_csv: str | Path | None = None,
-    sagittal: tuple[LevelTable, str] | None = None,
-) -> LevelsResult:
-    """The case's levels, where they came from and notes for its warnings: its own CSV, else the run's CSV
-    (rows for this case; none, with a note, when it has none), else ``sagittal`` (the level table found on
-    its sagittal image, and its source), else the named discs of its label map, else none (then
-    measurements are per slice only)."""
-    csv = case.levels or levels_csv
-    if csv is None and sagittal is not None:
-        return LevelsResult(*sagittal)
-    return resolve_levels(labels, scheme=scheme, csv=csv, case_id=case.case_id)
-
-
-def sagittal_from_dicom(case: Case, *, min_slices: int = 5) -> Case:
-    """A DICOM study case with the study's sagittal series as its sagittal image, when it holds one.
-
-    The series with the most slices among readable sagittal series of at least ``min_slices`` slices is
-    taken (a 3-plane localizer has fewer). Cases with a sagittal image, or not from DICOM, are returned
-    unchanged.
-    """
-    source = case.image if case.image is not None else case.water
-    if case.sagittal is not None or source is None or image_suffix(source) is not None or not is_dicom_path(source):
-        return case
-    found = [
-        s for s in discover_series(source) if s.plane == "sagittal" and s.n_slices >= min_slices and not s.problems
-    ]
-    if not found:
-        return case
-    best = max(found, key=lambda s: s.n_slices)
-    return dataclasses.replace(case, sagittal=source, sagittal_series=best.key)
-
-
 CASES_CSV_COLUMNS = (
     "case_id",
     "image",
@@ -359,25 +234,3 @@ def read_cases_csv(path: str | Path) -> Discovery:
         except InputError as exc:
             failed.append((name, str(InputError(exc.message, path=p))))
     return Discovery(tuple(cases), (), tuple(failed))
-
-
-def dixon_from_dicom(case: Case, *, series: Sequence[str] = (), plane: str | None = None) -> Case:
-    """Make a DICOM study given as one case a Dixon case when it holds a water and a fat series.
-
-    That happens when ``series`` names ``water=UID`` and ``fat=UID``, or, with no ``series`` words,
-    when the study (after the ``plane`` filter) holds a series hinted water and one hinted fat (from
-    ImageType and description); the sagittal localizer of an axial Dixon study is then ignored by
-    ``--plane axial``. Any other case is returned unchanged.
-    """
-    source = case.image
-    if source is None or case.water is not None or image_suffix(source) is not None or not is_dicom_path(source):
-        return case
-    roles = {word.partition("=")[0].strip() for word in series if "=" in word}
-    dixon = dataclasses.replace(case, image=None, image_name="image", water=source, fat=source)
-    if {"water", "fat"} <= roles:
-        return dixon
-    if series:
-        return case
-    found = [s for s in discover_series(source) if plane is None or s.plane == plane]
-    hinted = {hint for s in found for hint in s.contrasts}
-    return dixon if {"water", "fat"} <= hinted else case

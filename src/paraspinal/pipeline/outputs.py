@@ -1,0 +1,69 @@
+"""What the single-case commands write from a case's state: ``segment``'s label map and JSON sidecar,
+``measure``'s tables. Each set of files appears complete or not at all (staged, then renamed together)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from paraspinal.io import Image, write_label_map
+from paraspinal.io.dicom_seg import write_label_output
+from paraspinal.pipeline.stages import CaseState, case_inputs
+from paraspinal.reporting import AtomicOutputs, write_measurements
+
+__all__ = ["segmentation_sidecar", "write_segmentation", "write_tables"]
+
+
+def segmentation_sidecar(state: CaseState) -> dict[str, object]:
+    """The JSON beside ``segment``'s label map: source, scheme and label names, the model's provenance, what it
+    did with this image, and the clean-up per label."""
+    label_map = state.label_map
+    assert label_map is not None
+    provenance = label_map.provenance
+    return {
+        "source": str(state.case.image or state.case.water),
+        "scheme": label_map.scheme.key,
+        "backend": str(provenance.model.get("backend", provenance.model.get("name", ""))),
+        "labels": {str(v): label_map.scheme.entry(v).name for v in label_map.scheme.values},
+        "provenance": dict(provenance.model),
+        "segmentation": dict(provenance.info),
+        "postprocessing": [
+            {"label": r.label, "step": r.step, "components": r.components_before, "voxels_removed": r.voxels_removed}
+            for r in state.cleanup
+        ],
+    }
+
+
+def write_segmentation(
+    state: CaseState, *, labels_path: Path, sidecar_path: Path, output_format: str = "nifti", seg_patient: str
+) -> None:
+    """The label map (NIfTI; and DICOM-SEG beside it, referencing the DICOM source) and its JSON sidecar."""
+    label_map, images = state.label_map, state.images
+    assert label_map is not None and images is not None and images.to_segment is not None
+    labels = label_map.labels
+    with AtomicOutputs(labels_path.parent) as outputs:  # the label map and its JSON (and SEG): all or none
+        write_label_map(labels, outputs.path(labels_path.name), compressed=labels_path.name.lower().endswith(".gz"))
+        if output_format == "dicom-seg":
+            source = images.to_segment
+            write_label_output(
+                Image(labels.array, labels.affine, source=labels.source, metadata=dict(source.metadata)),
+                outputs.path(sidecar_path.with_suffix(".dcm").name),
+                output_format="dicom-seg",
+                scheme=label_map.scheme,
+                source=state.case.image or state.case.water,  # type: ignore[arg-type]
+                patient=seg_patient,
+                algorithm_name=f"paraspinal {label_map.provenance.model.get('backend', '')}".strip(),
+            )
+        text = json.dumps(segmentation_sidecar(state), indent=2) + "\n"
+        outputs.path(sidecar_path.name).write_text(text, encoding="utf-8")
+
+
+def write_tables(state: CaseState, out_dir: Path) -> dict[str, Path]:
+    """``measure``'s files in ``out_dir``: ``{case}_measurements.csv/.parquet``, ``_summary.csv``, ``_levels.csv``
+    and ``_case.json``; returns their paths by kind."""
+    measurements = state.measurements_with_warnings
+    levels = state.levels.table if state.levels is not None else None
+    with AtomicOutputs(out_dir) as outputs:
+        return write_measurements(
+            measurements, outputs, case_id=state.case.case_id, levels=levels, inputs=case_inputs(state)
+        )
