@@ -202,3 +202,47 @@ def test_real_dicom_contrast_withholds_the_category():
     assert np.isnan(grade["value"].iloc[0]) and "category_withheld_contrast_applied" in grade["flags"].iloc[0]
     mean = table[(table["metric"] == "hu_mean") & (table["method"] == "parenchyma:erode3mm+mad3")]["value"].iloc[0]
     assert 20 < mean < 120
+
+
+# --------------------------------------------------------------------------- QC image
+
+
+def _has_colour(png, rgb, *, tol=0.08) -> bool:
+    import matplotlib.image as mpimg
+
+    pixels = mpimg.imread(str(png))[..., :3]
+    return bool(np.any(np.all(np.abs(pixels - np.asarray(rgb)) < tol, axis=-1)))
+
+
+def test_qc_image_draws_selected_margin_and_outliers(tmp_path):
+    from paraspinal.reporting.qc_ct import COLOURS, ct_qc_slice, plot_ct_axial_qc
+
+    ct, labels = _liver_case("none")
+    measured = measure_case(labels, case_id="ph", ct=ct, ct_options=CtOptions(erosion_mm=1.0))
+    index = ct_qc_slice(labels, measured.parenchyma)
+    assert index in range(4, 12)
+    png = plot_ct_axial_qc(ct, labels, selections=measured.parenchyma, slice_index=6, title="ph",
+                           path=tmp_path / "q.png", display_window_hu=(-1000, 1000))  # fmt: skip
+    assert png.is_file() and png.stat().st_size > 5000
+    # blended over grey: check the hue order rather than exact values
+    import matplotlib.image as mpimg
+
+    pixels = mpimg.imread(str(png))[..., :3]
+    greenish = (pixels[..., 1] > pixels[..., 0] + 0.15) & (pixels[..., 1] > pixels[..., 2] + 0.05)
+    orange = (pixels[..., 0] > pixels[..., 1] + 0.1) & (pixels[..., 1] > pixels[..., 2] + 0.1)
+    assert greenish.sum() > 100 and orange.sum() > 100
+    assert set(COLOURS) == {"selected", "margin", "outliers", "imat"}
+
+
+@needs_ct_example
+def test_qc_image_of_the_real_ct(tmp_path):
+    from paraspinal.reporting.qc_ct import ct_qc_slice, plot_ct_axial_qc
+
+    ct = as_ct(read_image(CT_NIFTI))
+    labels = LabelMap.given(read_label_map(CT_LABELS), SCHEME)
+    measured = measure_case(labels, case_id="ex", ct=ct)
+    index = ct_qc_slice(labels, measured.parenchyma)
+    png = plot_ct_axial_qc(ct, labels, selections=measured.parenchyma, slice_index=index, title="example",
+                           path=tmp_path / "ct.png")  # fmt: skip
+    assert png.stat().st_size > 20000
+    assert _has_colour(png, (0.94, 0.89, 0.26), tol=0.05)  # IMAT voxels drawn opaque in yellow
