@@ -207,3 +207,17 @@ def test_real_ct_vertebral_level_and_slice_rows_match_numpy(real_case):
         assert _value(table, side=side, scope="slice", slice=15, metric="hu_sd", method="mask") == pytest.approx(
             on_slice.std(ddof=1), abs=1e-9
         )
+
+
+def test_vertebral_levels_cover_each_whole_vertebra_core():
+    labels = np.zeros((20, 20, 30), dtype=np.uint8)
+    labels[5:15, 5:15, 4:12] = 29  # L3 body: slices 4..11
+    labels[9:11, 14:18, 2:14] = 29  # thin posterior tips reaching slices 2..13
+    labels[5:15, 5:15, 14:22] = 28  # L4
+    labels[5:15, 5:15, 24:30] = 27  # L5 cut by the field of view: no level
+    image = Image(labels, np.eye(4), source="spine.nii.gz")
+    table = levels_from_vertebra_mask(image, scheme=SCHEME)
+    assert [(lv.name, lv.slice_start, lv.slice_stop, lv.disc_slice) for lv in table] == [
+        ("L3", 4, 12, None),
+        ("L4", 14, 22, None),
+    ]

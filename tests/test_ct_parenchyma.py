@@ -246,3 +246,16 @@ def test_qc_image_of_the_real_ct(tmp_path):
                            path=tmp_path / "ct.png")  # fmt: skip
     assert png.stat().st_size > 20000
     assert _has_colour(png, (0.94, 0.89, 0.26), tol=0.05)  # IMAT voxels drawn opaque in yellow
+
+
+def test_depth_on_the_bounding_box_equals_the_full_distance_transform():
+    from scipy import ndimage
+
+    from paraspinal.measurement.parenchyma import depth_mm
+
+    mask = np.zeros((30, 24, 12), dtype=bool)
+    mask[0:18, 5:20, 3:12] = True  # touches the array edge on two sides: not a boundary there
+    mask[8:10, 9:11, 6] = False  # a hole
+    np.testing.assert_array_equal(
+        depth_mm(mask, spacing_mm=(0.7, 0.7, 2.5)), ndimage.distance_transform_edt(mask, sampling=(0.7, 0.7, 2.5))
+    )

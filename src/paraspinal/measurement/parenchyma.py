@@ -163,8 +163,6 @@ def select_parenchyma(
     window_hu: tuple[float, float] | None = None,
 ) -> ParenchymaSelection:
     """The parenchyma of ``mask`` (a boolean array on ``ct``'s grid): eroded, outliers dropped (module docstring)."""
-    from scipy import ndimage
-
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != ct.shape:
         raise ValueError(f"mask shape {mask.shape} is not the CT grid {ct.shape}")
@@ -177,11 +175,7 @@ def select_parenchyma(
     if outliers == "window" and window_hu is None:
         raise InputError("the 'window' outlier rule needs window_hu (low, high) in HU")
     padding = mask & padding_mask(ct)
-    if erosion_mm > 0 and mask.any():
-        depth = ndimage.distance_transform_edt(mask, sampling=ct.spacing_mm)
-        core = mask & (depth > erosion_mm)
-    else:
-        core = mask.copy()
+    core = mask & (depth_mm(mask, spacing_mm=ct.spacing_mm) > erosion_mm) if erosion_mm > 0 else mask.copy()
     margin = mask & ~core
     core &= ~padding
     hu = np.asarray(ct.array)[core].astype(np.float64)
@@ -222,13 +216,11 @@ def place_rois(ct: Image, selection: ParenchymaSelection, *, n_rois: int = 3, ra
     inside); centres are taken deepest first and at least ``2 * radius_mm`` apart. Fewer ROIs come back
     when fewer fit.
     """
-    from scipy import ndimage
-
     if n_rois < 1 or not (math.isfinite(radius_mm) and radius_mm > 0):
         raise InputError(f"ROIs need a count of 1 or more and a positive radius, not {n_rois} x {radius_mm!r} mm")
     if not selection.selected.any():
         return []
-    depth = ndimage.distance_transform_edt(selection.selected, sampling=ct.spacing_mm)
+    depth = depth_mm(selection.selected, spacing_mm=ct.spacing_mm)
     candidates = np.flatnonzero((depth > radius_mm).ravel())
     if candidates.size == 0:
         return []
@@ -247,6 +239,25 @@ def place_rois(ct: Image, selection: ParenchymaSelection, *, n_rois: int = 3, ra
         alive &= np.linalg.norm(world - centre, axis=1) >= 2 * radius_mm
         rois.append(_disc(ct, selection, tuple(int(v) for v in ijk[pick]), axis=axis, radius_mm=radius_mm))
     return rois
+
+
+def depth_mm(mask: np.ndarray, *, spacing_mm: tuple[float, float, float]) -> np.ndarray:
+    """Distance (mm) from each ``mask`` voxel to the nearest voxel outside it; 0 outside. The array edge is
+    not a boundary. Computed on the mask's bounding box plus one voxel, so a small organ in a large CT is cheap."""
+    from scipy import ndimage
+
+    depth = np.zeros(mask.shape, dtype=np.float64)
+    found = np.argwhere(mask)
+    if found.size == 0:
+        return depth
+    low = np.maximum(found.min(axis=0) - 1, 0)
+    high = np.minimum(found.max(axis=0) + 2, mask.shape)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
+    inside = mask[box]
+    depth[box] = (
+        np.where(inside, np.inf, 0.0) if inside.all() else ndimage.distance_transform_edt(inside, sampling=spacing_mm)
+    )
+    return depth
 
 
 def _disc(ct: Image, selection: ParenchymaSelection, centre: tuple[int, int, int], *, axis: int, radius_mm: float):
