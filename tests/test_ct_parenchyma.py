@@ -259,3 +259,28 @@ def test_depth_on_the_bounding_box_equals_the_full_distance_transform():
     np.testing.assert_array_equal(
         depth_mm(mask, spacing_mm=(0.7, 0.7, 2.5)), ndimage.distance_transform_edt(mask, sampling=(0.7, 0.7, 2.5))
     )
+
+
+def test_ct_rows_pair_with_manual_masks_for_agreement():
+    """CT rows go through the existing agreement statistics like any metric (auto vs manual masks)."""
+    import pandas as pd
+
+    from paraspinal.evaluation.measurement_agreement import agreement_table, pair_measurements
+
+    autos, manuals = [], []
+    for n, liver_hu in enumerate((48, 55, 62, 70)):
+        ct, labels = _liver_case("none")
+        hu = ct.array.copy()
+        hu[hu == 60] = liver_hu
+        ct = ct.with_array(hu)
+        manual = labels.labels.array.copy()
+        manual[10, 10:30, 3:13] = 0  # the reader drew one row less
+        options = CtOptions(erosion_mm=1.0)
+        autos.append(measure_case(labels, case_id=f"c{n}", ct=ct, ct_options=options).table)
+        manual_map = LabelMap.given(labels.labels.with_array(manual), SCHEME)
+        manuals.append(measure_case(manual_map, case_id=f"c{n}", ct=ct, ct_options=options).table)
+    pairs = pair_measurements(pd.concat(autos), pd.concat(manuals), metrics=("hu_mean",), scopes=("structure",))
+    liver = pairs[(pairs["structure"] == "liver") & (pairs["method"] == "parenchyma:erode1mm+mad3")]
+    assert liver["auto"].tolist() == [48.0, 55.0, 62.0, 70.0] and liver["manual"].tolist() == [48.0, 55.0, 62.0, 70.0]
+    stats = agreement_table(liver)
+    assert len(stats) == 1 and stats["n"].iloc[0] == 4 and stats["mae"].iloc[0] == 0.0
