@@ -19,6 +19,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 ENHANCED_MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4.1"
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 
@@ -63,6 +64,8 @@ def write_series(
     patient: Patient = PLANTED,
     prefix: str = "",
     enhanced: bool = False,
+    modality: str = "MR",
+    extra: dict[str, object] | None = None,
 ) -> list[Path]:
     """Write ``array`` as a DICOM MR series in ``folder``; returns the files written.
 
@@ -72,6 +75,8 @@ def write_series(
         shift_mm: slice index -> extra offset along the slice step (uneven spacing).
         prefix: file name prefix; files are named in reverse slice order so reading cannot rely on names.
         enhanced: write one Enhanced MR multi-frame file (frames in reverse slice order) instead of one file per slice.
+        modality: ``MR``, or ``CT`` (CT Image Storage files; classic only).
+        extra: more attributes set on every file (``{"ContrastBolusAgent": "APPLIED"}``).
     """
     folder.mkdir(parents=True, exist_ok=True)
     stored = _stored(array, rescale)
@@ -103,8 +108,12 @@ def write_series(
         _save(ds, path)
         return [path]
     paths = []
+    sop_class = CT_IMAGE_STORAGE if modality == "CT" else MR_IMAGE_STORAGE
     for n, k in enumerate(slices):
-        ds = _base(sop_class=MR_IMAGE_STORAGE, sop_uid=uid_for(series_uid, k), **common)
+        ds = _base(sop_class=sop_class, sop_uid=uid_for(series_uid, k), **common)
+        ds.Modality = modality
+        for name, value in (extra or {}).items():
+            setattr(ds, name, value)
         ds.InstanceNumber = n + 1
         ds.ImageType = list(image_type)
         ds.ImagePositionPatient = [_ds(v) for v in positions[k]]

@@ -26,6 +26,7 @@ BUNDLED = [
     "lumbar_bodies",
     "musclemap",
     "spider",
+    "total",
     "total_mr",
     "total_vertebrae_mr",
     "totalspineseg",
@@ -152,6 +153,27 @@ def test_total_mr_class_map():
     assert scheme.values_for("psoas_major") == ()  # total_mr cannot separate psoas from iliacus
     assert scheme.values_for("vertebra", include_descendants=False) == (19,)
     assert scheme.side_swap_map()[2] == 3  # kidney_right <-> kidney_left
+
+
+def test_total_ct_class_map_follows_totalsegmentators_own_table(registry):
+    """Every value 1..117 in TotalSegmentator's class order; muscles sided, vertebrae levelled, organs unsided."""
+    scheme = load_scheme("total")
+    assert scheme.values == tuple(range(1, 118))
+    try:
+        from totalsegmentator.map_to_binary import class_map
+    except ImportError:
+        class_map = None
+    if class_map is not None:
+        assert {v: e.name for v, e in scheme.labels.items()} == class_map["total"]
+    sided = {v: (e.structure, e.side) for v, e in scheme.labels.items()}
+    assert sided[86] == ("autochthon", "left") and sided[87] == ("autochthon", "right")
+    assert sided[88] == ("iliopsoas", "left") and sided[89] == ("iliopsoas", "right")
+    assert sided[5] == ("liver", "none") and sided[1] == ("spleen", "none")
+    assert scheme.values_for("autochthon", side="right") == (87,)
+    assert [registry[scheme.entry(v).structure].level for v in (29, 31, 32, 26)] == ["L3", "L1", "T12", "S1"]
+    assert scheme.values_for("vertebra") == tuple(range(27, 51)) and scheme.values_for("sacrum") == (25, 26)
+    assert scheme.values_for("rib", side="left") == tuple(range(92, 104))
+    assert scheme.side_swap_map()[86] == 87 and scheme.side_swap_map()[92] == 104
 
 
 def test_spider_numbers_vertebrae_and_discs_from_the_bottom(registry):

@@ -1,5 +1,6 @@
 """Input/output: the :class:`Image` type, readers (DICOM discovery too), writers (DICOM-SEG too), grid checks."""
 
+from paraspinal.io.ct import HounsfieldCheck, as_ct, check_hounsfield
 from paraspinal.io.dicom import SeriesInfo, discover_series, read_dicom, scan_dicom
 from paraspinal.io.dicom_seg import write_dicom_seg
 from paraspinal.io.dicom_select import SeriesChoice, select_series
@@ -13,13 +14,16 @@ from paraspinal.io.writers import write_label_map, write_nifti
 __all__ = [
     "IMAGE_SUFFIXES",
     "AxialFrame",
+    "HounsfieldCheck",
     "Image",
     "LabelMap",
     "Provenance",
     "SeriesChoice",
     "SeriesInfo",
+    "as_ct",
     "axial_frame",
     "axis_codes",
+    "check_hounsfield",
     "check_same_grid",
     "discover_series",
     "grid_differences",

@@ -9,6 +9,8 @@
 * :func:`read_dicom` picks one series by rule (:func:`~paraspinal.io.dicom_select.select_series`) and
   reads it: classic single-frame and enhanced multi-frame MR, rescale slope/intercept applied,
   slices sorted along the normal, RAS+ affine (see :mod:`paraspinal.io.dicom_geometry`).
+* An image without SeriesInstanceUID (blanked by some anonymisers) is grouped under a stand-in key
+  ``no-uid-<hex>`` (:func:`stand_in_uid`) instead of being skipped.
 * Privacy: no patient attribute is ever read into :class:`SeriesInfo` or ``Image.metadata``; only
   :func:`dicom_patient_id` reads PatientID, for callers that opted in. The free-text SeriesDescription
   (it can name the patient) is listed by :func:`scan_dicom` with control characters escaped, and goes
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from paraspinal.errors import InputError
+from paraspinal.io.ct import padding_hu
 from paraspinal.io.dicom_files import (
     Frame,
     Location,
@@ -70,6 +73,7 @@ class SeriesInfo:
     uneven: str | None
     source: str
     frame_of_reference_uid: str = ""
+    ct: Mapping[str, object] = field(default_factory=dict, compare=False)
     frames: tuple[Frame, ...] = field(repr=False, compare=False, default=())
     geometry: StackGeometry | None = field(repr=False, compare=False, default=None)
 
@@ -99,6 +103,7 @@ class SeriesInfo:
             "contrasts": list(self.contrasts),
             "image_type": self.image_type,
             "problems": list(self.problems) + ([self.uneven] if self.uneven else []),
+            **({"contrast_agent": self.ct["contrast_agent"], "kernel": self.ct["kernel"]} if self.ct else {}),
         }
 
 
@@ -143,10 +148,7 @@ def scan_dicom(path: str | Path) -> DicomScan:
         if reason:
             skipped[reason] += 1
             continue
-        uid = str(ds.get("SeriesInstanceUID", "") or "")
-        if not uid:
-            skipped["no SeriesInstanceUID"] += 1
-            continue
+        uid = str(ds.get("SeriesInstanceUID", "") or "") or stand_in_uid(ds)
         headers.setdefault(uid, series_header(ds))
         frames_by_series[uid].extend(frames_of(ds, location))
     series: list[SeriesInfo] = []
@@ -259,10 +261,29 @@ def load_series(info: SeriesInfo, *, uneven: str = "error", keep_descriptions: b
     }
     if keep_descriptions:  # free text that can name the patient: only when asked (--keep-descriptions)
         metadata["series_description"] = info.description
+    if info.ct:
+        metadata.update(_ct_metadata(info.ct, ordered))
     if info.uneven:
         volume, affine, note = resample_slices(volume, geometry, interpolation=uneven)
         metadata["resampled"] = note
     return Image(array=volume, affine=affine, source=info.source, metadata=metadata)
+
+
+def _ct_metadata(header: Mapping[str, object], frames: Sequence[Frame]) -> dict[str, object]:
+    """CT facts for ``Image.metadata``: contrast, kernel, kVp, the rescale applied to the pixels, padding in HU."""
+    slopes = {f.slope for f in frames}
+    intercepts = {f.intercept for f in frames}
+    slope, intercept = frames[0].slope, frames[0].intercept
+    meta = {k: v for k, v in header.items() if k != "padding_stored"}
+    meta.update(
+        {
+            "rescale_applied": any(f.slope != 1.0 or f.intercept != 0.0 for f in frames),
+            "rescale_slope": slope if len(slopes) == 1 else "varies",
+            "rescale_intercept": intercept if len(intercepts) == 1 else "varies",
+            "padding_hu": padding_hu(header, slope=slope, intercept=intercept),
+        }
+    )
+    return meta
 
 
 def source_datasets(info: SeriesInfo) -> list[Any]:
@@ -305,6 +326,21 @@ def dicom_patient_id(path: str | Path, choice: SeriesChoice | None = None) -> st
 
 
 # --- grouping and describing ---------------------------------------------------------------------
+
+
+def stand_in_uid(ds: Any) -> str:
+    """``no-uid-<12 hex>`` for an image without SeriesInstanceUID (blanked by some anonymisers): files of one
+    frame of reference, modality, series number, description, orientation and size group together."""
+    import hashlib
+
+    parts = [
+        str(ds.get(tag, "") or "")
+        for tag in ("StudyInstanceUID", "FrameOfReferenceUID", "Modality", "SeriesNumber", "SeriesDescription")
+    ]
+    orientation = ds.get("ImageOrientationPatient", None)
+    parts.append(",".join(f"{float(v):.3f}" for v in orientation) if orientation else "")
+    parts.append(f"{ds.get('Rows', '')}x{ds.get('Columns', '')}")
+    return "no-uid-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
 def _split_stacks(frames: list[Frame]) -> list[tuple[str, list[Frame]]]:
@@ -355,6 +391,7 @@ def _describe(uid: str, stack: str, frames: list[Frame], header: dict[str, Any],
         number=header["number"],
         modality=header["modality"],
         frame_of_reference_uid=header["frame_of_reference_uid"],
+        ct=header["ct"],
         plane=geometry.plane,
         tilt_deg=geometry.tilt_deg,
         n_slices=len(frames),

@@ -18,10 +18,13 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from paraspinal.errors import InputError
+from paraspinal.io.ct import ct_header
 from paraspinal.io.text import escape_control
 
 _NON_IMAGE_MODALITIES = {"SEG", "SR", "PR", "KO", "RTSTRUCT", "RTPLAN", "RTDOSE", "REG", "DOC", "RWV", "PLAN"}
 _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+# what decodes the compressed transfer syntaxes of vendor CT (JPEG 2000, JPEG lossless, JPEG-LS)
+CT_EXTRA_HINT = "install the 'ct' extra: pip install 'paraspinal[ct]' (pylibjpeg, pylibjpeg-openjpeg, python-gdcm)"
 
 
 @dataclass(frozen=True)
@@ -103,12 +106,14 @@ def not_an_image(ds: Any) -> str | None:
 def series_header(ds: Any) -> dict[str, Any]:
     """Series-level attributes used for listing (deliberately no patient module attribute)."""
     number = ds.get("SeriesNumber", None)
+    modality = str(ds.get("Modality", "") or "")
     return {
         "description": escape_control(str(ds.get("SeriesDescription", "") or "").strip()),  # prints literally
         "number": int(number) if number not in (None, "") else None,
-        "modality": str(ds.get("Modality", "") or ""),
+        "modality": modality,
         "acquisition_contrast": str(ds.get("AcquisitionContrast", "") or ""),
         "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", "") or ""),
+        "ct": ct_header(ds) if modality.upper() == "CT" else {},
     }
 
 
@@ -230,6 +235,7 @@ class Opener:
 def read_pixels(frames: list[Frame], *, source: str) -> np.ndarray:
     """Pixels of the frames in order, as an ``(columns, rows, n)`` array, rescaled when the files say so."""
     rescaled = any(f.slope != 1.0 or f.intercept != 0.0 for f in frames)
+    integral = all(float(f.slope).is_integer() and float(f.intercept).is_integer() for f in frames)
     volume: np.ndarray | None = None
     cache: dict[Location, np.ndarray] = {}
     with Opener(Path(source)) as opener:
@@ -245,12 +251,18 @@ def read_pixels(frames: list[Frame], *, source: str) -> np.ndarray:
                     f"{Path(frame.location.name).name}: colour or multi-sample images are not supported", path=source
                 )
             if volume is None:
-                dtype = np.float64 if rescaled else plane.dtype
+                # whole-number slope and intercept (CT: 1 and -1024) keep integers: HU exactly, less memory
+                dtype = (np.int32 if integral and plane.dtype.kind in "iu" else np.float64) if rescaled else plane.dtype
                 volume = np.empty((plane.shape[1], plane.shape[0], len(frames)), dtype=dtype)
             if plane.shape != (volume.shape[1], volume.shape[0]):
                 raise InputError("images of the series differ in size", path=source)
-            volume[:, :, k] = plane.T * frame.slope + frame.intercept if rescaled else plane.T
+            if rescaled and volume.dtype == np.int32:
+                volume[:, :, k] = plane.T.astype(np.int64) * int(frame.slope) + int(frame.intercept)
+            else:
+                volume[:, :, k] = plane.T * frame.slope + frame.intercept if rescaled else plane.T
     assert volume is not None
+    if volume.dtype == np.int32 and volume.size and volume.min() >= -32768 and volume.max() <= 32767:
+        volume = volume.astype(np.int16)
     return volume
 
 
@@ -261,15 +273,28 @@ def decode_pixels(raw: bytes, *, name: str, source: str) -> np.ndarray:
         ds = pydicom.dcmread(io.BytesIO(raw))
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types; one line for the user
         raise InputError(f"cannot read DICOM file {name}: {short_error(exc)}", path=source) from None
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    syntax_name = getattr(syntax, "name", "unknown transfer syntax")
+    if syntax is not None and getattr(syntax, "is_compressed", False) and not decoder_available(str(syntax)):
+        raise InputError(f"cannot decode {name}: no {syntax_name} decoder is installed; {CT_EXTRA_HINT}", path=source)
     try:
         return np.asarray(ds.pixel_array)
     except Exception as exc:  # noqa: BLE001 - pixel decoders raise many types
-        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         raise InputError(
-            f"cannot decode pixel data of {name} ({getattr(syntax, 'name', 'unknown transfer syntax')}): "
-            f"{short_error(exc)}; compressed DICOM may need pylibjpeg or python-gdcm",
+            f"cannot decode pixel data of {name} ({syntax_name}): {short_error(exc)}; compressed DICOM may need "
+            f"another decoder ({CT_EXTRA_HINT})",
             path=source,
         ) from None
+
+
+def decoder_available(transfer_syntax: str) -> bool:
+    """True when pydicom has a working decoder for ``transfer_syntax`` (False for one it cannot decode at all)."""
+    from pydicom.pixels import get_decoder
+
+    try:
+        return bool(get_decoder(transfer_syntax).is_available)
+    except NotImplementedError:
+        return False
 
 
 def short_error(exc: BaseException) -> str:

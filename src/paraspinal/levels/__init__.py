@@ -1,10 +1,12 @@
-"""Spinal levels: which axial slices belong to L1/L2 ... L5/S1 (from CSV, mapping, disc masks or a sagittal image)."""
+"""Spinal levels: which axial slices belong to L1/L2 ... L5/S1 (from CSV, mapping, disc or vertebra masks, or a
+sagittal image)."""
 
 from paraspinal.levels.axial_match import AxialLevel, AxialLevels, check_frames_of_reference, match_axial
 from paraspinal.levels.sources import (
     LevelsResult,
     levels_from_disc_mask,
     levels_from_mapping,
+    levels_from_vertebra_mask,
     read_levels_csv,
     resolve_levels,
 )
@@ -25,6 +27,7 @@ __all__ = [
     "level_sort_key",
     "levels_from_disc_mask",
     "levels_from_mapping",
+    "levels_from_vertebra_mask",
     "match_axial",
     "normalise_level_name",
     "read_levels_csv",

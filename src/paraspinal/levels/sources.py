@@ -1,4 +1,4 @@
-"""Build level tables from a CSV (LPM or per-level form), a mapping, or a disc label map.
+"""Build level tables from a CSV (LPM or per-level form), a mapping, a disc label map or named vertebrae.
 
 CSV forms
 ---------
@@ -138,6 +138,37 @@ def levels_from_disc_mask(labels: Image, *, scheme: LabelScheme, registry: Anato
         )
     if not levels:
         raise LevelsError("label map holds no named intervertebral discs to derive levels from", path=labels.source)
+    levels.sort(key=lambda lv: level_sort_key(lv.name))
+    return LevelTable(tuple(levels))
+
+
+def levels_from_vertebra_mask(
+    labels: Image, *, scheme: LabelScheme, registry: AnatomyRegistry | None = None, core_share: float = 0.5
+) -> LevelTable:
+    """One vertebral level per labelled, level-named vertebra (``L3`` ...), as CT body composition uses.
+
+    A level's slices are those where the vertebra's label covers at least ``core_share`` of its largest
+    axial cross-section (the body and pedicles, not the thin tips of the posterior elements that reach
+    into the neighbouring levels); no disc slice. Vertebrae touching the first or last axial slice are cut
+    by the field of view and give no level.
+    """
+    registry = registry or load_registry()
+    frame = axial_frame(labels)
+    axis = frame.slice_axis
+    others = tuple(a for a in range(3) if a != axis)
+    levels = []
+    for value, entry in scheme.labels.items():
+        structure = registry[entry.structure]
+        if structure.category != "vertebra" or not structure.level:
+            continue
+        per_slice = np.count_nonzero(labels.array == value, axis=others)
+        present = np.flatnonzero(per_slice)
+        if present.size == 0 or present[0] == 0 or present[-1] == frame.n_slices - 1:
+            continue
+        core = np.flatnonzero(per_slice >= core_share * per_slice.max())
+        levels.append(Level(structure.level, int(core[0]), int(core[-1]) + 1, None, None, "vertebra mask"))
+    if not levels:
+        raise LevelsError("label map holds no whole level-named vertebra to derive levels from", path=labels.source)
     levels.sort(key=lambda lv: level_sort_key(lv.name))
     return LevelTable(tuple(levels))
 

@@ -14,6 +14,8 @@ Metrics (unit, methods):
 * ``fat_infiltration`` (%) and ``fat_threshold`` (image units): per threshold method, on the T1/T2 image.
 * ``intensity_mean|std|median|pNN`` (image units), computed in float64, per image.
 * ``n_voxels`` (voxels).
+* CT (``ct=``): muscle ``hu_mean|hu_median|hu_sd`` (HU), ``imat_share``/``muscle_share`` (%, method names the
+  window), organ parenchyma attenuation and steatosis categories; see :mod:`paraspinal.measurement.ct`.
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ import pandas as pd
 
 from paraspinal.anatomy import AnatomyRegistry, load_registry
 from paraspinal.errors import InputError
+from paraspinal.io.ct import check_hounsfield, padding_mask
 from paraspinal.io.image import Image
 from paraspinal.io.label_map import LabelMap
 from paraspinal.io.orientation import AxialFrame, axial_frame, slice_positions_mm
 from paraspinal.levels import LevelTable
+from paraspinal.measurement.ct import CtOptions, add_ct_rows
 from paraspinal.measurement.infiltration import METHODS, infiltration
+from paraspinal.measurement.parenchyma import ParenchymaSelection
 from paraspinal.measurement.regions import Region, RegionVoxels, region_voxels
 from paraspinal.measurement.rows import Group, RowBuilder, groups_of, rows_of, spans
 from paraspinal.measurement.sums import SliceSums, safe_ratio, slice_sums
@@ -48,6 +53,7 @@ class Measurements:
     frame: AxialFrame
     regions: tuple[Region, ...]
     flags: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    parenchyma: dict[str, ParenchymaSelection] = field(default_factory=dict)
 
 
 def measure_case(
@@ -63,16 +69,25 @@ def measure_case(
     percentiles: Sequence[float] = DEFAULT_PERCENTILES,
     registry: AnatomyRegistry | None = None,
     seed: int = 0,
+    ct: Image | None = None,
+    ct_options: CtOptions | None = None,
 ) -> Measurements:
     """Measure every labelled structure of one case (the label map's values named by its scheme).
 
     All images must already share the label map's grid (see :func:`paraspinal.io.check_same_grid`).
     ``water`` and ``fat`` enable Dixon fat fractions; ``image`` (a T1/T2 image where fat is
     bright, named ``image_name`` in the table) enables the threshold fat-infiltration methods.
+    ``ct`` (a CT in HU, checked by :func:`paraspinal.io.ct.check_hounsfield`; its contrast state from
+    ``metadata['contrast_agent']``) adds the CT rows of :mod:`paraspinal.measurement.ct`, set by ``ct_options``.
     """
     labels, scheme = label_map.labels, label_map.scheme
     registry = registry or load_registry()
-    for other in (water, fat, image):
+    if ct is not None:
+        modality = str(ct.metadata.get("modality", "") or "CT").upper()
+        if modality != "CT":
+            raise InputError(f"the CT image is a {modality} series", path=ct.source)
+        check_hounsfield(ct)
+    for other in (water, fat, image, ct):
         if other is not None and other.shape != labels.shape:
             raise ValueError(f"{other.source} is not on the label grid; call check_same_grid first")
     if (water is None) != (fat is None):
@@ -113,7 +128,7 @@ def measure_case(
         if swap:
             warnings.append(swap)
             case_flags["fat_fraction"] = ("fat_water_swap_suspected",)
-    for img in (water, fat, image):
+    for img in (water, fat, image, ct):
         if img is not None and "header_mismatch" in img.metadata:
             warnings.append(
                 f"{img.source}: header differs from the label map, voxels assumed aligned "
@@ -144,8 +159,25 @@ def measure_case(
             seed=seed,
         )
     _intensity(builder, voxels, signals, levels, percentiles=percentiles)
+    selections: dict[str, ParenchymaSelection] = {}
+    if ct is not None:
+        selections, ct_warnings = add_ct_rows(
+            builder,
+            groups,
+            voxels,
+            hu=np.asarray(ct.array).ravel()[voxels.flat_index].astype(np.float64),
+            valid=~padding_mask(ct).ravel()[voxels.flat_index],
+            voxel_counts=sums.voxels,
+            levels=levels,
+            ct=ct,
+            labels=labels,
+            scheme=scheme,
+            registry=registry,
+            options=ct_options or CtOptions(),
+        )
+        warnings.extend(ct_warnings)
     table = builder.frame()
-    return Measurements(table, tuple(warnings), frame, voxels.regions, case_flags)
+    return Measurements(table, tuple(warnings), frame, voxels.regions, case_flags, selections)
 
 
 def _volume_and_area(
