@@ -144,15 +144,15 @@ def read_case(case: Case, *, options: RunOptions, sagittal: bool = True) -> Case
 
     Every problem is a one-line error naming the file.
     """
+    labels = None  # first: the grid every other axial image must share
+    if case.labels is not None:
+        raw = read_label_map(case.labels, series=_choice(case.labels, "labels", options))
+        labels = LabelMap.given(raw, load_scheme(options.scheme))
     images = {
         role: read_image(path, series=_choice(path, role, options))
         for role, path in (("image", case.image), ("water", case.water), ("fat", case.fat))
         if path is not None
     }
-    labels = None
-    if case.labels is not None:
-        raw = read_label_map(case.labels, series=_choice(case.labels, "labels", options))
-        labels = LabelMap.given(raw, load_scheme(options.scheme))
     reference = labels.labels if labels is not None else images.get(case.segmentation_input)
     if reference is not None:
         images = {
