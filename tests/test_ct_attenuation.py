@@ -58,7 +58,7 @@ def _value(table, **where) -> float:
 
 def test_window_names_and_stats_are_exact():
     stats = hu_stats(np.array([-190, -30, -29, 150, 151, 0]))
-    assert window_label((-190.0, -30.0)) == "-190..-30"
+    assert window_label((-190.0, -30.0)) == "hu[-190,-30]"
     assert (stats.n, stats.mean, stats.median) == (6, pytest.approx(52 / 6), -14.5)
     assert stats.adipose_share_pct == pytest.approx(100 * 2 / 6)  # both bounds inside: closed windows
     assert stats.muscle_share_pct == pytest.approx(100 * 3 / 6)
@@ -79,20 +79,20 @@ def test_muscle_hu_per_structure_slice_level_and_side_are_exact():
         pytest.approx(right.std(ddof=1))
     )
     assert _value(ct_rows, structure="autochthon", side="right", scope="structure", metric="imat_share",
-                  method="-190..-30") == pytest.approx(25.0)  # fmt: skip
+                  method="hu[-190,-30]") == pytest.approx(25.0)  # fmt: skip
     assert _value(ct_rows, structure="autochthon", side="right", scope="structure", metric="muscle_share",
-                  method="-29..150") == pytest.approx(50.0)  # fmt: skip
+                  method="hu[-29,150]") == pytest.approx(50.0)  # fmt: skip
     assert _value(ct_rows, structure="autochthon", side="right", scope="structure", metric="hu_mean",
-                  method="-29..150") == pytest.approx(65.0)  # fmt: skip
+                  method="hu[-29,150]") == pytest.approx(65.0)  # fmt: skip
     # one slice: k = 2
     assert _value(ct_rows, side="right", scope="slice", slice=2, metric="hu_median", method="mask") == 70.0
     assert _value(ct_rows, side="right", scope="slice", slice=2, metric="hu_mean", method="mask") == pytest.approx(
         (16 * 70 + 8 * -80 + 8 * 220) / 32
     )
     # level L3 = slices 1 and 2; left side: 30 and 0 HU, half each
-    assert _value(ct_rows, side="right", scope="level", level="L3", metric="hu_mean", method="-29..150") == 65.0
+    assert _value(ct_rows, side="right", scope="level", level="L3", metric="hu_mean", method="hu[-29,150]") == 65.0
     assert _value(ct_rows, side="left", scope="level", level="L3", metric="hu_mean", method="mask") == 15.0
-    assert _value(ct_rows, side="left", scope="structure", metric="imat_share", method="-190..-30") == 0.0
+    assert _value(ct_rows, side="left", scope="structure", metric="imat_share", method="hu[-190,-30]") == 0.0
     # both sides together
     both = np.concatenate([right, np.repeat([30, 0], 64)])
     assert _value(ct_rows, structure="autochthon", side="both", scope="structure", metric="hu_mean", method="mask") == (
@@ -116,10 +116,10 @@ def test_windows_are_configurable_and_named():
     options = CtOptions(adipose_window_hu=(-150, -50), muscle_window_hu=(0, 100))
     table = measure_case(LabelMap.given(labels, SCHEME), case_id="ph", ct=ct, ct_options=options).table
     methods = set(_rows(table, image="ct", metric="imat_share")["method"])
-    assert methods == {"-150..-50"}
+    assert methods == {"hu[-150,-50]"}
     # slice 0: -100 HU inside the new adipose window; slice 3: -70 also; all four slices -> 25 %
     assert _value(table, image="ct", side="right", scope="slice", slice=0, metric="imat_share") == 25.0
-    assert _value(table, image="ct", side="left", scope="structure", metric="muscle_share", method="0..100") == 100.0
+    assert _value(table, image="ct", side="left", scope="structure", metric="muscle_share", method="hu[0,100]") == 100.0
     with pytest.raises(InputError, match="adipose window must run from a low to a high HU value"):
         CtOptions(adipose_window_hu=(-30, -190))
 
@@ -180,7 +180,7 @@ def test_real_ct_autochthon_per_side_matches_numpy(real_case):
         imat = 100.0 * np.count_nonzero((voxels >= -190) & (voxels <= -30)) / voxels.size
         expected[side] = (voxels.mean(), imat)
         assert _value(table, side=side, metric="hu_mean", method="mask") == pytest.approx(voxels.mean(), abs=1e-9)
-        assert _value(table, side=side, metric="imat_share", method="-190..-30") == pytest.approx(imat, abs=1e-9)
+        assert _value(table, side=side, metric="imat_share", method="hu[-190,-30]") == pytest.approx(imat, abs=1e-9)
         assert _value(table, side=side, metric="hu_median", method="mask") == np.median(voxels)
     # the numbers this real scan gives (a model's labels: anatomy for the test, not an accuracy claim)
     assert expected["right"][0] == pytest.approx(23.333, abs=1e-3) and expected["left"][0] == pytest.approx(

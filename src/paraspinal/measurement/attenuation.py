@@ -1,6 +1,6 @@
 """Muscle attenuation on CT: HU statistics, adipose (IMAT) and muscle shares, and myosteatosis by Martin et al.
 
-Windows are closed HU intervals, named in every row's ``method`` (``-190..-30``):
+Windows are closed HU intervals, named in every row's ``method`` (``hu[-190,-30]``):
 
 * adipose tissue, -190 to -30 HU: the usual intermuscular/intramuscular adipose tissue (IMAT) window of
   CT body-composition analysis (e.g. Mitsiopoulos et al., J Appl Physiol 1998;85:115-122; Martin et al. 2013);
@@ -11,7 +11,7 @@ Myosteatosis (:func:`myosteatosis_martin2013`): Martin L, Birdsell L, MacDonald 
 the age of obesity: skeletal muscle depletion is a powerful prognostic factor, independent of body mass index.
 J Clin Oncol 2013;31(12):1539-1547. Low muscle attenuation is MA < 41 HU with BMI < 25 kg/m², and MA < 33 HU
 with BMI >= 25 kg/m² (the same for women and men), measured on one CT slice at L3 over ALL skeletal muscle
-there (psoas, paraspinal, abdominal wall) in the -29..150 HU window. Applied here to one muscle or muscle
+there (psoas, paraspinal, abdominal wall) in the -29 to 150 HU window. Applied here to one muscle or muscle
 group at L3, it is an extrapolation, and every such row says so in its flags.
 """
 
@@ -63,8 +63,8 @@ class HuStats:
 
 
 def window_label(window_hu: tuple[float, float]) -> str:
-    """``-190..-30``: how a window is named in tables."""
-    return f"{window_hu[0]:g}..{window_hu[1]:g}"
+    """``hu[-190,-30]``: how a window is named in tables (never a leading sign: spreadsheets read those as formulas)."""
+    return f"hu[{window_hu[0]:g},{window_hu[1]:g}]"
 
 
 def checked_window(window_hu: tuple[float, float], *, name: str) -> tuple[float, float]:
@@ -105,7 +105,7 @@ def hu_stats(
 def myosteatosis_martin2013(muscle_attenuation_hu: float, *, bmi_kg_m2: float) -> bool:
     """Low muscle attenuation by Martin et al. 2013: MA < 41 HU (BMI < 25 kg/m²) or < 33 HU (BMI >= 25).
 
-    ``muscle_attenuation_hu`` is the mean HU of the -29..150 HU voxels at L3 (see the module docstring for
+    ``muscle_attenuation_hu`` is the mean HU of the -29 to 150 HU voxels at L3 (see the module docstring for
     the cohort it was defined on). Raises :class:`InputError` for a BMI that is not a positive number.
     """
     if not (isinstance(bmi_kg_m2, int | float) and math.isfinite(bmi_kg_m2) and 10.0 <= bmi_kg_m2 <= 100.0):

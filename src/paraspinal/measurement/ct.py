@@ -5,8 +5,8 @@ Rows use the table's columns, ``image`` = ``ct``, and name their window or selec
 
 Muscles (category ``muscle``/``muscle_group``; each side and ``both``; scopes structure, slice, level):
 ``hu_mean``/``hu_median``/``hu_sd`` (HU, method ``mask``: every labelled voxel), ``hu_mean`` (HU, method
-``-29..150``: the muscle-window mean, Martin's muscle attenuation), ``imat_share`` (%, method ``-190..-30``)
-and ``muscle_share`` (%, method ``-29..150``); ``myosteatosis`` (bool, level L3) when a BMI is given.
+``hu[-29,150]``: the muscle-window mean, Martin's muscle attenuation), ``imat_share`` (%, method ``hu[-190,-30]``)
+and ``muscle_share`` (%, method ``hu[-29,150]``); ``myosteatosis`` (bool, level L3) when a BMI is given.
 
 Organs (``CtOptions.organs``, default liver and spleen; scope structure): ``hu_mean``/``hu_median``/``hu_sd``
 and ``volume`` (mL) of the parenchyma (method ``parenchyma:erode10mm+mad3``), ``hu_mean`` of the whole mask

@@ -74,7 +74,23 @@ def find_levels(
     if label_map is None:
         return CaseLevels(None, spine.source if spine is not None else "none", tuple(notes), spine)
     found = resolve_levels(label_map, csv=csv, case_id=case.case_id)
+    if found.table is None and csv is None and images.ct is not None:
+        return _vertebra_levels(label_map, notes=(*notes, *found.notes), spine=spine) or CaseLevels(
+            found.table, found.source, (*notes, *found.notes), spine
+        )
     return CaseLevels(found.table, found.source, (*notes, *found.notes), spine)
+
+
+def _vertebra_levels(label_map: LabelMap, *, notes: tuple[str, ...], spine: SagittalLevels | None) -> CaseLevels | None:
+    """CT label maps name vertebrae, not discs (TotalSegmentator's ``total``): each whole vertebra in view is a
+    level of its own (see :func:`paraspinal.levels.levels_from_vertebra_mask`); None when none is."""
+    from paraspinal.levels import levels_from_vertebra_mask
+
+    try:
+        table = levels_from_vertebra_mask(label_map.labels, scheme=label_map.scheme)
+    except LevelsError:
+        return None
+    return CaseLevels(table, "vertebrae in the label map", notes, spine)
 
 
 def _sagittal(

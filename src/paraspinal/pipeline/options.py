@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from paraspinal.levels.axial_match import DEFAULT_TOLERANCE_MM
 from paraspinal.measurement import INFILTRATION_METHODS
+from paraspinal.measurement.ct import CtOptions
 
 __all__ = ["RunOptions"]
 
@@ -38,3 +39,7 @@ class RunOptions:
     # the series they are told
     study_roles: bool = True
     keep_descriptions: bool = False  # DICOM series descriptions (free text) into error messages
+    # CT: "auto" takes a DICOM series' Modality; "ct" declares the T1/T2 role's image a CT in HU (NIfTI has no
+    # modality field); "mr" refuses nothing but never measures HU. How CT is measured: ``ct``.
+    modality: str = "auto"
+    ct: CtOptions = field(default_factory=CtOptions)

@@ -27,9 +27,11 @@ from paraspinal.pipeline.case import Case
 from paraspinal.pipeline.options import RunOptions
 
 __all__ = [
+    "MODALITIES",
     "CaseImages",
     "check_series_options",
     "dixon_from_dicom",
+    "is_ct",
     "patient_case_id",
     "read_case",
     "resolve_roles",
@@ -63,9 +65,38 @@ class CaseImages:
         return self.labels.labels if self.labels is not None else self.to_segment
 
     @property
+    def ct(self) -> Image | None:
+        """The case's CT (in HU), when its T1/T2-role image is one (see :func:`is_ct`)."""
+        return self.image if self.image is not None and is_ct(self.image) else None
+
+    @property
     def background(self) -> Image | None:
         """The image QC pictures are drawn on: water, else the T1/T2 image."""
         return self.to_segment
+
+
+MODALITIES = ("auto", "ct", "mr")
+
+
+def is_ct(image: Image) -> bool:
+    """True for an image read as CT: a DICOM series whose Modality is CT, or one declared CT (``--modality ct``)."""
+    return str(image.metadata.get("modality", "") or "").upper() == "CT"
+
+
+def _with_modality(image: Image | None, *, options: RunOptions) -> Image | None:
+    """The T1/T2-role image as the run's modality says: declared CT (HU checked) for ``ct``; as read otherwise
+    (a DICOM CT series says so itself with ``auto``; ``mr`` keeps any image out of the HU measurements)."""
+    if image is None or options.modality == "auto":
+        return image
+    if options.modality not in MODALITIES:
+        raise InputError(f"unknown modality '{options.modality}'; choose from {', '.join(MODALITIES)}")
+    if options.modality == "ct":
+        from paraspinal.io.ct import as_ct
+
+        if is_ct(image):
+            return image
+        return as_ct(image, contrast=options.ct.contrast or "unknown")
+    return Image(image.array, image.affine, source=image.source, metadata={**image.metadata, "modality": "MR"})
 
 
 def resolve_roles(case: Case, *, options: RunOptions, with_sagittal: bool = True) -> Case:
@@ -169,7 +200,7 @@ def read_case(case: Case, *, options: RunOptions, sagittal: bool = True) -> Case
             raw = check_same_grid(sag_image, raw, assume_aligned=options.assume_aligned)
             sag_labels = LabelMap.given(raw, load_scheme(options.sagittal_scheme))
     return CaseImages(
-        image=images.get("image"),
+        image=_with_modality(images.get("image"), options=options),
         water=images.get("water"),
         fat=images.get("fat"),
         labels=labels,

@@ -128,16 +128,20 @@ def _measure(state: CaseState, ctx: StageContext) -> CaseState:
     images: CaseImages = state.need("images", "measure")  # type: ignore[assignment]
     label_map: LabelMap = state.need("label_map", "measure")  # type: ignore[assignment]
     options = state.options
+    ct = images.ct  # a CT is measured in HU, never by the MRI fat-infiltration thresholds
+    mr_image = images.image if ct is None else None
     measurements = measure_case(
         label_map,
         case_id=state.case.case_id,
         water=images.water,
         fat=images.fat,
-        image=images.image,
+        image=mr_image,
         image_name=state.case.image_name,
         levels=state.levels.table if state.levels is not None else None,
-        infiltration_methods=options.infiltration_methods if images.image is not None else (),
+        infiltration_methods=options.infiltration_methods if mr_image is not None else (),
         seed=options.seed,
+        ct=ct,
+        ct_options=options.ct,
     )
     return dataclasses.replace(state, measurements=measurements)
 
@@ -229,16 +233,46 @@ def _qc(state: CaseState, ctx: StageContext) -> CaseState:
         table=measurements.table,
         water=images.water,
         fat=images.fat,
-        image=images.image,
+        image=images.image if images.ct is None else None,  # no MRI fat thresholds drawn on a CT
         image_name=state.case.image_name,
         infiltration_methods=options.infiltration_methods,
         n_even=options.qc_slices,
     )
+    if images.ct is not None:
+        made = [*made, _ct_qc(folder, state)]
     files = {f"qc_{i:02d}_{img.kind}": folder / img.path for i, img in enumerate(made)}
     spine = state.levels.spine if state.levels is not None else None
     sagittal = sagittal_qc_image(state.files, spine) if spine is not None else None  # type: ignore[arg-type]
     qc_images = (*made, *([sagittal] if sagittal else []))
     return dataclasses.replace(state, files={**state.files, **files}, qc_images=qc_images)
+
+
+def _ct_qc(folder: Path, state: CaseState) -> QcImage:
+    """The CT QC image: the organs' selected parenchyma, margin and outliers, and the muscles' IMAT voxels."""
+    from paraspinal.reporting.qc_ct import ct_qc_slice, plot_ct_axial_qc
+
+    images: CaseImages = state.need("images", "qc")  # type: ignore[assignment]
+    label_map: LabelMap = state.need("label_map", "qc")  # type: ignore[assignment]
+    measurements: Measurements = state.need("measurements", "qc")  # type: ignore[assignment]
+    assert images.ct is not None
+    selections = measurements.parenchyma
+    index = ct_qc_slice(label_map, selections)
+    name = Path("qc") / f"{state.case.case_id}_ct_parenchyma.png"
+    (folder / "qc").mkdir(parents=True, exist_ok=True)
+    plot_ct_axial_qc(
+        images.ct,
+        label_map,
+        selections=selections,
+        slice_index=index,
+        title=f"{state.case.case_id}: CT slice {index}",
+        path=folder / name,
+        adipose_window_hu=state.options.ct.adipose_window_hu,
+    )
+    caption = (
+        "Organ parenchyma kept for the HU statistics, the eroded margin and the HU outliers left out, and the "
+        "muscles' voxels in the adipose window (IMAT)"
+    )
+    return QcImage(kind="ct", path=name, title="CT attenuation", caption=caption)
 
 
 def _report(state: CaseState, ctx: StageContext) -> CaseState:

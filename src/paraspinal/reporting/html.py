@@ -43,8 +43,8 @@ __all__ = [
 ]
 
 _SIDE_ORDER = {"right": 0, "left": 1, "both": 2, "none": 3}
-_DECIMALS = {"mm2": 1, "mL": 2, "%": 1, "ratio": 3, "voxels": 0}
-_UNIT_TEXT = {"mm2": "mm²", "mL": "mL", "%": "%", "ratio": "ratio", "s": "s"}
+_DECIMALS = {"mm2": 1, "mL": 2, "%": 1, "ratio": 3, "voxels": 0, "HU": 1}
+_UNIT_TEXT = {"mm2": "mm²", "mL": "mL", "%": "%", "ratio": "ratio", "s": "s", "HU": "HU"}
 # (metric, method, column title, unit); fat infiltration columns are added per method present
 _LEVEL_METRICS = (
     ("csa", "disc_slice", "CSA at disc slice", "mm2"),
@@ -53,6 +53,13 @@ _LEVEL_METRICS = (
     ("rcsa", "disc_slice", "rCSA", "ratio"),
     ("fat_fraction", "signal_weighted", "FF signal-weighted", "%"),
     ("fat_fraction", "voxel_mean", "FF voxel mean", "%"),
+)
+_CT_METRICS = (
+    ("hu_mean", "HU mean"),
+    ("hu_median", "HU median"),
+    ("imat_share", "IMAT"),
+    ("muscle_share", "Muscle"),
+    ("excluded_share", "Excluded"),
 )
 _STRUCTURE_METRICS = (
     ("volume", "voxel_count", "Volume", "mL"),
@@ -141,6 +148,10 @@ def _metric_specs(
     infiltration = rows[rows["metric"] == "fat_infiltration"]
     for method, image in dict.fromkeys(zip(infiltration["method"], images[infiltration.index], strict=True)):
         specs.append(("fat_infiltration", method, image, f"Fat infiltration {method} ({image})", "%"))
+    for metric, title in _CT_METRICS:  # CT: one column per window or parenchyma rule present
+        hit = rows[rows["metric"] == metric]
+        for method, image, unit in dict.fromkeys(zip(hit["method"], images[hit.index], hit["unit"], strict=True)):
+            specs.append((metric, method, image, f"{title} {method}", str(unit)))
     return specs
 
 
@@ -224,7 +235,7 @@ def _titled(title: str, unit: str) -> str:
 
 
 def _unit_of_column(name: str) -> str:
-    for suffix, unit in (("_mm2", "mm2"), ("_mL", "mL"), ("_%", "%"), ("_s", "s")):
+    for suffix, unit in (("_mm2", "mm2"), ("_mL", "mL"), ("_%", "%"), ("_s", "s"), ("_HU", "HU")):
         if name.endswith(suffix):
             return unit
     return ""

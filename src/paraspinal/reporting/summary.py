@@ -8,7 +8,8 @@ _SIDE_ORDER = {"right": 0, "left": 1, "both": 2, "none": 3}
 
 
 def summary_frame(table: pd.DataFrame) -> pd.DataFrame:
-    """Volume, both Dixon fat fractions, and CSA at each level's disc slice (or level mean) per structure/side."""
+    """Volume, both Dixon fat fractions (or, for CT, the mask's mean HU and IMAT share), and CSA at each level's
+    disc slice (or level mean) per structure/side."""
     structure_rows = table[table["scope"] == "structure"]
     parts: dict[str, pd.Series] = {}
     keys = ["case_id", "structure", "side"]
@@ -22,6 +23,12 @@ def summary_frame(table: pd.DataFrame) -> pd.DataFrame:
     if not ff_sw.empty:
         parts["ff_signal_weighted_%"] = ff_sw
         parts["ff_voxel_mean_%"] = pick(structure_rows, "fat_fraction", "voxel_mean")
+    hu = pick(structure_rows, "hu_mean", "mask")
+    if not hu.empty:  # CT: attenuation of the whole mask and the IMAT share in the adipose window
+        parts["hu_mean_HU"] = hu
+        imat = structure_rows[structure_rows["metric"] == "imat_share"]
+        for method in dict.fromkeys(imat["method"]):
+            parts[f"imat_{method}_%"] = pick(imat, "imat_share", method)
     levels = table[table["scope"] == "level"]
     for level in dict.fromkeys(levels["level"].dropna()):
         at_level = levels[levels["level"] == level]
