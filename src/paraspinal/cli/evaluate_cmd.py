@@ -97,8 +97,8 @@ def evaluate_command(
     With --a and --b instead of --pred and --ref: agreement between two models (no reference), both
     merged to the labels their schemes share in the anatomy registry (e.g. lpm4 erector spinae +
     multifidus vs total_mr autochthon, per side)."""
+    from paraspinal.evaluation.evaluate import evaluate, write_outputs
     from paraspinal.evaluation.pairing import is_run_folder
-    from paraspinal.evaluation.run import evaluate, write_outputs
     from paraspinal.reporting.evaluation_html import add_to_run_report, write_evaluation_page
 
     out_console = console(quiet=quiet)
@@ -200,8 +200,8 @@ def _model_agreement(
     out_console,
 ) -> int:
     """``--a``/``--b``: agreement of two models' label maps at their common labels (no reference)."""
+    from paraspinal.evaluation.evaluate import write_outputs
     from paraspinal.evaluation.model_agreement import compare_models
-    from paraspinal.evaluation.run import write_outputs
     from paraspinal.reporting.evaluation_html import write_evaluation_page
 
     if pred is not None or ref is not None:

@@ -23,10 +23,10 @@ import pandas as pd
 
 from paraspinal.anatomy import LabelScheme, load_scheme
 from paraspinal.errors import InputError, ParaspinalError
+from paraspinal.evaluation.evaluate import CaseRecord, EvaluationResult, case_levels, case_overlap
 from paraspinal.evaluation.granularity import CommonGranularity, common_granularity
 from paraspinal.evaluation.overlap import EMPTY_PRED, EMPTY_REF
 from paraspinal.evaluation.pairing import case_id_from_path, pair_cases
-from paraspinal.evaluation.run import CaseRecord, EvaluationResult, case_levels, case_overlap
 from paraspinal.io import check_same_grid, read_label_map, strip_image_suffix
 
 __all__ = ["MODEL_AGREEMENT", "compare_models", "label_map_scheme"]
