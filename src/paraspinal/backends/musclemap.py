@@ -23,7 +23,6 @@ The result lies on the input grid, in label scheme ``musclemap`` (4-digit Muscle
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from paraspinal.anatomy import LabelScheme, load_scheme
 from paraspinal.backends.base import segmentation
 from paraspinal.backends.catalog import BackendOptions
 from paraspinal.errors import InputError, ParaspinalError
+from paraspinal.io.files import file_sha256
 from paraspinal.io.image import Image
 from paraspinal.io.label_map import LabelMap
 from paraspinal.io.writers import label_dtype
@@ -131,14 +131,6 @@ def read_musclemap_model(path: str | Path) -> MuscleMapModel:
     return MuscleMapModel(config_path, weights_path, roi_size, sw_batch_size, pixdim, network, tuple(values))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def keep_largest_per_label(labels: np.ndarray) -> np.ndarray:
     """Each non-zero label keeps only its largest 26-connected component (others become 0); a new array."""
     from scipy import ndimage
@@ -222,7 +214,7 @@ class MuscleMapBackend:
             overlap=self.overlap,
         )
         self._values = np.array((0, *self.model.label_values))
-        self._weights_sha256 = _sha256(self.model.weights_path)
+        self._weights_sha256 = file_sha256(self.model.weights_path)
 
     @classmethod
     def from_options(cls, model: Path | None, options: BackendOptions) -> MuscleMapBackend:

@@ -32,8 +32,8 @@ from paraspinal.backends.base import segmentation
 from paraspinal.backends.catalog import BackendOptions
 from paraspinal.backends.nnunet_labels import KNOWN_V1_TASKS, dataset_labels, resolve_scheme
 from paraspinal.backends.nnunet_v2 import quiet, restore_grid, torch_device
-from paraspinal.backends.unet_onnx import file_sha256
 from paraspinal.errors import InputError
+from paraspinal.io.files import file_sha256
 from paraspinal.io.image import Image
 from paraspinal.io.label_map import LabelMap
 from paraspinal.io.writers import label_dtype

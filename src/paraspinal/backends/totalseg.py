@@ -31,7 +31,6 @@ optional dependencies fail to import are skipped instead of aborting the search.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import io
 import pkgutil
@@ -47,6 +46,7 @@ from paraspinal.anatomy import LabelScheme, load_scheme
 from paraspinal.backends.base import segmentation
 from paraspinal.backends.catalog import BackendOptions
 from paraspinal.errors import InputError, ParaspinalError
+from paraspinal.io.files import file_sha256
 from paraspinal.io.image import Image
 from paraspinal.io.label_map import LabelMap
 from paraspinal.io.writers import label_dtype
@@ -235,14 +235,6 @@ def build_predictor(folder: Path, *, tile_step: float, device: Any) -> Any:
     return predictor
 
 
-def _sha256_short(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class TotalSegmentatorBackend:
     """Segment MR images with TotalSegmentator's ``total_mr`` or ``vertebrae_mr`` models (loaded once).
 
@@ -268,7 +260,7 @@ class TotalSegmentatorBackend:
         self._predictors = [build_predictor(f, tile_step=self.settings.tile_step, device=self._device) for f in folders]
         self._luts = self._part_luts()
         self._checkpoints = {
-            name: _sha256_short(f / "fold_0" / CHECKPOINT)
+            name: file_sha256(f / "fold_0" / CHECKPOINT)
             for name, f in zip(self.settings.folder_names, folders, strict=True)
         }
 

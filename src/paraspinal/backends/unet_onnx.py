@@ -14,7 +14,6 @@ step (:func:`paraspinal.postprocessing.keep_largest_component`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from paraspinal.anatomy import LabelScheme, load_scheme
 from paraspinal.backends.base import segmentation
 from paraspinal.backends.catalog import BackendOptions
 from paraspinal.errors import InputError, ParaspinalError
+from paraspinal.io.files import file_sha256
 from paraspinal.io.image import Image
 from paraspinal.io.label_map import LabelMap
 from paraspinal.io.writers import label_dtype
@@ -43,15 +43,6 @@ MODEL_FORMAT = "paraspinal-unet2d/1"
 DEVICES = ("cpu", "cuda", "auto")
 _RESIZE_SLAB = 8  # slices whose probabilities are taken back to the input's pixels at once
 MAX_SLICE_SIGMA_MM = 20.0
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from paraspinal import __version__
 from paraspinal.anatomy import LabelScheme, list_schemes, load_scheme
-from paraspinal.backends.unet_onnx import MODEL_FORMAT, file_sha256
+from paraspinal.backends.unet_onnx import MODEL_FORMAT
 from paraspinal.errors import InputError
 from paraspinal.io import read_label_map
-from paraspinal.io.files import temp_folder_in
+from paraspinal.io.files import file_sha256, temp_folder_in
 from paraspinal.preprocessing import InputSpec
 from paraspinal.preprocessing.orientation import reorient
 from paraspinal.training.checkpoint import (
