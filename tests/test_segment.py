@@ -16,10 +16,11 @@ import paraspinal.cli.segment_cmd  # noqa: F401
 from paraspinal.anatomy import load_scheme
 from paraspinal.backends import SegmentationBackend, UNetOnnxBackend, bundled_model_dir
 from paraspinal.backends.catalog import BackendFactory
-from paraspinal.backends.unet_onnx import file_sha256, smooth_across_slices
+from paraspinal.backends.unet_onnx import smooth_across_slices
 from paraspinal.cli.main import main
 from paraspinal.errors import InputError, ParaspinalError
 from paraspinal.io import Image, read_image, read_label_map
+from paraspinal.io.files import file_sha256
 from paraspinal.postprocessing import keep_largest_component
 from paraspinal.sample import sample_case
 from tests.phantoms import reorient, save_nifti

@@ -13,9 +13,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 from paraspinal.backends import UNetOnnxBackend, read_model_card  # noqa: E402
-from paraspinal.backends.unet_onnx import file_sha256  # noqa: E402
 from paraspinal.errors import InputError, ParaspinalError  # noqa: E402
 from paraspinal.io import Image  # noqa: E402
+from paraspinal.io.files import file_sha256  # noqa: E402
 from paraspinal.training import load_config  # noqa: E402
 from paraspinal.training.dataset import read_dataset  # noqa: E402
 from paraspinal.training.trainer import train  # noqa: E402

@@ -12,8 +12,8 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from paraspinal.backends import UNetOnnxBackend  # noqa: E402
-from paraspinal.backends.unet_onnx import file_sha256  # noqa: E402
 from paraspinal.errors import InputError  # noqa: E402
+from paraspinal.io.files import file_sha256  # noqa: E402
 from paraspinal.training import load_config  # noqa: E402
 from paraspinal.training.trainer import train  # noqa: E402
 from tests.test_training import TINY, _dataset  # noqa: E402

@@ -3,18 +3,20 @@
 A backend takes an image in its native geometry and returns a :class:`~paraspinal.io.LabelMap` on exactly
 the same grid (same shape and affine), in the label scheme its values follow, with the model's provenance.
 Anything a backend needs (resampling, reorientation, normalisation, tiling) happens inside ``segment``;
-:func:`segmentation` builds its result, :func:`segment_on_grid` is how callers run one (and check it).
+:func:`segmentation` builds its result (:func:`compact_labels`, :func:`model_provenance` help),
+:func:`segment_on_grid` is how callers run one (and check it).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from paraspinal import __version__
 from paraspinal.anatomy import LabelScheme
 from paraspinal.errors import GeometryError
 from paraspinal.io.image import Image
@@ -103,6 +105,21 @@ def segmentation(
         scheme,
         Provenance("segmented", model=dict(model), info=dict(info or {})),
     )
+
+
+def compact_labels(labels: np.ndarray) -> np.ndarray:
+    """``labels`` in the smallest unsigned integer type that holds their largest value (uint8 at least)."""
+    largest = int(labels.max()) if labels.size else 0
+    return labels.astype(label_dtype(max(largest, 1)), copy=False)
+
+
+def model_provenance(backend: str, fields: Mapping[str, object], *, libraries: Sequence[str] = ()) -> dict[str, object]:
+    """A backend's provenance: ``backend``, ``fields``, the installed version of each library (distribution
+    names; key ``<name>_version``, lower case) and ``paraspinal_version``."""
+    from importlib.metadata import version
+
+    versions = {f"{name.lower()}_version": version(name) for name in libraries}
+    return {"backend": backend, **fields, **versions, "paraspinal_version": __version__}
 
 
 def segment_on_grid(backend: SegmentationBackend, image: Image) -> LabelMap:

@@ -23,19 +23,19 @@ The result lies on the input grid, in label scheme ``musclemap`` (4-digit Muscle
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from paraspinal import __version__
 from paraspinal.anatomy import LabelScheme, load_scheme
-from paraspinal.backends.base import segmentation
+from paraspinal.backends.base import model_provenance, segmentation
 from paraspinal.backends.catalog import BackendOptions
+from paraspinal.backends.model_files import load_failure, needs_model, read_json_object
+from paraspinal.backends.torch_support import torch_device, torch_threads
 from paraspinal.errors import InputError, ParaspinalError
+from paraspinal.io.files import file_sha256
 from paraspinal.io.image import Image
 from paraspinal.io.label_map import LabelMap
 from paraspinal.io.writers import label_dtype
@@ -93,8 +93,8 @@ def _model_files(path: Path) -> tuple[Path, Path]:
 def read_musclemap_model(path: str | Path) -> MuscleMapModel:
     """Read and check a MuscleMap model folder (or ``.pth``); problems are one-line ``InputError``s."""
     config_path, weights_path = _model_files(Path(path))
+    raw = read_json_object(config_path, what="MuscleMap config")
     try:
-        raw = json.loads(config_path.read_text(encoding="utf-8"))
         params, net = raw["parameters"], raw["model"]
         network = {
             "spatial_dims": int(net["spatial_dims"]),
@@ -110,8 +110,6 @@ def read_musclemap_model(path: str | Path) -> MuscleMapModel:
         sw_batch_size = int(params["spatial_window_batch_size"])
         pixdim = tuple(float(p) for p in params["pix_dim"])
         values = sorted({int(entry["value"]) for entry in raw["labels"]})
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"MuscleMap config is not valid JSON ({exc})", path=config_path) from None
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(
             f"MuscleMap config is incomplete or malformed ({type(exc).__name__}: {exc})", path=config_path
@@ -129,14 +127,6 @@ def read_musclemap_model(path: str | Path) -> MuscleMapModel:
             path=config_path,
         )
     return MuscleMapModel(config_path, weights_path, roi_size, sw_batch_size, pixdim, network, tuple(values))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def keep_largest_per_label(labels: np.ndarray) -> np.ndarray:
@@ -193,22 +183,14 @@ class MuscleMapBackend:
         self.model = read_musclemap_model(model)
         self._scheme = load_scheme(scheme)
         self._scheme.check_values(self.model.label_values, path=self.model.config_path)
-        if device not in ("cpu", "cuda", "auto"):
-            raise ParaspinalError(f"unknown device '{device}' (choose from cpu, cuda, auto)")
-        if device == "cuda" and not torch.cuda.is_available():
-            raise ParaspinalError("device 'cuda' requested but torch sees no CUDA device; use --device cpu")
-        use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-        self._device = torch.device("cuda" if use_cuda else "cpu")
+        self._device = torch_device(device)
         kwargs = {**self.model.network, "norm": Norm.INSTANCE}
         try:
             state = torch.load(self.model.weights_path, map_location="cpu", weights_only=True)
             network = UNet(**kwargs)
             network.load_state_dict(state)
         except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
-            message = " ".join(str(exc).split())[:160]
-            raise InputError(
-                f"cannot load MuscleMap weights ({type(exc).__name__}: {message})", path=self.model.weights_path
-            ) from None
+            raise load_failure("MuscleMap weights", exc, path=self.model.weights_path) from None
         self._network = network.to(self._device).eval()
         self.overlap = float(overlap)
         self.chunk_slices = max(1, int(chunk_slices))
@@ -222,14 +204,13 @@ class MuscleMapBackend:
             overlap=self.overlap,
         )
         self._values = np.array((0, *self.model.label_values))
-        self._weights_sha256 = _sha256(self.model.weights_path)
+        self._weights_sha256 = file_sha256(self.model.weights_path)
 
     @classmethod
     def from_options(cls, model: Path | None, options: BackendOptions) -> MuscleMapBackend:
         """Catalog constructor (``options.scheme`` overrides the ``musclemap`` scheme)."""
-        if model is None:
-            raise InputError("backend 'musclemap' needs --model: a MuscleMap model folder (config .json + .pth)")
-        return cls(model, device=options.device, threads=options.threads, scheme=options.scheme or "musclemap")
+        path = needs_model(model, backend=cls.name, what="a MuscleMap model folder (config .json + .pth)")
+        return cls(path, device=options.device, threads=options.threads, scheme=options.scheme or "musclemap")
 
     @property
     def scheme(self) -> LabelScheme:
@@ -237,10 +218,7 @@ class MuscleMapBackend:
 
     @property
     def provenance(self) -> dict[str, object]:
-        from importlib.metadata import version
-
-        return {
-            "backend": self.name,
+        fields = {
             "model": self.model.config_path.stem,
             "model_dir": str(self.model.config_path.parent),
             "weights_sha256": self._weights_sha256,
@@ -251,25 +229,17 @@ class MuscleMapBackend:
             "overlap": self.overlap,
             "chunk_slices": self.chunk_slices,
             "keep_largest_component": self.keep_largest,
-            "monai_version": version("monai"),
-            "paraspinal_version": __version__,
         }
+        return model_provenance(self.name, fields, libraries=("monai",))
 
     def segment(self, image: Image) -> LabelMap:
         """Label map of ``image`` on its own grid, in MuscleMap's label values."""
-        import torch
-
-        previous = torch.get_num_threads()
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
-        try:
-            depth = image.shape[2]
-            classes = np.zeros(image.shape, dtype=np.int64)
+        depth = image.shape[2]
+        classes = np.zeros(image.shape, dtype=np.int64)
+        with torch_threads(self.threads):
             for start in range(0, depth, self.chunk_slices):
                 stop = min(start + self.chunk_slices, depth)
                 classes[:, :, start:stop] = self._segment_slab(image.array[:, :, start:stop], image.affine)
-        finally:
-            torch.set_num_threads(previous)
         labels = self._values[classes]
         if self.keep_largest:
             labels = keep_largest_per_label(labels)

@@ -110,6 +110,11 @@ def resolve_scheme(
     )
 
 
+def dataset_scheme(dataset: Mapping[str, object], *, override: str | None, path: str | Path) -> LabelScheme:
+    """The label scheme for the labels of a dataset.json (read from ``path``); see :func:`resolve_scheme`."""
+    return resolve_scheme(dataset_labels(dataset, path=path), override=override, path=path)
+
+
 def _names_match(labels: Mapping[int, str], scheme: LabelScheme) -> bool:
     for value, name in labels.items():
         entry = scheme.labels.get(value)

@@ -20,42 +20,24 @@ from ``--scheme``, a ``dataset.json`` in the folder or its task folder, or a kno
 
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 
 import numpy as np
 
-from paraspinal import __version__
 from paraspinal.anatomy import LabelScheme
-from paraspinal.backends.base import segmentation
+from paraspinal.backends.base import compact_labels, model_provenance, segmentation
 from paraspinal.backends.catalog import BackendOptions
-from paraspinal.backends.nnunet_labels import KNOWN_V1_TASKS, dataset_labels, resolve_scheme
-from paraspinal.backends.nnunet_v2 import quiet, restore_grid, torch_device
-from paraspinal.backends.unet_onnx import file_sha256
+from paraspinal.backends.model_files import load_failure, model_folder, needs_model, read_json_object
+from paraspinal.backends.nnunet_common import nnunet_input, nnunet_options, quiet, restore_grid, v1_folds
+from paraspinal.backends.nnunet_labels import KNOWN_V1_TASKS, dataset_scheme, resolve_scheme
+from paraspinal.backends.torch_support import set_torch_threads, torch_device
 from paraspinal.errors import InputError
+from paraspinal.io.files import file_sha256
 from paraspinal.io.image import Image
 from paraspinal.io.label_map import LabelMap
-from paraspinal.io.writers import label_dtype
 
 DEFAULT_CHECKPOINT = "model_final_checkpoint"
-
-
-def v1_folds(folder: Path, folds: tuple[str, ...] | None, checkpoint: str) -> list[str]:
-    """Fold folder names (``fold_0``, ``all``) to ensemble; one-line errors for missing folders or files."""
-    names = [f"fold_{f}" if f != "all" else "all" for f in folds] if folds else None
-    if names is None:
-        names = sorted((p.name for p in folder.glob("fold_*") if p.is_dir()), key=lambda n: (len(n), n))
-        if not names:
-            raise InputError("no fold_K folder (not an nnU-Net v1 trainer folder?)", path=folder)
-    for name in names:
-        fold_dir = folder / name
-        if not fold_dir.is_dir():
-            raise InputError(f"fold folder {name} not found", path=folder)
-        for suffix in (".model", ".model.pkl"):
-            if not (fold_dir / f"{checkpoint}{suffix}").is_file():
-                raise InputError(f"checkpoint {checkpoint}{suffix} not found", path=fold_dir)
-    return names
 
 
 def _load_pickle(path: Path, what: str) -> dict:
@@ -73,11 +55,7 @@ def _v1_scheme(folder: Path, plans: dict, override: str | None) -> LabelScheme:
     """Scheme from --scheme, a dataset.json next to or above the folder, or a known task folder name."""
     for candidate in (folder / "dataset.json", folder.parent / "dataset.json"):
         if candidate.is_file():
-            try:
-                dataset = json.loads(candidate.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise InputError(f"dataset.json is not valid JSON ({exc})", path=candidate) from None
-            return resolve_scheme(dataset_labels(dataset, path=candidate), override=override, path=candidate)
+            return dataset_scheme(read_json_object(candidate, what="dataset.json"), override=override, path=candidate)
     classes = plans.get("all_classes") or list(range(1, int(plans.get("num_classes", 0)) + 1))
     labels = {int(c): f"class {int(c)}" for c in classes if int(c) > 0}
     if not labels:
@@ -112,10 +90,7 @@ class NnUNetV1Backend:
         threads: int | None = None,
         scheme: str | None = None,
     ) -> None:
-        folder = Path(model_dir)
-        if not folder.is_dir():
-            raise InputError("model folder not found", path=folder)
-        self.folder = folder
+        self.folder = folder = model_folder(model_dir)
         self.checkpoint = (checkpoint or DEFAULT_CHECKPOINT).removesuffix(".model")
         if not (folder / "plans.pkl").is_file():
             raise InputError("no plans.pkl in the model folder (not an nnU-Net v1 trainer folder?)", path=folder)
@@ -127,14 +102,12 @@ class NnUNetV1Backend:
             )
         self._scheme = _v1_scheme(folder, plans, scheme)
         self.weights_sha256 = {n: file_sha256(folder / n / f"{self.checkpoint}.model") for n in self.folds}
-        import torch
-
         self._device = torch_device(device)
-        if threads is not None:
-            torch.set_num_threads(max(1, int(threads)))
+        set_torch_threads(threads)
         self.test_time_flip = test_time_flip
         first = folder / self.folds[0]
         with quiet():
+            import torch
             from nnunet.training.model_restore import restore_model
 
             try:
@@ -147,10 +120,7 @@ class NnUNetV1Backend:
                     for n in self.folds
                 ]
             except Exception as exc:  # noqa: BLE001 - nnU-Net v1 raises asserts, pickling and torch errors
-                text = " ".join(str(exc).split())[:160] or type(exc).__name__
-                raise InputError(
-                    f"cannot load the nnU-Net v1 model ({type(exc).__name__}: {text})", path=folder
-                ) from None
+                raise load_failure("the nnU-Net v1 model", exc, path=folder) from None
         trainer.network.to(self._device)
         self._trainer = trainer
         self._postprocessing = None
@@ -162,17 +132,8 @@ class NnUNetV1Backend:
     @classmethod
     def from_options(cls, model: Path | None, options: BackendOptions) -> NnUNetV1Backend:
         """Catalog constructor; ``model`` is required."""
-        if model is None:
-            raise InputError("backend 'nnunet-v1' needs --model: an nnU-Net v1 trainer folder")
-        return cls(
-            model,
-            folds=options.folds,
-            checkpoint=options.checkpoint,
-            device=options.device,
-            test_time_flip=options.test_time_flip,
-            threads=options.threads,
-            scheme=options.scheme,
-        )
+        folder = needs_model(model, backend=cls.name, what="an nnU-Net v1 trainer folder")
+        return cls(folder, **nnunet_options(options))
 
     @property
     def scheme(self) -> LabelScheme:
@@ -180,10 +141,7 @@ class NnUNetV1Backend:
 
     @property
     def provenance(self) -> dict[str, object]:
-        from importlib.metadata import version
-
-        return {
-            "backend": self.name,
+        fields = {
             "model_dir": str(self.folder),
             "folds": list(self.folds),
             "checkpoint": self.checkpoint,
@@ -191,22 +149,18 @@ class NnUNetV1Backend:
             "trainer": type(self._trainer).__name__,
             "postprocessing": self._postprocessing is not None,
             "test_time_flip": self.test_time_flip,
-            "nnunet_version": version("nnunet"),
             "device": self._device.type,
             "scheme": self._scheme.key,
-            "paraspinal_version": __version__,
         }
+        return model_provenance(self.name, fields, libraries=("nnunet",))
 
     def segment(self, image: Image) -> LabelMap:
         """Label map of ``image`` on its own grid, in the model's label scheme."""
         with quiet():
             seg = self._predict_zyx(image)
-        labels = restore_grid(seg, None)
-        max_label = int(labels.max()) if labels.size else 0
-        labels = labels.astype(label_dtype(max(max_label, 1)), copy=False)
         return segmentation(
             image,
-            labels,
+            compact_labels(restore_grid(seg, None)),
             scheme=self._scheme,
             model=self.provenance,
             info=None,
@@ -220,8 +174,8 @@ class NnUNetV1Backend:
         from nnunet.preprocessing.preprocessing import resample_data_or_seg
 
         trainer = self._trainer
-        data = np.ascontiguousarray(np.asarray(image.array, dtype=np.float32).transpose(2, 1, 0)[None])
-        spacing_zyx = np.linalg.norm(image.affine[:3, :3], axis=0)[::-1].astype(np.float64)
+        data, spacing, _ = nnunet_input(image, "SimpleITKIO")
+        spacing_zyx = np.array(spacing, dtype=np.float64)
         properties = {
             "original_size_of_raw_data": np.array(data.shape[1:]),
             "original_spacing": spacing_zyx,

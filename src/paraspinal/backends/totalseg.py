@@ -31,7 +31,6 @@ optional dependencies fail to import are skipped instead of aborting the search.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import io
 import pkgutil
@@ -42,14 +41,15 @@ from typing import Any
 
 import numpy as np
 
-from paraspinal import __version__
 from paraspinal.anatomy import LabelScheme, load_scheme
-from paraspinal.backends.base import segmentation
+from paraspinal.backends.base import compact_labels, model_provenance, segmentation
 from paraspinal.backends.catalog import BackendOptions
+from paraspinal.backends.model_files import load_failure, needs_model
+from paraspinal.backends.torch_support import torch_device, torch_threads
 from paraspinal.errors import InputError, ParaspinalError
+from paraspinal.io.files import file_sha256
 from paraspinal.io.image import Image
 from paraspinal.io.label_map import LabelMap
-from paraspinal.io.writers import label_dtype
 
 TASKS: dict[str, str] = {"total_mr": "total_mr", "vertebrae_mr": "total_vertebrae_mr"}
 """Supported TotalSegmentator task -> paraspinal label scheme key."""
@@ -175,16 +175,6 @@ def find_trainer_class(name: str) -> type:
     return found
 
 
-def _torch_device(device: str) -> Any:
-    import torch
-
-    if device not in ("cpu", "cuda", "auto"):
-        raise ParaspinalError(f"unknown device '{device}' (choose from cpu, cuda, auto)")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ParaspinalError("device 'cuda' requested but torch sees no CUDA device; use --device cpu")
-    return torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
-
-
 def build_predictor(folder: Path, *, tile_step: float, device: Any) -> Any:
     """An ``nnUNetPredictor`` for one model folder (fold 0), set up as TotalSegmentator sets it up."""
     import torch
@@ -210,8 +200,7 @@ def build_predictor(folder: Path, *, tile_step: float, device: Any) -> Any:
     except ParaspinalError:
         raise
     except Exception as exc:  # noqa: BLE001 - json, pickle and torch raise many types
-        message = " ".join(str(exc).split())[:160]
-        raise InputError(f"cannot load nnU-Net model ({type(exc).__name__}: {message})", path=folder) from None
+        raise load_failure("nnU-Net model", exc, path=folder) from None
     with contextlib.redirect_stdout(io.StringIO()):  # it prints a note about CPU devices
         predictor = nnUNetPredictor(
             tile_step_size=tile_step,
@@ -235,14 +224,6 @@ def build_predictor(folder: Path, *, tile_step: float, device: Any) -> Any:
     return predictor
 
 
-def _sha256_short(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class TotalSegmentatorBackend:
     """Segment MR images with TotalSegmentator's ``total_mr`` or ``vertebrae_mr`` models (loaded once).
 
@@ -263,21 +244,20 @@ class TotalSegmentatorBackend:
         self.settings = task_settings(task)
         folders = model_folders(self.weights_dir, self.settings)
         self._scheme = load_scheme(TASKS[task])
-        self._device = _torch_device(device)
+        self._device = torch_device(device)
         self.threads = threads
         self._predictors = [build_predictor(f, tile_step=self.settings.tile_step, device=self._device) for f in folders]
         self._luts = self._part_luts()
         self._checkpoints = {
-            name: _sha256_short(f / "fold_0" / CHECKPOINT)
+            name: file_sha256(f / "fold_0" / CHECKPOINT)
             for name, f in zip(self.settings.folder_names, folders, strict=True)
         }
 
     @classmethod
     def from_options(cls, model: Path | None, options: BackendOptions) -> TotalSegmentatorBackend:
         """Catalog constructor; ``options.task`` picks the task (default ``total_mr``)."""
-        if model is None:
-            raise InputError("backend 'totalsegmentator' needs --model: TotalSegmentator's weights folder")
-        return cls(model, task=options.task or "total_mr", device=options.device, threads=options.threads)
+        folder = needs_model(model, backend=cls.name, what="TotalSegmentator's weights folder")
+        return cls(folder, task=options.task or "total_mr", device=options.device, threads=options.threads)
 
     @property
     def scheme(self) -> LabelScheme:
@@ -285,10 +265,7 @@ class TotalSegmentatorBackend:
 
     @property
     def provenance(self) -> dict[str, object]:
-        from importlib.metadata import version
-
-        return {
-            "backend": self.name,
+        fields = {
             "task": self.settings.task,
             "model_dir": str(self.weights_dir),
             "datasets": list(self.settings.folder_names),
@@ -298,10 +275,8 @@ class TotalSegmentatorBackend:
             "tile_step": self.settings.tile_step,
             "scheme": self._scheme.key,
             "device": self._device.type,
-            "totalsegmentator_version": version("TotalSegmentator"),
-            "nnunetv2_version": version("nnunetv2"),
-            "paraspinal_version": __version__,
         }
+        return model_provenance(self.name, fields, libraries=("TotalSegmentator", "nnunetv2"))
 
     def _part_luts(self) -> list[np.ndarray | None]:
         """Per model: lookup table from its label values to the task's values (None: used as is)."""
@@ -322,7 +297,6 @@ class TotalSegmentatorBackend:
     def segment(self, image: Image) -> LabelMap:
         """Label map of ``image`` on its own grid, in scheme ``total_mr`` or ``total_vertebrae_mr``."""
         import nibabel as nib
-        import torch
         from totalsegmentator.alignment import as_closest_canonical, undo_canonical
         from totalsegmentator.resampling import change_spacing
 
@@ -332,13 +306,8 @@ class TotalSegmentatorBackend:
         resampled = change_spacing(
             canonical, list(self.settings.spacing_mm), order=1, dtype=np.int32, nr_cpus=1, use_gpu=use_gpu
         )
-        previous_threads = torch.get_num_threads()
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
-        try:
+        with torch_threads(self.threads):
             labels = self._predict(resampled)
-        finally:
-            torch.set_num_threads(previous_threads)
         prediction = nib.Nifti1Image(labels, resampled.affine)
         if resampled is not canonical:
             prediction = change_spacing(
@@ -355,11 +324,10 @@ class TotalSegmentatorBackend:
         values = np.asarray(restored.dataobj).astype(np.uint8)
         if values.shape != image.shape:
             raise ParaspinalError(f"TotalSegmentator output shape {values.shape} differs from input {image.shape}")
-        values = values.astype(label_dtype(int(values.max()) if values.size else 0))
         info = {"resampled_shape": list(resampled.shape)}
         return segmentation(
             image,
-            values,
+            compact_labels(values),
             scheme=self._scheme,
             model=self.provenance,
             info=info,

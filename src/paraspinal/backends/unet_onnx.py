@@ -14,19 +14,18 @@ step (:func:`paraspinal.postprocessing.keep_largest_component`).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from paraspinal import __version__
 from paraspinal.anatomy import LabelScheme, load_scheme
-from paraspinal.backends.base import segmentation
+from paraspinal.backends.base import model_provenance, segmentation
 from paraspinal.backends.catalog import BackendOptions
+from paraspinal.backends.model_files import read_json_object
 from paraspinal.errors import InputError, ParaspinalError
+from paraspinal.io.files import file_sha256
 from paraspinal.io.image import Image
 from paraspinal.io.label_map import LabelMap
 from paraspinal.io.writers import label_dtype
@@ -43,15 +42,6 @@ MODEL_FORMAT = "paraspinal-unet2d/1"
 DEVICES = ("cpu", "cuda", "auto")
 _RESIZE_SLAB = 8  # slices whose probabilities are taken back to the input's pixels at once
 MAX_SLICE_SIGMA_MM = 20.0
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -73,10 +63,8 @@ def read_model_card(folder: str | Path) -> ModelCard:
     """Read and check a model folder's ``model.json``; problems are one-line ``InputError``s."""
     folder = Path(folder)
     card_path = folder / "model.json"
-    if not card_path.is_file():
-        raise InputError("no model.json: not a paraspinal model folder", path=folder)
+    raw = read_json_object(card_path, what="model.json", missing="no model.json: not a paraspinal model folder")
     try:
-        raw = json.loads(card_path.read_text(encoding="utf-8"))
         if raw.get("format") != MODEL_FORMAT:
             raise InputError(
                 f"unsupported model format {raw.get('format')!r} (expected {MODEL_FORMAT})", path=card_path
@@ -92,8 +80,6 @@ def read_model_card(folder: str | Path) -> ModelCard:
         if int(raw["input"].get("channels", 1)) != 1:
             raise InputError("only single-channel models are supported", path=card_path)
         slice_sigma_mm = float(output.get("slice_sigma_mm", 0.0))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"model.json is not valid JSON ({exc})", path=card_path) from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputError(
             f"model.json is incomplete or malformed ({type(exc).__name__}: {exc})", path=card_path
@@ -202,8 +188,7 @@ class UNetOnnxBackend:
     def provenance(self) -> dict[str, object]:
         import onnxruntime as ort
 
-        return {
-            "backend": self.name,
+        fields = {
             "model": self.card.name,
             "model_dir": str(self.card.folder),
             "weights_sha256": self.card.onnx_sha256,
@@ -211,9 +196,9 @@ class UNetOnnxBackend:
             "device": self.device,
             "test_time_flip": self.test_time_flip,
             "slice_sigma_mm": self.slice_sigma_mm,
-            "onnxruntime_version": ort.__version__,
-            "paraspinal_version": __version__,
+            "onnxruntime_version": ort.__version__,  # the onnxruntime-gpu distribution says it too
         }
+        return model_provenance(self.name, fields)
 
     def segment(self, image: Image) -> LabelMap:
         """Label map of ``image`` on its own grid, in the model's label scheme."""

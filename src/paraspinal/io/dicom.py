@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,69 +42,12 @@ from paraspinal.io.dicom_files import (
     series_header,
     walk_files,
 )
-from paraspinal.io.dicom_geometry import StackGeometry, analyse_stack, resample_slices
+from paraspinal.io.dicom_geometry import analyse_stack, resample_slices
 from paraspinal.io.dicom_select import SeriesChoice, contrast_hints, select_series
+from paraspinal.io.dicom_series import SeriesInfo
 from paraspinal.io.image import Image
 
 DICOM_FILE_SUFFIXES = (".dcm", ".dicom", ".ima")
-
-
-@dataclass(frozen=True)
-class SeriesInfo:
-    """One image series (or one stack of a split series), described without any patient data."""
-
-    uid: str
-    stack: str
-    description: str
-    number: int | None
-    modality: str
-    plane: str
-    tilt_deg: float
-    n_slices: int
-    n_files: int
-    multiframe: bool
-    rows: int
-    columns: int
-    pixel_spacing_mm: tuple[float, float] | None
-    slice_spacing_mm: float | None
-    contrasts: tuple[str, ...]
-    image_type: str
-    problems: tuple[str, ...]
-    uneven: str | None
-    source: str
-    frame_of_reference_uid: str = ""
-    ct: Mapping[str, object] = field(default_factory=dict, compare=False)
-    frames: tuple[Frame, ...] = field(repr=False, compare=False, default=())
-    geometry: StackGeometry | None = field(repr=False, compare=False, default=None)
-
-    @property
-    def key(self) -> str:
-        """``UID`` or, for one stack of a split series, ``UID:stack``."""
-        return f"{self.uid}:{self.stack}" if self.stack else self.uid
-
-    def to_dict(self) -> dict[str, object]:
-        """Plain JSON-ready description (no frames, no patient data)."""
-        return {
-            "series_instance_uid": self.uid,
-            "key": self.key,
-            "stack": self.stack,
-            "series_number": self.number,
-            "description": self.description,
-            "modality": self.modality,
-            "plane": self.plane,
-            "tilt_deg": None if self.tilt_deg != self.tilt_deg else round(self.tilt_deg, 3),
-            "n_slices": self.n_slices,
-            "n_files": self.n_files,
-            "multiframe": self.multiframe,
-            "rows": self.rows,
-            "columns": self.columns,
-            "pixel_spacing_mm": list(self.pixel_spacing_mm) if self.pixel_spacing_mm else None,
-            "slice_spacing_mm": self.slice_spacing_mm,
-            "contrasts": list(self.contrasts),
-            "image_type": self.image_type,
-            "problems": list(self.problems) + ([self.uneven] if self.uneven else []),
-            **({"contrast_agent": self.ct["contrast_agent"], "kernel": self.ct["kernel"]} if self.ct else {}),
-        }
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,9 @@ import numpy as np
 from paraspinal import __version__
 from paraspinal.anatomy import AnatomyRegistry, CodedConcept, LabelScheme, load_registry, load_scheme
 from paraspinal.errors import GeometryError, InputError, ParaspinalError
-from paraspinal.io.dicom import SeriesInfo, describe_datasets, discover_series, source_datasets
+from paraspinal.io.dicom import describe_datasets, discover_series, source_datasets
 from paraspinal.io.dicom_select import select_series
+from paraspinal.io.dicom_series import SeriesInfo
 from paraspinal.io.files import ensure_folder, os_errors_name, temp_file_for
 from paraspinal.io.geometry import grid_differences
 from paraspinal.io.image import Image

@@ -13,12 +13,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from paraspinal.errors import InputError
-
-if TYPE_CHECKING:
-    from paraspinal.io.dicom import SeriesInfo
+from paraspinal.io.dicom_series import SeriesInfo
 
 CONTRASTS = ("water", "fat", "in_phase", "opp_phase", "t1", "t2")
 PLANES = ("axial", "sagittal", "coronal", "oblique")

@@ -1,4 +1,5 @@
-"""Output files and folders that follow the process umask, and file-system errors that name the output.
+"""File helpers: the SHA-256 of a file, output files and folders that follow the process umask, and file-system
+errors that name the output.
 
 :mod:`tempfile` creates its files 0600 and its folders 0700 whatever the umask, so results staged
 under temporary names would stay private to their owner after the rename. Every writer creates
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import tempfile
 import threading
@@ -17,6 +19,16 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 
 _UMASK_LOCK = threading.Lock()
+_CHUNK = 1 << 20
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB chunks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def current_umask() -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from paraspinal import __version__
+from paraspinal.io.files import file_sha256
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -48,18 +49,13 @@ _DEPENDENCIES = (
     "Jinja2",
     "onnxruntime",
 )
-_CHUNK = 1 << 20
 
 
 def sha256_path(path: str | Path) -> str:
     """SHA-256 (hex) of a file, or of a folder as the hash over its files' relative names and hashes."""
     p = Path(path)
     if p.is_file():
-        digest = hashlib.sha256()
-        with p.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(_CHUNK), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
+        return file_sha256(p)
     digest = hashlib.sha256()
     for item in sorted(q for q in p.rglob("*") if q.is_file()):
         digest.update(item.relative_to(p).as_posix().encode("utf-8") + b"\0")

@@ -1,8 +1,9 @@
-"""One training step's parts: the device and number format, a batch of augmented crops, the loss, validation.
+"""One training step's parts: the number format, a batch of augmented crops, the loss, validation.
 
-Device and precision (``[training] device``, ``precision``): the weights, the optimiser state and the
-loss are always float32; ``precision = "bfloat16"`` runs the network's forward and backward passes under
-``torch.autocast`` in bfloat16 (about 1.8x faster per step on CPUs with AVX-512 BF16, and on GPUs).
+Precision (``[training] precision``; the device is picked by :func:`paraspinal.backends.torch_support.torch_device`):
+the weights, the optimiser state and the loss are always float32; ``precision = "bfloat16"`` runs the network's
+forward and backward passes under ``torch.autocast`` in bfloat16 (about 1.8x faster per step on CPUs with
+AVX-512 BF16, and on GPUs).
 Validation and the exported ONNX model are float32 whatever the training precision.
 """
 
@@ -14,22 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from paraspinal.errors import InputError
 from paraspinal.preprocessing import InputSpec, context_slices, foreground_box
 from paraspinal.training.augment import augment_slice, fov_cut_directions
 from paraspinal.training.config import TrainConfig
 from paraspinal.training.dataset import TrainingImage
 from paraspinal.training.unet import UNet2D
-
-
-def torch_device(name: str) -> torch.device:
-    """The torch device for ``[training] device`` ("cpu", "cuda" or "cuda:N"); an ``InputError`` when absent."""
-    device = torch.device(name)
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if (device.index or 0) >= count:
-            raise InputError(f"device {name!r} is not available here ({count} CUDA device(s)); use device = 'cpu'")
-    return device
 
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[object]:

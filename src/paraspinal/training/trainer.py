@@ -39,10 +39,11 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from paraspinal import __version__
 from paraspinal.anatomy import LabelScheme, list_schemes, load_scheme
-from paraspinal.backends.unet_onnx import MODEL_FORMAT, file_sha256
+from paraspinal.backends.torch_support import torch_device
+from paraspinal.backends.unet_onnx import MODEL_FORMAT
 from paraspinal.errors import InputError
 from paraspinal.io import read_label_map
-from paraspinal.io.files import temp_folder_in
+from paraspinal.io.files import file_sha256, temp_folder_in
 from paraspinal.preprocessing import InputSpec
 from paraspinal.preprocessing.orientation import reorient
 from paraspinal.training.checkpoint import (
@@ -64,7 +65,7 @@ from paraspinal.training.dataset import (
     read_dataset,
 )
 from paraspinal.training.export import export_onnx, save_safetensors
-from paraspinal.training.steps import autocast, make_batch, segmentation_loss, torch_device, validation_dice
+from paraspinal.training.steps import autocast, make_batch, segmentation_loss, validation_dice
 from paraspinal.training.unet import UNet2D, UNetConfig
 
 EpochCallback = Callable[[int, float, dict[str, dict[int, float | None]]], None]
@@ -161,7 +162,7 @@ def _run(
         levels=config.model.levels,
         convs_per_level=config.model.convs_per_level,
     )
-    device = torch_device(config.device)
+    device = torch_device(config.device, instead="device = 'cpu'")
     model = _init_weights(UNet2D(arch), seed=config.seed).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     averaged = None
