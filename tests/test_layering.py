@@ -20,6 +20,7 @@ RANKS = {
     "backends": 3,
     "postprocessing": 4,
     "levels": 4.5,
+    "quality": 4.8,
     "measurement": 5,
     "evaluation": 5.5,
     "reporting": 6,

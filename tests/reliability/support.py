@@ -31,7 +31,8 @@ def run_cli(
     return subprocess.run(
         [*PARASPINAL, *map(str, args)],
         capture_output=True,
-        text=True,
+        encoding="utf-8",  # whatever the CI locale says: the CLI's tables are UTF-8
+        errors="replace",
         timeout=timeout_s,
         cwd=cwd,
         env=cli_env(),
@@ -45,7 +46,8 @@ def start_cli(args: Sequence[str | Path], **popen: object) -> subprocess.Popen[s
         [*PARASPINAL, *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         start_new_session=True,
         env=cli_env(),
         **popen,  # type: ignore[arg-type]
@@ -104,7 +106,8 @@ def start_batch_driver(cases: Path, out: Path, *, factory: str, workers: int) ->
         [sys.executable, "-c", BATCH_DRIVER, str(cases), str(out), factory, str(workers)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         start_new_session=True,
         env=cli_env(),
     )

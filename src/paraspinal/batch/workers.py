@@ -24,6 +24,7 @@ from pathlib import Path
 
 from paraspinal.backends.catalog import Models
 from paraspinal.pipeline.case import Case
+from paraspinal.pipeline.case_folder import remove_case_staging
 from paraspinal.pipeline.options import RunOptions
 from paraspinal.pipeline.results import CaseResult
 
@@ -150,6 +151,7 @@ def run_in_workers(
                 elif died:
                     worker.case = None
                     yield from _bury(worker, case, pool=pool, queue=queue, tried=tries[case.case_id], attempts=attempts)
+                    remove_case_staging(out, case_id=case.case_id)  # what the dead worker was writing
                     if queue:
                         hand_out(spawn())
     finally:

@@ -11,6 +11,7 @@ their writer is gone (:mod:`paraspinal.batch.lock`).
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import re
@@ -26,6 +27,7 @@ __all__ = [
     "case_folder_problem",
     "manifest_name",
     "read_case_manifest",
+    "remove_case_staging",
     "staged_case_folder",
     "staging_case_id",
 ]
@@ -42,6 +44,16 @@ def staging_case_id(name: str) -> str | None:
     """The case id of a staging folder's name (``.P01.partial-ab12`` -> ``P01``), else None."""
     match = _STAGING.match(name)
     return match.group("case") if match else None
+
+
+def remove_case_staging(out: Path, *, case_id: str) -> int:
+    """Remove ``case_id``'s staging folders in ``out`` (left by a writer known to be dead); how many."""
+    removed = 0
+    for path in out.glob(f".{glob.escape(case_id)}.*-*"):
+        if path.is_dir() and staging_case_id(path.name) == case_id:
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def read_case_manifest(folder: Path) -> dict[str, object] | None:

@@ -24,6 +24,7 @@ from paraspinal.pipeline.case import Case
 from paraspinal.pipeline.options import RunOptions
 from paraspinal.pipeline.read import CaseImages
 from paraspinal.pipeline.sagittal import SagittalLevels, sagittal_levels
+from paraspinal.quality import Assessment
 
 __all__ = ["CaseLevels", "LevelSource", "check_levels_csv", "find_levels", "level_source"]
 
@@ -39,6 +40,7 @@ class CaseLevels:
     source: str
     notes: tuple[str, ...] = ()
     spine: SagittalLevels | None = None
+    quality: Assessment | None = None  # how far to trust the level names and positions (None: not assessed)
 
 
 def level_source(case: Case, *, options: RunOptions) -> tuple[LevelSource, Path | None]:
