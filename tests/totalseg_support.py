@@ -142,7 +142,9 @@ def make_model_folder(
 def make_weights_folder(home: Path, *, task: str, seed: int = 0) -> Path:
     """A TotalSegmentator home folder (``nnunet/results/...``) with tiny models for ``task``; returns ``home``."""
     from totalsegmentator.map_tasks_config import TASK_CONFIGS, TASK_ID_WEIGHTS_CONFIGS
-    from totalsegmentator.map_to_binary import class_map, class_map_parts_mr, map_taskid_to_partname_mr
+    from totalsegmentator.map_to_binary import class_map
+
+    from paraspinal.backends.totalseg import task_part_classes
 
     raw = TASK_CONFIGS[task]
     config = raw["sub_modes"]["default"] if "sub_modes" in raw else raw
@@ -150,7 +152,7 @@ def make_weights_folder(home: Path, *, task: str, seed: int = 0) -> Path:
     results = home / "nnunet" / "results"
     for offset, dataset_id in enumerate(ids):
         name = TASK_ID_WEIGHTS_CONFIGS[dataset_id]["foldername"]
-        classes = class_map_parts_mr[map_taskid_to_partname_mr[dataset_id]] if len(ids) > 1 else class_map[task]
+        classes = task_part_classes(dataset_id) if len(ids) > 1 else class_map[task]
         make_model_folder(
             results / name / f"{config['trainer']}__nnUNetPlans__3d_fullres",
             dataset_name=name,
@@ -192,6 +194,8 @@ REFERENCE_TRAINERS = {
     "nnUNetTrainer_DASegOrd0_NoMirroring": (
         "nnunetv2.training.nnUNetTrainer.variants.data_augmentation.nnUNetTrainerDAOrd0"
     ),
+    # named so nnU-Net's recursive trainer search (which imports torchvision through timm) is not needed
+    "nnUNetTrainerNoMirroring": "nnunetv2.training.nnUNetTrainer.variants.data_augmentation.nnUNetTrainerNoMirroring",
 }
 
 

@@ -1,4 +1,4 @@
-"""TotalSegmentator's MR tasks (``total_mr``, ``vertebrae_mr``) from a local weights folder.
+"""TotalSegmentator's MR tasks (``total_mr``, ``vertebrae_mr``) and its CT task ``total`` from a local weights folder.
 
 Which code path we use, and why
 -------------------------------
@@ -17,8 +17,9 @@ built once in :meth:`TotalSegmentatorBackend.__init__`:
    as its ``predict_from_files``) with TotalSegmentator's settings: fold 0, ``checkpoint_final.pth``,
    Gaussian weighting, no mirroring, tile step 0.8 for ``total_mr`` and 0.5 otherwise; images above
    512·512·900 voxels are split into three overlapping slabs along z for multi-model tasks, as it does;
-4. ``total_mr``'s two models (datasets 850 organs, 851 muscles) merged with its class maps (the
-   second model's labels win where both label a voxel);
+4. ``total_mr``'s two models (datasets 850 organs, 851 muscles), or CT ``total``'s five (291 organs, 292
+   vertebrae, 293 cardiac, 294 muscles, 295 ribs), merged with its class maps (a later model's labels win
+   where two label a voxel);
 5. nearest-neighbour resampling back with ``change_spacing(..., order=0)``, ``undo_canonical``.
 
 Nothing downloads, no statistics are sent, no licence is checked, and no ``config.json`` is written.
@@ -51,7 +52,7 @@ from paraspinal.io.files import file_sha256
 from paraspinal.io.image import Image
 from paraspinal.io.label_map import LabelMap
 
-TASKS: dict[str, str] = {"total_mr": "total_mr", "vertebrae_mr": "total_vertebrae_mr"}
+TASKS: dict[str, str] = {"total_mr": "total_mr", "vertebrae_mr": "total_vertebrae_mr", "total": "total"}
 """Supported TotalSegmentator task -> paraspinal label scheme key."""
 
 WEIGHTS_RELEASE_URL = "https://github.com/wasserth/TotalSegmentator/releases/download"
@@ -110,6 +111,21 @@ def task_settings(task: str) -> TaskSettings:
         spacing_mm=spacing,  # type: ignore[arg-type]
         tile_step=0.8 if task in ("total", "total_v3", "total_mr") else 0.5,
     )
+
+
+def task_part_classes(dataset_id: int) -> dict[int, str]:
+    """The class map (value -> name) of one model of a multi-model task, from TotalSegmentator's tables
+    (MR parts for datasets 850/851, CT ``total``'s five parts for 291-295)."""
+    from totalsegmentator.map_to_binary import (
+        class_map_5_parts,
+        class_map_parts_mr,
+        map_taskid_to_partname_ct,
+        map_taskid_to_partname_mr,
+    )
+
+    if dataset_id in map_taskid_to_partname_mr:
+        return class_map_parts_mr[map_taskid_to_partname_mr[dataset_id]]
+    return class_map_5_parts[map_taskid_to_partname_ct[dataset_id]]
 
 
 def results_folder(weights_dir: Path) -> Path:
@@ -280,14 +296,14 @@ class TotalSegmentatorBackend:
 
     def _part_luts(self) -> list[np.ndarray | None]:
         """Per model: lookup table from its label values to the task's values (None: used as is)."""
-        from totalsegmentator.map_to_binary import class_map, class_map_parts_mr, map_taskid_to_partname_mr
+        from totalsegmentator.map_to_binary import class_map
 
         if len(self.settings.dataset_ids) == 1:
             return [None]
         inverse = {name: value for value, name in class_map[self.settings.task].items()}
         luts: list[np.ndarray | None] = []
         for dataset_id in self.settings.dataset_ids:
-            part = class_map_parts_mr[map_taskid_to_partname_mr[dataset_id]]
+            part = task_part_classes(dataset_id)
             lut = np.zeros(max(part) + 1, dtype=np.uint8)
             for value, name in part.items():
                 lut[value] = inverse[name]
@@ -295,7 +311,7 @@ class TotalSegmentatorBackend:
         return luts
 
     def segment(self, image: Image) -> LabelMap:
-        """Label map of ``image`` on its own grid, in scheme ``total_mr`` or ``total_vertebrae_mr``."""
+        """Label map of ``image`` on its own grid, in scheme ``total_mr``, ``total_vertebrae_mr`` or ``total`` (CT)."""
         import nibabel as nib
         from totalsegmentator.alignment import as_closest_canonical, undo_canonical
         from totalsegmentator.resampling import change_spacing
