@@ -9,6 +9,19 @@ import typer
 
 from paraspinal.cli.app import app
 from paraspinal.cli.console import console, print_frame
+from paraspinal.cli.ct_options import (
+    adipose_window_option,
+    ct_contrast_option,
+    erosion_option,
+    mad_k_option,
+    muscle_window_option,
+    organs_option,
+    outlier_window_option,
+    outliers_option,
+    parse_ct,
+    roi_radius_option,
+    rois_option,
+)
 from paraspinal.cli.options import parse_methods
 from paraspinal.errors import InputError
 from paraspinal.measurement import INFILTRATION_METHODS
@@ -65,6 +78,24 @@ def evaluate_command(
     ),
     water: Path | None = typer.Option(None, "--water", help="Dixon water image or folder (fat fraction)."),
     fat: Path | None = typer.Option(None, "--fat", help="Dixon fat image or folder (fat fraction)."),
+    ct: Path | None = typer.Option(
+        None, "--ct", help="CT image in HU, or a folder of <case>_* CTs: both masks measured in HU (IMAT, organs)."
+    ),
+    manual_values: Path | None = typer.Option(
+        None,
+        "--manual-values",
+        help="CSV of manual ROI values (case_id,structure,side,metric,value[,level,method,unit]) vs automatic ones.",
+    ),
+    ct_contrast: str | None = ct_contrast_option(),
+    erosion_mm: float = erosion_option(),
+    outliers: str = outliers_option(),
+    mad_k: float = mad_k_option(),
+    outlier_window: str | None = outlier_window_option(),
+    adipose_window: str = adipose_window_option(),
+    muscle_window: str = muscle_window_option(),
+    rois: int = rois_option(),
+    roi_radius_mm: float = roi_radius_option(),
+    organs: str = organs_option(),
     image_name: str = typer.Option("image", "--image-name", help="Name of --image in the tables, e.g. t1 or t2."),
     scheme: str | None = typer.Option(
         None,
@@ -139,6 +170,21 @@ def evaluate_command(
         water=water,
         fat=fat,
         image=image,
+        ct=ct,
+        manual_values=manual_values,
+        ct_options=parse_ct(
+            ct_contrast=ct_contrast,
+            erosion_mm=erosion_mm,
+            outliers=outliers,
+            mad_k=mad_k,
+            outlier_window=outlier_window,
+            adipose_window=adipose_window,
+            muscle_window=muscle_window,
+            rois=rois,
+            roi_radius_mm=roi_radius_mm,
+            bmi=None,
+            organs=organs,
+        ),
         image_name=image_name,
         infiltration_methods=method_list,
         tost_margin_pct=tost_margin_pct,

@@ -31,15 +31,19 @@ from paraspinal.evaluation.measurement_agreement import (
 from paraspinal.evaluation.overlap import ALL_LEVELS, FOREGROUND, overlap_table
 from paraspinal.evaluation.pairing import CasePair, find_case_file, pair_cases
 from paraspinal.evaluation.plots import BlandAltmanPanel, plot_bland_altman, plot_dice_boxplot, safe_filename
-from paraspinal.io import Image, axial_frame, check_same_grid, read_image, read_label_map
+from paraspinal.evaluation.roi_values import pair_roi_values, read_manual_values
+from paraspinal.io import Image, as_ct, axial_frame, check_same_grid, read_image, read_label_map
 from paraspinal.io.label_map import LabelMap
 from paraspinal.levels import LevelTable, read_levels_csv
 from paraspinal.measurement import INFILTRATION_METHODS, measure_case
+from paraspinal.measurement.ct import CtOptions
 from paraspinal.safe_text import write_csv
 
 __all__ = ["CaseRecord", "EvaluationResult", "case_levels", "case_overlap", "evaluate", "write_outputs"]
 
 SUMMARY_METRICS = ("dice", "iou", "hd95", "assd", "volume_diff_pct")
+CT_METRICS = ("hu_mean", "hu_median", "imat_share")
+"""Metrics compared between the masks on a CT (with ``ct``), besides :data:`DEFAULT_METRICS`."""
 
 
 @dataclass
@@ -151,6 +155,7 @@ def _measure_both(
     image_name: str,
     infiltration_methods: Sequence[str],
     record: CaseRecord,
+    ct_options: CtOptions | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Measure both masks and classify fat voxels; returns (measurements, classification counts)."""
     tables = []
@@ -164,6 +169,8 @@ def _measure_both(
             image_name=image_name,
             levels=levels,
             infiltration_methods=infiltration_methods if images["image"] is not None else (),
+            ct=images.get("ct"),
+            ct_options=ct_options,
         )
         record.warnings.extend(f"{source}: {w}" for w in measured.warnings)
         table = measured.table.copy()
@@ -194,9 +201,12 @@ def evaluate(
     water: str | Path | None = None,
     fat: str | Path | None = None,
     image: str | Path | None = None,
+    ct: str | Path | None = None,
+    ct_options: CtOptions | None = None,
+    manual_values: str | Path | None = None,
     image_name: str = "image",
     infiltration_methods: Sequence[str] = INFILTRATION_METHODS,
-    metrics: Sequence[str] = DEFAULT_METRICS,
+    metrics: Sequence[str] | None = None,
     tost_margin_pct: float | None = 5.0,
     tost_margins: Mapping[str, float] | None = None,
     alpha: float = 0.05,
@@ -208,13 +218,22 @@ def evaluate(
 
     ``scheme`` names the label scheme (None: labels by number, no measurement agreement).
     ``water``/``fat`` (Dixon) and ``image`` (T1/T2, for fat infiltration and fat-voxel
-    classification) are files for one case or folders holding ``<case_id>_*`` images. Volume and
-    CSA agreement need only the label maps. ``progress`` is called after each case.
+    classification) are files for one case or folders holding ``<case_id>_*`` images. ``ct`` is a CT
+    image (or folder) in HU on the masks' grid: both masks are measured in HU (``ct_options``; a
+    NIfTI's contrast is ``ct_options.contrast``, else unknown) and :data:`CT_METRICS` join the compared
+    metrics. Volume and
+    CSA agreement need only the label maps. ``metrics`` None: the defaults for the images given.
+    ``manual_values`` is a CSV of manual ROI values (:mod:`.roi_values`) paired with the automatic mask's
+    values (``source`` ``manual ROI`` in the pairs, their own rows in the agreement table). ``progress`` is
+    called after each case.
     """
+    manual_rois = read_manual_values(manual_values) if manual_values is not None else None
+    if metrics is None:
+        metrics = (*DEFAULT_METRICS, *CT_METRICS) if ct is not None else DEFAULT_METRICS
     pairing = pair_cases(pred, ref)
     label_scheme = load_scheme(scheme) if scheme else None
     single = len(pairing.pairs) == 1 and Path(pred).is_file()
-    for option, path in (("--water", water), ("--fat", fat), ("--image", image)):
+    for option, path in (("--water", water), ("--fat", fat), ("--image", image), ("--ct", ct)):
         if path is not None and not single and Path(path).is_file():
             raise InputError(f"{option} must be a folder when --pred and --ref are folders", path=path)
     overlaps, measurements, classifications, records = [], [], [], []
@@ -237,8 +256,11 @@ def evaluate(
                     name: _read_case_image(
                         f"--{name}", path, case, ref_img, single=single, assume_aligned=assume_aligned
                     )
-                    for name, path in (("water", water), ("fat", fat), ("image", image))
+                    for name, path in (("water", water), ("fat", fat), ("image", image), ("ct", ct))
                 }
+                if images["ct"] is not None and images["ct"].metadata.get("modality") != "CT":
+                    contrast = (ct_options.contrast if ct_options is not None else None) or "unknown"
+                    images["ct"] = as_ct(images["ct"], contrast=contrast)
                 table, classes = _measure_both(
                     case,
                     pred_img,
@@ -249,6 +271,7 @@ def evaluate(
                     image_name=image_name,
                     infiltration_methods=infiltration_methods,
                     record=record,
+                    ct_options=ct_options,
                 )
                 measurements.append(table)
                 classifications.append(classes)
@@ -260,18 +283,37 @@ def evaluate(
 
     overlap = pd.concat(overlaps, ignore_index=True) if overlaps else pd.DataFrame()
     measured = pd.concat(measurements, ignore_index=True) if measurements else pd.DataFrame()
+    roi_warnings: list[str] = []
     if measured.empty:
         pairs, agreement = pd.DataFrame(), pd.DataFrame()
     else:
         pairs = pair_measurements(
             measured[measured["source"] == "auto"], measured[measured["source"] == "manual"], metrics=metrics
         )
+        pairs.insert(len(pairs.columns), "source", "manual mask")
+        if manual_rois is not None:
+            rois = pair_roi_values(measured[measured["source"] == "auto"], manual_rois)
+            rois["method"] = "manual ROI vs " + rois["method"]  # its own agreement group
+            pairs = pd.concat([pairs, rois.drop(columns=["note"])], ignore_index=True)
+            roi_warnings = [
+                f"manual value {r.case_id} {r.structure} ({r.side}) {r.metric}: {r.note}"
+                for r in rois[rois["note"] != ""].itertuples()
+            ]
         agreement = agreement_table(
             pairs, tost_margin_pct=tost_margin_pct, tost_margins=tost_margins, alpha=alpha, confidence=confidence
         )
     classes = [c for c in classifications if not c.empty]
     classification = pd.concat(classes, ignore_index=True) if classes else pd.DataFrame()
-    paths = {"pred": pred, "ref": ref, "levels_csv": levels_csv, "water": water, "fat": fat, "image": image}
+    paths = {
+        "pred": pred,
+        "ref": ref,
+        "levels_csv": levels_csv,
+        "water": water,
+        "fat": fat,
+        "image": image,
+        "ct": ct,
+        "manual_values": manual_values,
+    }
     options: dict[str, object] = {
         **{k: None if v is None else str(v) for k, v in paths.items()},
         "scheme": scheme,
@@ -290,7 +332,7 @@ def evaluate(
         classification,
         classification_summary(classification) if not classification.empty else pd.DataFrame(),
         records,
-        pairing.warnings,
+        [*pairing.warnings, *roi_warnings],
         options,
     )
 

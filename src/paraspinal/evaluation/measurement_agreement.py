@@ -32,6 +32,7 @@ __all__ = [
 DEFAULT_METRICS = ("csa", "volume", "fat_fraction", "fat_infiltration")
 DEFAULT_SCOPES = ("structure", "level")
 GROUP_COLUMNS = ["structure", "side", "scope", "level", "metric", "method", "image", "unit"]
+# manual ROI pairs (``method`` "manual ROI vs ...") form their own groups beside the manual-mask ones
 _JOIN = ["case_id", *GROUP_COLUMNS, "slice"]
 _COUNTS = ["tp", "fp", "fn", "tn"]
 
