@@ -58,8 +58,8 @@ class PhantomCase:
 
 
 def phantom_case(*, case_id: str = "ph", scale: float = 1.0, swap: bool = False) -> PhantomCase:
-    """The phantom measured as ``case_id``; ``scale`` multiplies both signals (fat fractions unchanged),
-    ``swap`` exchanges the water and fat images."""
+    """The phantom measured as ``case_id`` (its label map named as read from ``/data/<case_id>_dseg.nii.gz``);
+    ``scale`` multiplies both signals (fat fractions unchanged), ``swap`` exchanges the water and fat images."""
     affine = ras_affine((1.0, 1.0, 4.0), (-20.0, -15.0, 0.0))
     labels = box_labels(SHAPE, BOXES)
     water = np.full(SHAPE, 10.0)
@@ -68,7 +68,7 @@ def phantom_case(*, case_id: str = "ph", scale: float = 1.0, swap: bool = False)
         water[labels == value], fat[labels == value] = w * scale, f * scale
     if swap:
         water, fat = fat, water
-    label_map = LabelMap.given(Image(labels, affine), load_scheme("lpm4"))
+    label_map = LabelMap.given(Image(labels, affine, source=f"/data/{case_id}_dseg.nii.gz"), load_scheme("lpm4"))
     levels = levels_from_mapping(DISC_SLICES, n_slices=SHAPE[2])
     water_image, fat_image = Image(water, affine), Image(fat, affine)
     measurements = measure_case(label_map, case_id=case_id, water=water_image, fat=fat_image, levels=levels)
