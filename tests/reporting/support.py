@@ -57,10 +57,13 @@ class PhantomCase:
     measurements: Measurements
 
 
-def phantom_case(*, case_id: str = "ph", scale: float = 1.0, swap: bool = False) -> PhantomCase:
+def phantom_case(*, case_id: str = "ph", scale: float = 1.0, swap: bool = False, mirror: bool = False) -> PhantomCase:
     """The phantom measured as ``case_id`` (its label map named as read from ``/data/<case_id>_dseg.nii.gz``);
-    ``scale`` multiplies both signals (fat fractions unchanged), ``swap`` exchanges the water and fat images."""
+    ``scale`` multiplies both signals (fat fractions unchanged), ``swap`` exchanges the water and fat images,
+    ``mirror`` flips the affine's x axis (the labels named right then lie on the patient's left)."""
     affine = ras_affine((1.0, 1.0, 4.0), (-20.0, -15.0, 0.0))
+    if mirror:
+        affine[0, 0], affine[0, 3] = -1.0, 20.0
     labels = box_labels(SHAPE, BOXES)
     water = np.full(SHAPE, 10.0)
     fat = np.full(SHAPE, 10.0)
