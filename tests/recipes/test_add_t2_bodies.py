@@ -10,7 +10,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "lumbar_spine"
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "lumbar_spine"
 
 
 @pytest.fixture(scope="module")

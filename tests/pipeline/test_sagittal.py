@@ -22,7 +22,7 @@ from paraspinal.io.label_map import LabelMap
 from paraspinal.levels import spine_levels_from_labels
 from paraspinal.pipeline.sagittal import sagittal_levels
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "spine-sagittal" / "myosegmentum-vertebrae"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "spine-sagittal" / "myosegmentum-vertebrae"
 T2 = DATA.parent / "ivd-t2"
 pytestmark = [
     pytest.mark.skipif(

@@ -26,7 +26,7 @@ from paraspinal.pipeline.case_run import run_case
 from paraspinal.pipeline.discovery import discover_cases
 from paraspinal.pipeline.options import RunOptions
 from tests.phantoms import save_nifti, two_muscle_phantom
-from tests.test_report_html import assert_frame_table_matches, assert_level_and_structure_tables_match, parse_page
+from tests.reporting.test_html import assert_frame_table_matches, assert_level_and_structure_tables_match, parse_page
 
 
 class FixedMaskBackend:

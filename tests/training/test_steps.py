@@ -16,7 +16,7 @@ from paraspinal.errors import InputError  # noqa: E402
 from paraspinal.io.files import file_sha256  # noqa: E402
 from paraspinal.training import load_config  # noqa: E402
 from paraspinal.training.trainer import train  # noqa: E402
-from tests.test_training import TINY, _dataset  # noqa: E402
+from tests.training.test_trainer import TINY, _dataset  # noqa: E402
 
 
 @pytest.fixture()

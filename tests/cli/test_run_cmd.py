@@ -15,7 +15,7 @@ import pytest
 from paraspinal.backends import bundled_model_dir
 from tests.reliability.support import run_cli
 
-SPINES = Path(__file__).resolve().parents[2] / "shared" / "data" / "spine-sagittal" / "myosegmentum-vertebrae"
+SPINES = Path(__file__).resolve().parents[3] / "shared" / "data" / "spine-sagittal" / "myosegmentum-vertebrae"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not (bundled_model_dir("spine") / "model.json").is_file(), reason="no bundled spine model"),

@@ -101,7 +101,7 @@ def test_cut_probability_is_honoured_and_zero_changes_nothing() -> None:
 def test_spine_recipe_cuts_the_cranial_and_caudal_sides() -> None:
     from pathlib import Path
 
-    config = load_config(Path(__file__).parents[1] / "recipes" / "lumbar_spine" / "config.toml")
+    config = load_config(Path(__file__).parents[2] / "recipes" / "lumbar_spine" / "config.toml")
     assert config.augment.fov_cut_probability > 0
     assert fov_cut_directions(config.augment.fov_cut_sides, inplane_axcodes=config.input.axcodes[:2]) == [
         (1, True),  # superior: the high end of the cranio-caudal axis

@@ -21,9 +21,9 @@ from paraspinal.pipeline.discovery import discover_cases, parse_case_name
 from paraspinal.pipeline.options import RunOptions
 from paraspinal.pipeline.sagittal import sagittal_levels, write_levels_outputs
 from paraspinal.reporting import AtomicOutputs
+from tests.levels.test_spine import _expected_slice
 from tests.phantoms import save_nifti
 from tests.spine_phantoms import NAMES, axial_stack, spine_phantom
-from tests.test_levels_geometry import _expected_slice
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,13 @@ from paraspinal.pipeline.options import RunOptions
 from paraspinal.sample import sample_case
 from tests.conftest import in_ci
 from tests.phantoms import save_nifti, two_muscle_phantom
-from tests.test_report_html import (
+from tests.pipeline.test_case_run import FixedMaskBackend, make_cohort
+from tests.reporting.test_html import (
     HtmlCell,
     HtmlRow,
     assert_frame_table_matches,
     assert_level_and_structure_tables_match,
 )
-from tests.test_run import FixedMaskBackend, make_cohort
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -16,7 +16,7 @@ import pytest
 
 from paraspinal.cli.main import main
 
-CT = Path(__file__).resolve().parents[2] / "shared" / "data" / "totalseg-ct-example"
+CT = Path(__file__).resolve().parents[3] / "shared" / "data" / "totalseg-ct-example"
 pytestmark = pytest.mark.skipif(not (CT / "example_ct_sm.nii.gz").is_file(), reason="../shared CT example absent")
 AUTOCHTHON = {"left": 86, "right": 87}  # TotalSegmentator `total` class values
 
