@@ -11,7 +11,7 @@ from paraspinal.cli.app import app
 from paraspinal.cli.console import console, print_frame
 from paraspinal.cli.options import parse_methods
 from paraspinal.errors import InputError
-from paraspinal.measurement import INFILTRATION_METHODS
+from paraspinal.measurement.infiltration_methods import METHODS as INFILTRATION_METHODS
 
 
 def _parse_margins(items: list[str]) -> dict[str, float]:
