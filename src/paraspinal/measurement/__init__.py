@@ -18,7 +18,7 @@ __getattr__, __dir__ = lazy_exports(
     {
         "Measurements": "paraspinal.measurement.case",
         "measure_case": "paraspinal.measurement.case",
-        "CtOptions": "paraspinal.measurement.ct",
+        "CtOptions": "paraspinal.measurement.ct_options",
         "INFILTRATION_METHODS": "paraspinal.measurement.infiltration:METHODS",
         "ParenchymaSelection": "paraspinal.measurement.parenchyma",
         "select_parenchyma": "paraspinal.measurement.parenchyma",
