@@ -22,13 +22,22 @@ from paraspinal.backends.specs import (
     BACKENDS,
     BackendOptions,
     BackendSpec,
-    backend_spec,
     install_command,
     missing_requirements,
 )
 from paraspinal.errors import InputError
 from paraspinal.io.image import Image
 from paraspinal.io.label_map import LabelMap
+
+
+def backend_spec(name: str) -> BackendSpec:
+    """The catalog entry for ``name``; a one-line error listing the known names otherwise (looked up in this
+    module's :data:`BACKENDS`)."""
+    for spec in BACKENDS:
+        if spec.name == name:
+            return spec
+    known = ", ".join(s.name for s in BACKENDS)
+    raise InputError(f"unknown backend '{name}' (known: {known})")
 
 
 def backend_info(spec: BackendSpec) -> BackendInfo:

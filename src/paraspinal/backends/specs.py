@@ -8,9 +8,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
-from paraspinal.errors import InputError
-
-__all__ = ["BACKENDS", "BackendOptions", "BackendSpec", "backend_spec", "install_command", "missing_requirements"]
+__all__ = ["BACKENDS", "BackendOptions", "BackendSpec", "install_command", "missing_requirements"]
 
 
 @dataclass(frozen=True)
@@ -109,15 +107,6 @@ BACKENDS: tuple[BackendSpec, ...] = (
         model_hint="a MuscleMap model folder (its config .json and .pth weights)",
     ),
 )
-
-
-def backend_spec(name: str) -> BackendSpec:
-    """The catalog entry for ``name``; a one-line error listing the known names otherwise."""
-    for spec in BACKENDS:
-        if spec.name == name:
-            return spec
-    known = ", ".join(s.name for s in BACKENDS)
-    raise InputError(f"unknown backend '{name}' (known: {known})")
 
 
 def missing_requirements(spec: BackendSpec) -> tuple[str, ...]:

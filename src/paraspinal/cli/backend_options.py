@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from paraspinal.anatomy import load_scheme
-from paraspinal.backends.specs import BACKENDS, BackendOptions, backend_spec
+from paraspinal.backends.specs import BACKENDS, BackendOptions
 
 if TYPE_CHECKING:
     from paraspinal.backends.catalog import BackendFactory
@@ -113,7 +113,7 @@ def backend_factory(
     scheme: str | None = None,
 ) -> BackendFactory:
     """The parsed backend options as a picklable factory (unknown backend and bad scheme: one-line errors)."""
-    from paraspinal.backends.catalog import BackendFactory
+    from paraspinal.backends.catalog import BackendFactory, backend_spec
 
     spec = backend_spec(backend)
     if scheme is not None:
