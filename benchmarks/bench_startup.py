@@ -51,7 +51,7 @@ def rows(out_dir: Path) -> list[Row]:
         Row("paraspinal run --help", (*cli, "run", "--help"), *numpy_ref, None),
         Row(
             "paraspinal segment TUM01_water",
-            (*cli, "segment", str(water), "-o", str(out_dir), "-q"),
+            (*cli, "segment", str(water), "-o", str(out_dir)),
             *segment_ref,
             4.0,
         ),
