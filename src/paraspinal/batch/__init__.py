@@ -1,10 +1,6 @@
 """Cohort runs: resumable, case-isolated, on local worker processes or a Dask cluster."""
 
-from paraspinal.batch.cohort import finished_cases
-from paraspinal.batch.ledger import Ledger, LedgerCounts
-from paraspinal.batch.lock import FolderBusyError
-from paraspinal.batch.parts import select_part
-from paraspinal.batch.runner import BatchOptions, BatchProgress, collect, run_batch
+from paraspinal._lazy import lazy_exports
 
 __all__ = [
     "BatchOptions",
@@ -17,3 +13,18 @@ __all__ = [
     "run_batch",
     "select_part",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "finished_cases": "paraspinal.batch.cohort",
+        "Ledger": "paraspinal.batch.ledger",
+        "LedgerCounts": "paraspinal.batch.ledger",
+        "FolderBusyError": "paraspinal.batch.lock",
+        "select_part": "paraspinal.batch.parts",
+        "BatchOptions": "paraspinal.batch.runner",
+        "BatchProgress": "paraspinal.batch.runner",
+        "collect": "paraspinal.batch.runner",
+        "run_batch": "paraspinal.batch.runner",
+    },
+)

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from paraspinal.anatomy import load_scheme
-from paraspinal.backends.catalog import BACKENDS, BackendFactory, BackendOptions, backend_spec
+from paraspinal.backends.specs import BACKENDS, BackendOptions
+
+if TYPE_CHECKING:
+    from paraspinal.backends.catalog import BackendFactory
 
 __all__ = [
     "backend_factory",
@@ -109,6 +113,8 @@ def backend_factory(
     scheme: str | None = None,
 ) -> BackendFactory:
     """The parsed backend options as a picklable factory (unknown backend and bad scheme: one-line errors)."""
+    from paraspinal.backends.catalog import BackendFactory, backend_spec
+
     spec = backend_spec(backend)
     if scheme is not None:
         load_scheme(scheme)  # a typo fails here, in one line, before any image is read

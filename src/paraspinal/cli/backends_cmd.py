@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from paraspinal.backends.catalog import list_backends
 from paraspinal.cli.app import app
 from paraspinal.cli.console import console
 
@@ -23,6 +20,11 @@ def backends_command(
 ) -> None:
     """List the segmentation backends: installed or not, the pip extra that installs what is missing,
     and the model folder each needs (``--backend NAME --model FOLDER`` on segment and run)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from paraspinal.backends.catalog import list_backends
+
     infos = list_backends()
     if as_json:
         typer.echo(json.dumps([info.as_dict() for info in infos], indent=2))

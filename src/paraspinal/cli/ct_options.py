@@ -98,7 +98,7 @@ def parse_ct(
     organs: str,
 ):
     """The CT flags as :class:`~paraspinal.measurement.ct.CtOptions` (bad values: one-line errors)."""
-    from paraspinal.measurement.ct import CtOptions
+    from paraspinal.measurement.ct_options import CtOptions
 
     return CtOptions(
         adipose_window_hu=_window(adipose_window, hint="--adipose-window"),  # type: ignore[arg-type]

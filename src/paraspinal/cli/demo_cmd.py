@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from paraspinal.backends.catalog import BackendFactory, Models
-from paraspinal.batch import BatchOptions
 from paraspinal.cli.app import app
 from paraspinal.cli.run_cmd import EXIT_ERROR, RunLog, execute
 from paraspinal.errors import InputError, ParaspinalError
-from paraspinal.pipeline.case import Case
-from paraspinal.pipeline.options import RunOptions
 from paraspinal.sample import sample_case
+
+if TYPE_CHECKING:
+    from paraspinal.backends.catalog import BackendFactory, Models
 
 
 @app.command("demo")
@@ -26,6 +26,10 @@ def demo_command(
     log_json: bool = typer.Option(False, "--log-json", help="Log progress as JSON lines on stderr."),
 ) -> int:
     """Segment and measure the bundled TUM01 sample with the bundled model; print where the report is."""
+    from paraspinal.batch.runner import BatchOptions
+    from paraspinal.pipeline.case import Case
+    from paraspinal.pipeline.options import RunOptions
+
     log = RunLog(quiet=quiet, log_json=log_json)
     sample = sample_case()
     case = Case(
@@ -62,6 +66,8 @@ def demo_command(
 def demo_models(*, manual_labels: bool, muscle: BackendFactory | None = None) -> Models:
     """The demo's models: none with ``manual_labels``, else the bundled muscle model (or ``muscle``), checked
     now, loading nothing: a one-line error that says how to run the demo without it."""
+    from paraspinal.backends.catalog import BackendFactory, Models
+
     if manual_labels:
         return Models(muscle=None, spine=None)
     factory = muscle if muscle is not None else BackendFactory()

@@ -24,7 +24,7 @@ from paraspinal.cli.ct_options import (
 )
 from paraspinal.cli.options import parse_methods
 from paraspinal.errors import InputError
-from paraspinal.measurement import INFILTRATION_METHODS
+from paraspinal.measurement.infiltration_methods import METHODS as INFILTRATION_METHODS
 
 
 def _parse_margins(items: list[str]) -> dict[str, float]:

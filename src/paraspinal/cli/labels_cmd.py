@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import typer
 
 from paraspinal.anatomy import list_schemes, load_registry, load_scheme
@@ -15,6 +14,8 @@ def labels_command(
     scheme: str | None = typer.Option(None, "--scheme", "-s", help="Scheme key or a TOML/JSON scheme file."),
 ) -> None:
     """List the bundled label schemes, or the values, structures and sides of one scheme."""
+    import pandas as pd
+
     out = console()
     if scheme is None:
         rows = []

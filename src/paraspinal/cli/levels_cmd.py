@@ -9,9 +9,7 @@ import typer
 from paraspinal.cli.app import app
 from paraspinal.cli.console import console, print_frame
 from paraspinal.errors import InputError
-from paraspinal.levels.axial_match import DEFAULT_TOLERANCE_MM
-from paraspinal.pipeline.sagittal import levels_frame, write_levels_outputs
-from paraspinal.reporting import AtomicOutputs
+from paraspinal.levels.defaults import DEFAULT_TOLERANCE_MM
 
 
 @app.command("levels")
@@ -49,7 +47,9 @@ def levels_command(
     from paraspinal.backends.catalog import BackendFactory, BackendOptions, Models
     from paraspinal.pipeline.case import Case
     from paraspinal.pipeline.options import RunOptions
+    from paraspinal.pipeline.sagittal import levels_frame, write_levels_outputs
     from paraspinal.pipeline.stages import CaseState, StageContext, run_stages
+    from paraspinal.reporting.files import AtomicOutputs
 
     spine = BackendFactory(role="spine", options=BackendOptions(device=device, threads=threads, test_time_flip=False))
     options = RunOptions(

@@ -34,7 +34,7 @@ from paraspinal.cli.series_cmd import (
     series_option,
 )
 from paraspinal.errors import InputError
-from paraspinal.measurement import INFILTRATION_METHODS
+from paraspinal.measurement.infiltration_methods import METHODS as INFILTRATION_METHODS
 
 CASE_ID_SOURCES = ("path", "patient-id")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from paraspinal.measurement import INFILTRATION_METHODS
+from paraspinal.measurement.infiltration_methods import METHODS as INFILTRATION_METHODS
 
 
 def parse_methods(methods: str) -> tuple[str, ...]:

@@ -11,13 +11,11 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from paraspinal.backends.catalog import BackendFactory, Models
-from paraspinal.batch import BatchOptions, BatchProgress, run_batch
 from paraspinal.cli.app import app
 from paraspinal.cli.backend_options import (
     backend_factory,
@@ -59,11 +57,16 @@ from paraspinal.cli.series_cmd import (
     series_option,
 )
 from paraspinal.errors import ParaspinalError
-from paraspinal.measurement import INFILTRATION_METHODS
-from paraspinal.pipeline.case import Case
-from paraspinal.pipeline.discovery import discover_cases, read_cases_csv
-from paraspinal.pipeline.options import RunOptions
-from paraspinal.pipeline.results import RunResult
+from paraspinal.measurement.infiltration_methods import METHODS as INFILTRATION_METHODS
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from paraspinal.backends.catalog import BackendFactory, Models
+    from paraspinal.batch.runner import BatchOptions, BatchProgress
+    from paraspinal.pipeline.case import Case
+    from paraspinal.pipeline.options import RunOptions
+    from paraspinal.pipeline.results import RunResult
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2, 3
 
@@ -98,6 +101,8 @@ class RunLog:
 
     def start(self, n_cases: int) -> None:
         if not (self.quiet or self.log_json) and self._err.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
@@ -156,6 +161,8 @@ def execute(
     failed_inputs: Sequence[tuple[str, str]] = (),
 ) -> tuple[int, RunResult | None]:
     """Run ``cases`` (resumable, in parallel when asked) with progress; returns the exit code and result."""
+    from paraspinal.batch.runner import run_batch
+
     log.json(
         "run_start",
         n_cases=len(cases) + len(failed_inputs),
@@ -324,6 +331,11 @@ def run_command(
     image_name, water, fat, labels, levels, sagittal, sagittal_labels). Runs resume by default: finished
     cases are skipped.
     """
+    from paraspinal.backends.catalog import Models
+    from paraspinal.batch.runner import BatchOptions
+    from paraspinal.pipeline.discovery import discover_cases, read_cases_csv
+    from paraspinal.pipeline.options import RunOptions
+
     check_output_format(output_format, seg_patient=seg_patient)
     if part_id >= num_parts:
         raise typer.BadParameter(f"must be below --num-parts ({num_parts})", param_hint="--part-id")

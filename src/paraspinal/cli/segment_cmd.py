@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import typer
-from rich.table import Table
 
 from paraspinal.cli.app import app
 from paraspinal.cli.backend_options import (
@@ -33,12 +32,15 @@ from paraspinal.cli.series_cmd import (
     series_option,
 )
 from paraspinal.errors import InputError
-from paraspinal.io import image_suffix, strip_image_suffix
-from paraspinal.io.dicom import is_dicom_path
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def output_paths(image: Path, out: Path) -> tuple[Path, Path]:
     """Label-map and sidecar paths: ``OUT/{stem}_dseg.nii.gz``, or ``OUT`` itself when it names a NIfTI file."""
+    from paraspinal.io.readers import strip_image_suffix
+
     name = out.name.lower()
     if name.endswith((".nii.gz", ".nii")):
         if "_dseg" not in out.name:
@@ -80,6 +82,9 @@ def segment_command(
 ) -> None:
     """Segment the paraspinal muscles; write the label map (NIfTI, _dseg) and a JSON sidecar with provenance
     (backend, model, options, weights hash)."""
+    from paraspinal.io.dicom import is_dicom_path
+    from paraspinal.io.readers import image_suffix, strip_image_suffix
+
     out_console = console(quiet=quiet)
     check_output_format(output_format, seg_patient=seg_patient)
     factory = backend_factory(
@@ -141,7 +146,9 @@ def _segment_case_id(stem: str) -> str:
 
 
 def _print_volumes(out_console, array: np.ndarray, scheme, *, voxel_mm3: float, title: str) -> None:
+    import numpy as np
     from rich.markup import escape
+    from rich.table import Table
 
     counts = np.bincount(array.ravel().astype(np.int64), minlength=max(scheme.values) + 1)
     table = Table(title=f"wrote {escape(title)}", title_justify="left")  # a path is text, not markup

@@ -10,15 +10,18 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from paraspinal.cli.app import app
 from paraspinal.cli.console import console
-from paraspinal.io.dicom import SeriesInfo, scan_dicom
-from paraspinal.io.dicom_seg import LABEL_OUTPUT_FORMATS, SEG_PATIENT_POLICIES
-from paraspinal.io.dicom_select import CONTRASTS, PLANES, SeriesChoice, choice_for_role
+from paraspinal.io.choices import CONTRASTS, LABEL_OUTPUT_FORMATS, PLANES, SEG_PATIENT_POLICIES
 from paraspinal.io.text import escape_control
+
+if TYPE_CHECKING:
+    from paraspinal.io.dicom import SeriesInfo
+    from paraspinal.io.dicom_select import SeriesChoice
 
 
 def series_option() -> list[str] | None:
@@ -81,6 +84,8 @@ def series_choice(
     keep_descriptions: bool = False,
 ) -> SeriesChoice:
     """The series choice for one input of a command (``role`` as in ``--series ROLE=UID``)."""
+    from paraspinal.io.dicom_select import choice_for_role
+
     return choice_for_role(
         tuple(series or ()),
         role=role,
@@ -105,6 +110,8 @@ def series_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List the DICOM series: UID, description, plane and tilt, slices, spacing, contrast hints, problems."""
+    from paraspinal.io.dicom import scan_dicom
+
     scan = scan_dicom(path)
     if as_json:
         document = {

@@ -1,15 +1,6 @@
 """Input/output: the :class:`Image` type, readers (DICOM discovery too), writers (DICOM-SEG too), grid checks."""
 
-from paraspinal.io.ct import HounsfieldCheck, as_ct, check_hounsfield
-from paraspinal.io.dicom import SeriesInfo, discover_series, read_dicom, scan_dicom
-from paraspinal.io.dicom_seg import write_dicom_seg
-from paraspinal.io.dicom_select import SeriesChoice, select_series
-from paraspinal.io.geometry import check_same_grid, grid_differences
-from paraspinal.io.image import Image
-from paraspinal.io.label_map import LabelMap, Provenance
-from paraspinal.io.orientation import AxialFrame, axial_frame, axis_codes, slice_axis, slice_positions_mm
-from paraspinal.io.readers import IMAGE_SUFFIXES, image_suffix, read_image, read_label_map, strip_image_suffix
-from paraspinal.io.writers import write_label_map, write_nifti
+from paraspinal._lazy import lazy_exports
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -40,3 +31,36 @@ __all__ = [
     "write_label_map",
     "write_nifti",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "HounsfieldCheck": "paraspinal.io.ct",
+        "as_ct": "paraspinal.io.ct",
+        "check_hounsfield": "paraspinal.io.ct",
+        "SeriesInfo": "paraspinal.io.dicom",
+        "discover_series": "paraspinal.io.dicom",
+        "read_dicom": "paraspinal.io.dicom",
+        "scan_dicom": "paraspinal.io.dicom",
+        "write_dicom_seg": "paraspinal.io.dicom_seg",
+        "SeriesChoice": "paraspinal.io.dicom_select",
+        "select_series": "paraspinal.io.dicom_select",
+        "check_same_grid": "paraspinal.io.geometry",
+        "grid_differences": "paraspinal.io.geometry",
+        "Image": "paraspinal.io.image",
+        "LabelMap": "paraspinal.io.label_map",
+        "Provenance": "paraspinal.io.label_map",
+        "AxialFrame": "paraspinal.io.orientation",
+        "axial_frame": "paraspinal.io.orientation",
+        "axis_codes": "paraspinal.io.orientation",
+        "slice_axis": "paraspinal.io.orientation",
+        "slice_positions_mm": "paraspinal.io.orientation",
+        "IMAGE_SUFFIXES": "paraspinal.io.readers",
+        "image_suffix": "paraspinal.io.readers",
+        "read_image": "paraspinal.io.readers",
+        "read_label_map": "paraspinal.io.readers",
+        "strip_image_suffix": "paraspinal.io.readers",
+        "write_label_map": "paraspinal.io.writers",
+        "write_nifti": "paraspinal.io.writers",
+    },
+)

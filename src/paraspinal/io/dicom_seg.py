@@ -32,6 +32,7 @@ import numpy as np
 from paraspinal import __version__
 from paraspinal.anatomy import AnatomyRegistry, CodedConcept, LabelScheme, load_registry, load_scheme
 from paraspinal.errors import GeometryError, InputError, ParaspinalError
+from paraspinal.io.choices import LABEL_OUTPUT_FORMATS, SEG_PATIENT_POLICIES
 from paraspinal.io.dicom import describe_datasets, discover_series, source_datasets
 from paraspinal.io.dicom_select import select_series
 from paraspinal.io.dicom_series import SeriesInfo
@@ -40,8 +41,6 @@ from paraspinal.io.geometry import grid_differences
 from paraspinal.io.image import Image
 from paraspinal.io.writers import write_label_map
 
-LABEL_OUTPUT_FORMATS = ("nifti", "dicom-seg")
-SEG_PATIENT_POLICIES = ("pseudonymise", "keep")
 FALLBACK_SCHEME = "99PARASPINAL"
 ANATOMICAL_STRUCTURE = CodedConcept("SCT", "91723000", "Anatomical structure")
 LATERALITY = {

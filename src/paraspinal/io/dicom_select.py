@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paraspinal.errors import InputError
+from paraspinal.io.choices import CONTRASTS, PLANES
 from paraspinal.io.dicom_series import SeriesInfo
 
-CONTRASTS = ("water", "fat", "in_phase", "opp_phase", "t1", "t2")
-PLANES = ("axial", "sagittal", "coronal", "oblique")
 UNEVEN_POLICIES = ("error", "linear", "nearest")
 ROLES = ("image", "water", "fat", "labels")
 

@@ -32,11 +32,11 @@ import pandas as pd
 from paraspinal.errors import LevelsError
 from paraspinal.io.image import Image
 from paraspinal.io.orientation import slice_axis
+from paraspinal.levels.defaults import DEFAULT_TOLERANCE_MM
 from paraspinal.levels.spine import SpineLevels
 from paraspinal.levels.spine_geometry import DiscGeometry
 from paraspinal.levels.table import Level, LevelTable
 
-DEFAULT_TOLERANCE_MM = 10.0
 LONE_DISC_HALF_RANGE_MM = 17.5
 FRAME_KEY = "frame_of_reference_uid"
 

@@ -1,10 +1,6 @@
 """Measurements: areas, volumes, Dixon fat fraction, fat infiltration, intensities and CT attenuation, as tables."""
 
-from paraspinal.measurement.case import Measurements, measure_case
-from paraspinal.measurement.ct import CtOptions
-from paraspinal.measurement.infiltration import METHODS as INFILTRATION_METHODS
-from paraspinal.measurement.parenchyma import ParenchymaSelection, select_parenchyma, steatosis_categories
-from paraspinal.measurement.rows import COLUMNS
+from paraspinal._lazy import lazy_exports
 
 __all__ = [
     "COLUMNS",
@@ -16,3 +12,17 @@ __all__ = [
     "select_parenchyma",
     "steatosis_categories",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Measurements": "paraspinal.measurement.case",
+        "measure_case": "paraspinal.measurement.case",
+        "CtOptions": "paraspinal.measurement.ct_options",
+        "INFILTRATION_METHODS": "paraspinal.measurement.infiltration:METHODS",
+        "ParenchymaSelection": "paraspinal.measurement.parenchyma",
+        "select_parenchyma": "paraspinal.measurement.parenchyma",
+        "steatosis_categories": "paraspinal.measurement.parenchyma",
+        "COLUMNS": "paraspinal.measurement.rows",
+    },
+)

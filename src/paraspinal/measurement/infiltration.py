@@ -31,6 +31,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import ThreadpoolController
 
+from paraspinal.measurement.infiltration_methods import METHODS
+
 __all__ = [
     "MAX_FIT_SAMPLES",
     "METHODS",
@@ -44,7 +46,6 @@ __all__ = [
 
 K = TypeVar("K", bound=Hashable)
 
-METHODS: tuple[str, ...] = ("otsu", "otsu_xu", "kmeans2", "kmeans3", "gmm2", "gmm3")
 MIN_VOXELS = 10
 MAX_FIT_SAMPLES = 10_000
 _KMEANS_N_INIT = 3

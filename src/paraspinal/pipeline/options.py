@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from paraspinal.levels.axial_match import DEFAULT_TOLERANCE_MM
-from paraspinal.measurement import INFILTRATION_METHODS
-from paraspinal.measurement.ct import CtOptions
+from paraspinal.levels.defaults import DEFAULT_TOLERANCE_MM
+from paraspinal.measurement.ct_options import CtOptions
+from paraspinal.measurement.infiltration_methods import METHODS as INFILTRATION_METHODS
 
 __all__ = ["RunOptions"]
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from paraspinal.io import Image, write_label_map
-from paraspinal.io.dicom_seg import write_label_output
+from paraspinal.io.image import Image
+from paraspinal.io.writers import write_label_map
 from paraspinal.pipeline.stages import CaseState, case_inputs
-from paraspinal.reporting import AtomicOutputs, write_measurements
+from paraspinal.reporting.files import AtomicOutputs
 
 __all__ = ["segmentation_sidecar", "write_segmentation", "write_tables"]
 
@@ -41,6 +41,8 @@ def write_segmentation(
     label_map, images = state.label_map, state.images
     assert label_map is not None and images is not None and images.to_segment is not None
     labels = label_map.labels
+    if output_format == "dicom-seg":
+        from paraspinal.io.dicom_seg import write_label_output
     with AtomicOutputs(labels_path.parent) as outputs:  # the label map and its JSON (and SEG): all or none
         write_label_map(labels, outputs.path(labels_path.name), compressed=labels_path.name.lower().endswith(".gz"))
         if output_format == "dicom-seg":
@@ -61,6 +63,8 @@ def write_segmentation(
 def write_tables(state: CaseState, out_dir: Path) -> dict[str, Path]:
     """``measure``'s files in ``out_dir``: ``{case}_measurements.csv/.parquet``, ``_summary.csv``, ``_levels.csv``
     and ``_case.json``; returns their paths by kind."""
+    from paraspinal.reporting.tables import write_measurements
+
     measurements = state.measurements_with_warnings
     levels = state.levels.table if state.levels is not None else None
     with AtomicOutputs(out_dir) as outputs:

@@ -15,22 +15,23 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from paraspinal.backends import segment_on_grid
+from paraspinal.backends.base import segment_on_grid
 from paraspinal.backends.catalog import Models
 from paraspinal.errors import InputError
-from paraspinal.io import Image, LabelMap, write_label_map
-from paraspinal.io.dicom_seg import write_label_output
-from paraspinal.measurement import Measurements, measure_case
+from paraspinal.io.image import Image
+from paraspinal.io.label_map import LabelMap
 from paraspinal.pipeline.case import Case
-from paraspinal.pipeline.levels import CaseLevels, find_levels
 from paraspinal.pipeline.options import RunOptions
 from paraspinal.pipeline.read import CaseImages, read_case, resolve_roles, series_summary
-from paraspinal.pipeline.sagittal import sagittal_qc_image, write_levels_outputs
-from paraspinal.postprocessing import CleanupRecord, clean_label_map
-from paraspinal.reporting import AtomicOutputs, write_measurements
-from paraspinal.reporting.qc import QcImage
-from paraspinal.reporting.qc_checks import Check, case_checks, segmentation_check
+
+if TYPE_CHECKING:  # the later stages' modules (pandas, scipy, scikit-learn, matplotlib) load when they run
+    from paraspinal.measurement.case import Measurements
+    from paraspinal.pipeline.levels import CaseLevels
+    from paraspinal.postprocessing.components import CleanupRecord
+    from paraspinal.reporting.qc import QcImage
+    from paraspinal.reporting.qc_checks import Check
 
 __all__ = ["RUN_STAGES", "STAGES", "CaseState", "StageContext", "run_stages", "segmentation_record"]
 
@@ -109,6 +110,8 @@ def _clean(state: CaseState, ctx: StageContext) -> CaseState:
     label_map: LabelMap = state.need("label_map", "clean")  # type: ignore[assignment]
     if not label_map.provenance.segmented or not state.options.largest_component:
         return state  # a given label map is never changed
+    from paraspinal.postprocessing.components import clean_label_map
+
     cleaned, records = clean_label_map(label_map)
     notes = [
         f"largest component kept: removed {r.voxels_removed} voxels of label {r.label}"
@@ -119,12 +122,16 @@ def _clean(state: CaseState, ctx: StageContext) -> CaseState:
 
 
 def _levels(state: CaseState, ctx: StageContext) -> CaseState:
+    from paraspinal.pipeline.levels import find_levels
+
     images: CaseImages = state.need("images", "levels")  # type: ignore[assignment]
     found = find_levels(state.case, images, state.label_map, options=state.options, models=ctx.models)
     return dataclasses.replace(state, levels=found, notes=(*state.notes, *found.notes))
 
 
 def _measure(state: CaseState, ctx: StageContext) -> CaseState:
+    from paraspinal.measurement.case import measure_case
+
     images: CaseImages = state.need("images", "measure")  # type: ignore[assignment]
     label_map: LabelMap = state.need("label_map", "measure")  # type: ignore[assignment]
     options = state.options
@@ -147,6 +154,8 @@ def _measure(state: CaseState, ctx: StageContext) -> CaseState:
 
 
 def _check(state: CaseState, ctx: StageContext) -> CaseState:
+    from paraspinal.reporting.qc_checks import case_checks, segmentation_check
+
     measurements: Measurements = state.need("measurements", "check")  # type: ignore[assignment]
     label_map: LabelMap = state.need("label_map", "check")  # type: ignore[assignment]
     images: CaseImages = state.need("images", "check")  # type: ignore[assignment]
@@ -173,6 +182,12 @@ def case_inputs(state: CaseState) -> dict[str, str]:
 
 def _write(state: CaseState, ctx: StageContext) -> CaseState:
     """The label map (NIfTI, and DICOM-SEG when asked), the measurement tables and the sagittal levels files."""
+    from paraspinal.io.dicom_seg import write_label_output
+    from paraspinal.io.writers import write_label_map
+    from paraspinal.pipeline.sagittal import write_levels_outputs
+    from paraspinal.reporting.files import AtomicOutputs
+    from paraspinal.reporting.tables import write_measurements
+
     folder = _folder(ctx, "write")
     label_map: LabelMap = state.need("label_map", "write")  # type: ignore[assignment]
     measurements = state.measurements_with_warnings
@@ -218,6 +233,7 @@ def _with_series(label_map: LabelMap, source: Image) -> Image:
 def _qc(state: CaseState, ctx: StageContext) -> CaseState:
     if not state.options.qc:
         return state
+    from paraspinal.pipeline.sagittal import sagittal_qc_image
     from paraspinal.reporting.qc_case import write_case_qc
 
     folder = _folder(ctx, "qc")
@@ -249,6 +265,7 @@ def _qc(state: CaseState, ctx: StageContext) -> CaseState:
 
 def _ct_qc(folder: Path, state: CaseState) -> QcImage:
     """The CT QC image: the organs' selected parenchyma, margin and outliers, and the muscles' IMAT voxels."""
+    from paraspinal.reporting.qc import QcImage
     from paraspinal.reporting.qc_ct import ct_qc_slice, plot_ct_axial_qc
 
     images: CaseImages = state.need("images", "qc")  # type: ignore[assignment]

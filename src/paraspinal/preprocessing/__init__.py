@@ -3,10 +3,7 @@
 Shared by training and inference so both see images the same way (see :class:`InputSpec`).
 """
 
-from paraspinal.preprocessing.intensity import foreground_box, percentile_scale
-from paraspinal.preprocessing.orientation import Oriented, reorient, restore_orientation
-from paraspinal.preprocessing.resample import resize_inplane
-from paraspinal.preprocessing.spec import InputSpec, PreparedVolume, context_slices, prepare_volume
+from paraspinal._lazy import lazy_exports
 
 __all__ = [
     "InputSpec",
@@ -20,3 +17,19 @@ __all__ = [
     "resize_inplane",
     "restore_orientation",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "foreground_box": "paraspinal.preprocessing.intensity",
+        "percentile_scale": "paraspinal.preprocessing.intensity",
+        "Oriented": "paraspinal.preprocessing.orientation",
+        "reorient": "paraspinal.preprocessing.orientation",
+        "restore_orientation": "paraspinal.preprocessing.orientation",
+        "resize_inplane": "paraspinal.preprocessing.resample",
+        "InputSpec": "paraspinal.preprocessing.spec",
+        "PreparedVolume": "paraspinal.preprocessing.spec",
+        "context_slices": "paraspinal.preprocessing.spec",
+        "prepare_volume": "paraspinal.preprocessing.spec",
+    },
+)
