@@ -1,4 +1,4 @@
-"""TotalSegmentator's MR tasks (``total_mr``, ``vertebrae_mr``) from a local weights folder.
+"""TotalSegmentator's MR tasks (``total_mr``, ``vertebrae_mr``) and its CT ``total`` task from a local weights folder.
 
 Which code path we use, and why
 -------------------------------
@@ -51,7 +51,7 @@ from paraspinal.io.files import file_sha256
 from paraspinal.io.image import Image
 from paraspinal.io.label_map import LabelMap
 
-TASKS: dict[str, str] = {"total_mr": "total_mr", "vertebrae_mr": "total_vertebrae_mr"}
+TASKS: dict[str, str] = {"total_mr": "total_mr", "vertebrae_mr": "total_vertebrae_mr", "total": "total"}
 """Supported TotalSegmentator task -> paraspinal label scheme key."""
 
 WEIGHTS_RELEASE_URL = "https://github.com/wasserth/TotalSegmentator/releases/download"
@@ -280,14 +280,29 @@ class TotalSegmentatorBackend:
 
     def _part_luts(self) -> list[np.ndarray | None]:
         """Per model: lookup table from its label values to the task's values (None: used as is)."""
-        from totalsegmentator.map_to_binary import class_map, class_map_parts_mr, map_taskid_to_partname_mr
+        from totalsegmentator.map_to_binary import (
+            class_map,
+            class_map_5_parts,
+            class_map_parts_mr,
+            map_taskid_to_partname_ct,
+            map_taskid_to_partname_mr,
+        )
 
         if len(self.settings.dataset_ids) == 1:
             return [None]
         inverse = {name: value for value, name in class_map[self.settings.task].items()}
+        mr = self.settings.task == "total_mr"
+        parts, part_names = (
+            (class_map_parts_mr, map_taskid_to_partname_mr)
+            if mr
+            else (
+                class_map_5_parts,
+                map_taskid_to_partname_ct,
+            )
+        )
         luts: list[np.ndarray | None] = []
         for dataset_id in self.settings.dataset_ids:
-            part = class_map_parts_mr[map_taskid_to_partname_mr[dataset_id]]
+            part = parts[part_names[dataset_id]]
             lut = np.zeros(max(part) + 1, dtype=np.uint8)
             for value, name in part.items():
                 lut[value] = inverse[name]
