@@ -1,0 +1,104 @@
+"""``paraspinal models``: the catalogue listed, a download installed and verified, and run by --model KEY."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from paraspinal.cli.main import main
+from tests.model_layouts import PARASPINALSEG_LABELS, paraspinalseg_export, zip_folder
+
+
+def _cli(args: list[object], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_models_json_lists_every_entry_with_a_scheme_labels_accepts(tmp_path, capsys):
+    code, out, _ = _cli(["models", "--json", "--store", tmp_path], capsys)
+    assert code == 0
+    rows = json.loads(out)
+    keys = [row["key"] for row in rows]
+    assert {"lpm_segmentator", "paraspinalseg", "musclemap_abdomen", "totalseg_total_mr"} <= set(keys)
+    assert {"totalseg_vertebrae_mr", "totalseg_total_ct", "totalspineseg", "spineps"} <= set(keys)
+    assert all(row["installed"] is False and row["folder"] is None for row in rows)
+    for row in rows:
+        assert set(row) >= {"structures", "backend", "licence", "citation", "project_page", "get", "layout", "sha256"}
+        assert _cli(["labels", "--scheme", row["scheme"]], capsys)[0] == 0
+
+
+def test_install_then_list_then_verify(tmp_path, capsys):
+    archive = zip_folder(paraspinalseg_export(tmp_path / "dl"), tmp_path / "ParaspinalMuscle_nnUNet_2D.zip")
+    store = tmp_path / "store"
+    code, out, err = _cli(["models", "install", archive, "--store", store], capsys)
+    assert (code, err) == (0, "")
+    assert out.strip() == f"installed paraspinalseg (7 files; checksum: none published) in {store / 'paraspinalseg'}"
+    rows = {row["key"]: row for row in json.loads(_cli(["models", "--json", "--store", store], capsys)[1])}
+    assert rows["paraspinalseg"]["installed"] is True
+    assert rows["paraspinalseg"]["folder"] == str(store / "paraspinalseg" / "model")
+    assert _cli(["models", "verify", "--store", store], capsys)[:2] == (0, "paraspinalseg: ok\n")
+    (store / "paraspinalseg" / "model" / "fold_3" / "checkpoint_final.pth").write_bytes(b"x")
+    code, out, err = _cli(["models", "verify", "--store", store], capsys)
+    assert code == 1
+    assert out == "paraspinalseg: changed fold_3/checkpoint_final.pth\n"
+    assert err == "paraspinal: error: 1 installed model(s) differ from their install: paraspinalseg (install again)\n"
+
+
+def test_install_refusals_are_one_line(tmp_path, capsys):
+    folder = tmp_path / "dl"
+    paraspinalseg_export(folder, folds=2)
+    code, _, err = _cli(["models", "install", folder, "--key", "paraspinalseg", "--store", tmp_path / "s"], capsys)
+    assert code == 1
+    assert err.startswith(f"paraspinal: error: {folder}: not a paraspinalseg model: nnUNetTrainer__nnUNetPlans__2d ")
+    assert err.count("\n") == 1
+    code, _, err = _cli(["models", "install", folder, "--key", "nope", "--store", tmp_path / "s"], capsys)
+    assert code == 1 and err.startswith("paraspinal: error: ") and "unknown model 'nope' (known: lpm_segmentator" in err
+
+
+def test_segment_with_a_key_that_is_not_installed_says_how_to_get_it(tmp_path, capsys):
+    image = tmp_path / "t2.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 4), np.float32), np.eye(4)), str(image))
+    code, _, err = _cli(
+        ["segment", image, "-o", tmp_path / "out", "--model", "paraspinalseg", "--store", tmp_path / "s"], capsys
+    )
+    assert code == 1
+    assert err == (
+        f"paraspinal: error: model 'paraspinalseg' is not installed in {tmp_path / 's'}: get "
+        "ParaspinalMuscle_nnUNet_2D.zip from the latest GitHub release from "
+        "https://github.com/LukasSchoennagel/ParaspinalSeg, then run `paraspinal models install FILE`\n"
+    )
+
+
+@pytest.mark.slow
+def test_segment_runs_an_installed_paraspinalseg_zip_end_to_end(tmp_path, capsys):
+    """A real nnU-Net v2 2-D model (random weights) in ParaspinalSeg's export layout: zip -> install -> segment."""
+    from tests.nnunet_support import affine_ras, build_model, phantom, write_nifti
+
+    trainer = build_model("v2", tmp_path / "build", labels=PARASPINALSEG_LABELS, dataset="Dataset004_Paraspinal")
+    for fold in range(1, 5):  # the release has five folds; these are copies of the one built
+        shutil.copytree(trainer / "fold_0", trainer / f"fold_{fold}")
+    export = tmp_path / "export"
+    shutil.copytree(trainer.parent, export / trainer.parent.name)
+    archive = zip_folder(export, tmp_path / "ParaspinalMuscle_nnUNet_2D.zip")
+    store = tmp_path / "store"
+    assert _cli(["models", "install", archive, "--store", store], capsys)[0] == 0
+    image, _ = phantom(seed=7)
+    path = write_nifti(image, affine_ras(), tmp_path / "case_t2.nii.gz")
+    out = tmp_path / "out"
+    code, stdout, err = _cli(["segment", path, "-o", out, "--model", "paraspinalseg", "--store", store], capsys)
+    assert code == 0, err
+    labels = np.asarray(nib.load(out / "case_t2_dseg.nii.gz").dataobj)
+    assert labels.shape == image.shape
+    assert set(np.unique(labels)) <= {0, 1, 2, 3, 4, 5} and len(np.unique(labels)) > 2
+    sidecar = json.loads((out / "case_t2_dseg.json").read_text(encoding="utf-8"))
+    assert sidecar["scheme"] == "paraspinalseg"
+    model = sidecar["provenance"]
+    assert model["backend"] == "nnunet"
+    assert model["backend_options"]["model"] == str(store / "paraspinalseg" / "model")
+    assert model["backend_options"]["folds"] == ["0", "1", "2", "3", "4"]
+    assert "quadratus lumborum" in stdout
