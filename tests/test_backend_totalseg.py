@@ -144,8 +144,8 @@ def test_incomplete_model_folder_is_a_one_line_error(tmp_path) -> None:
 
 def test_unknown_task_and_missing_folder(tmp_path) -> None:
     with pytest.raises(InputError) as err:
-        TotalSegmentatorBackend(tmp_path, task="total")
-    assert str(err.value) == "unsupported TotalSegmentator task 'total' (supported: total_mr, vertebrae_mr)"
+        TotalSegmentatorBackend(tmp_path, task="total_v3")
+    assert str(err.value) == "unsupported TotalSegmentator task 'total_v3' (supported: total_mr, vertebrae_mr, total)"
     with pytest.raises(InputError) as err:
         create_backend("totalsegmentator", model=tmp_path / "nope", options=BackendOptions())
     assert str(err.value) == (
