@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -102,3 +103,40 @@ def test_segment_runs_an_installed_paraspinalseg_zip_end_to_end(tmp_path, capsys
     assert model["backend_options"]["model"] == str(store / "paraspinalseg" / "model")
     assert model["backend_options"]["folds"] == ["0", "1", "2", "3", "4"]
     assert "quadratus lumborum" in stdout
+
+
+@pytest.mark.slow
+def test_totalsegmentator_total_mr_from_its_two_zips_runs_by_key(tmp_path, capsys):
+    """TotalSegmentator's total_mr comes as one zip per dataset: both installed at once, then run by key."""
+    from tests import totalseg_support
+
+    home = totalseg_support.make_weights_folder(tmp_path / "ts_home", task="total_mr", seed=1)
+    results = home / "nnunet" / "results"
+    zips = [zip_folder_with_root(folder, tmp_path / f"{folder.name}.zip") for folder in sorted(results.iterdir())]
+    store = tmp_path / "store"
+    code, out, err = _cli(["models", "install", *zips, "--store", store], capsys)
+    assert code == 0, err
+    assert out.startswith("installed totalseg_total_mr (6 files; checksum: none published)")
+    volume = totalseg_support.smooth_volume((24, 20, 16), seed=3)
+    affine = np.diag([1.5, 1.5, 1.5, 1.0])
+    image = tmp_path / "mr.nii.gz"
+    nib.save(nib.Nifti1Image(volume, affine), str(image))
+    code, _, err = _cli(
+        ["segment", image, "-o", tmp_path / "out", "--model", "totalseg_total_mr", "--store", store], capsys
+    )
+    assert code == 0, err
+    sidecar = json.loads((tmp_path / "out" / "mr_dseg.json").read_text(encoding="utf-8"))
+    assert sidecar["scheme"] == "total_mr"
+    assert sidecar["provenance"]["backend"] == "totalsegmentator"
+    assert sidecar["provenance"]["backend_options"]["task"] == "total_mr"
+
+
+def zip_folder_with_root(folder: Path, archive: Path) -> Path:
+    """``folder`` zipped with its own name as the top folder (as TotalSegmentator's weight zips hold it)."""
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zipped.write(path, path.relative_to(folder.parent).as_posix())
+    return archive

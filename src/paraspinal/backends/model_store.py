@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,53 +158,63 @@ def _hash_files(folder: Path) -> dict[str, str]:
 
 
 def install_model(
-    path: str | Path,
+    path: str | Path | Sequence[str | Path],
     *,
     key: str | None = None,
     store: str | Path | None = None,
     catalogue: ModelCatalogue | None = None,
 ) -> Installed:
-    """Recognise the download at ``path`` (a zip file or a folder), verify it and copy it into ``store``.
+    """Recognise the download at ``path`` (a zip file or a folder, or several that together make one model, as
+    TotalSegmentator's and TotalSpineSeg's per-dataset zips do), verify it and copy it into ``store``.
 
-    A published checksum (catalogue ``sha256``) is checked against a zip file's SHA-256; a folder has no
+    A published checksum (catalogue ``sha256``) is checked against the zip files' SHA-256; a folder has no
     download checksum, which the install record says. An earlier install of the same entry is replaced only
     once the new one is complete.
     """
     catalogue = catalogue if catalogue is not None else load_catalogue()
-    source = Path(path)
+    sources = [Path(p) for p in ([path] if isinstance(path, (str, Path)) else path)]
+    if not sources:
+        raise InputError("no model download given")
+    named = sources[0] if len(sources) == 1 else ", ".join(str(p) for p in sources)
     store_dir = Path(store) if store is not None else default_store()
-    if not source.exists():
-        raise InputError("model download not found", path=source)
+    for source in sources:
+        if not source.exists():
+            raise InputError("model download not found", path=source)
+        if not source.is_dir() and not zipfile.is_zipfile(source):
+            raise InputError("expected a model's zip file or its unpacked folder", path=source)
     store_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=store_dir))
     try:
-        archive_sha256 = None
-        if source.is_dir():
-            root = source
-        elif zipfile.is_zipfile(source):
-            archive_sha256 = file_sha256(source)
-            root = staging / "unpacked"
-            _unzip(source, root)
+        archives = {str(p.resolve()): file_sha256(p) for p in sources if not p.is_dir()}
+        if len(sources) == 1 and sources[0].is_dir():
+            root = sources[0]
         else:
-            raise InputError("expected a model's zip file or its unpacked folder", path=source)
+            root = staging / "unpacked"
+            for source in sources:
+                if source.is_dir():
+                    shutil.copytree(source, root / source.name, symlinks=False, dirs_exist_ok=True)
+                else:
+                    _unzip(source, root)
         try:
             entry, folder = recognise(root, catalogue=catalogue, key=key)
         except InputError as exc:
-            raise InputError(exc.message, path=source) from None
-        if entry.sha256 is not None and archive_sha256 is not None and archive_sha256 != entry.sha256:
+            raise InputError(exc.message, path=named) from None
+        if entry.sha256 is not None and archives and entry.sha256 not in archives.values():
+            found = ", ".join(archives.values())
             raise InputError(
-                f"checksum mismatch for {entry.key}: the file's SHA-256 is {archive_sha256}, "
+                f"checksum mismatch for {entry.key}: the file's SHA-256 is {found}, "
                 f"the published one {entry.sha256} (download it again)",
-                path=source,
+                path=named,
             )
         built = staging / "entry"
         shutil.copytree(folder, built / MODEL_FOLDER, symlinks=False)
         record = {
             "key": entry.key,
-            "installed_from": str(source.resolve()),
-            "download_sha256": archive_sha256,
+            "installed_from": [str(p.resolve()) for p in sources],
+            "download_sha256": next(iter(archives.values())) if len(sources) == 1 and archives else None,
+            "downloads_sha256": archives,
             "published_sha256": entry.sha256,
-            "checksum": _checksum_state(entry, archive_sha256),
+            "checksum": _checksum_state(entry, bool(archives)),
             "backend": entry.backend,
             "paraspinal_version": __version__,
             "files": _hash_files(built / MODEL_FOLDER),
@@ -220,10 +230,10 @@ def install_model(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _checksum_state(entry: ModelEntry, archive_sha256: str | None) -> str:
+def _checksum_state(entry: ModelEntry, from_zip: bool) -> str:
     if entry.sha256 is None:
         return "none published"
-    return "matches the published one" if archive_sha256 is not None else "not checked (installed from a folder)"
+    return "matches the published one" if from_zip else "not checked (installed from a folder)"
 
 
 # --------------------------------------------------------------------------------------- reading the store

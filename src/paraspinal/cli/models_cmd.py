@@ -72,7 +72,9 @@ def models_command(
 
 @models_app.command("install")
 def install_command(
-    path: Path = typer.Argument(..., help="The downloaded zip file, or the folder it was unpacked to."),
+    paths: list[Path] = typer.Argument(
+        ..., help="The downloaded zip file or its unpacked folder (several where a model comes in parts)."
+    ),
     key: str | None = typer.Option(None, "--key", "-k", help="The catalogue entry it is (default: recognised)."),
     store: Path | None = _store_option(),
     catalogue: Path | None = _catalogue_option(),
@@ -82,7 +84,7 @@ def install_command(
     from paraspinal.backends.model_catalogue import load_catalogue
     from paraspinal.backends.model_store import install_model
 
-    item = install_model(path, key=key, store=store, catalogue=load_catalogue(catalogue))
+    item = install_model(paths, key=key, store=store, catalogue=load_catalogue(catalogue))
     files = item.record["files"]
     count = len(files) if isinstance(files, dict) else 0
     typer.echo(f"installed {item.key} ({count} files; checksum: {item.record['checksum']}) in {item.folder.parent}")
