@@ -140,3 +140,26 @@ def zip_folder_with_root(folder: Path, archive: Path) -> Path:
             if path.is_file():
                 zipped.write(path, path.relative_to(folder.parent).as_posix())
     return archive
+
+
+def test_levels_model_keys_are_checked_before_any_image_is_read(tmp_path, capsys):
+    sagittal = tmp_path / "sag.nii.gz"  # never read: the model is refused first
+    store = tmp_path / "s"
+    code, _, err = _cli(
+        ["levels", sagittal, "-o", tmp_path / "o", "--model", "paraspinalseg", "--store", store], capsys
+    )
+    assert (code, err) == (
+        1,
+        "paraspinal: error: model 'paraspinalseg' is a muscle model: use it with segment and run (axial muscles)\n",
+    )
+    code, _, err = _cli(
+        ["levels", sagittal, "-o", tmp_path / "o", "--model", "totalseg_vertebrae_mr", "--store", store], capsys
+    )
+    assert code == 1 and err.startswith(
+        f"paraspinal: error: model 'totalseg_vertebrae_mr' is not installed in {store}: "
+    )
+    code, _, err = _cli(["levels", sagittal, "-o", tmp_path / "o", "--model", "spineps", "--store", store], capsys)
+    assert err == (
+        "paraspinal: error: paraspinal has no backend that runs spineps yet: run it with its own tool and give its "
+        "mask with --labels FILE --scheme spineps\n"
+    )
