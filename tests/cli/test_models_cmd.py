@@ -163,3 +163,29 @@ def test_levels_model_keys_are_checked_before_any_image_is_read(tmp_path, capsys
         "paraspinal: error: paraspinal has no backend that runs spineps yet: run it with its own tool and give its "
         "mask with --labels FILE --scheme spineps\n"
     )
+
+
+@pytest.mark.slow
+def test_lpm_segmentator_v1_zip_installs_and_runs_from_the_store(tmp_path, capsys):
+    """LPM_Segmentator's nnU-Net v1 layout (nnUNet/<config>/Task515_muscle/<trainer>/), zipped as its release
+    holds it: installed without unpickling anything, then loaded (pickles and all) from the store."""
+    from tests.nnunet_support import affine_ras, build_model, phantom, write_nifti
+
+    trainer = build_model("v1", tmp_path / "build")
+    results = trainer.parents[3]  # results_v1/nnUNet/2d/Task515_muscle/<trainer>
+    archive = zip_folder(results, tmp_path / "nnUNet_trained_models.zip")
+    store = tmp_path / "store"
+    code, out, err = _cli(["models", "install", archive, "--store", store], capsys)
+    assert code == 0, err
+    assert out.startswith("installed lpm_segmentator (")
+    image, _ = phantom(seed=5)
+    path = write_nifti(image, affine_ras(), tmp_path / "case_t2.nii.gz")
+    code, _, err = _cli(
+        ["segment", path, "-o", tmp_path / "out", "--model", "lpm_segmentator", "--store", store], capsys
+    )
+    assert code == 0, err
+    sidecar = json.loads((tmp_path / "out" / "case_t2_dseg.json").read_text(encoding="utf-8"))
+    assert sidecar["scheme"] == "lpm4"
+    assert sidecar["provenance"]["backend"] == "nnunet-v1"
+    assert sidecar["provenance"]["backend_options"]["model"] == str(store / "lpm_segmentator" / "model")
+    assert set(np.unique(np.asarray(nib.load(tmp_path / "out" / "case_t2_dseg.nii.gz").dataobj))) <= {0, 1, 2, 3, 4}
