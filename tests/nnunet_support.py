@@ -103,30 +103,36 @@ def _scale_last_layer(state: dict, *, key_suffix: str, factor: float, seed: int)
 # --------------------------------------------------------------------------------------- nnU-Net v2
 
 
-def _build_v2(root: Path) -> Path:
-    """Child-process body: raw dataset -> nnU-Net v2 fingerprint + plans -> trainer folder (2d)."""
+def _build_v2(root: Path, *, labels: dict | None = None, dataset: str = V2_NAME) -> Path:
+    """Child-process body: raw dataset -> nnU-Net v2 fingerprint + plans -> trainer folder (2d).
+
+    ``labels`` (dataset.json's, default :data:`LABELS_V2`) and ``dataset`` (``DatasetNNN_Name``) make other
+    published layouts (the phantom's boxes still carry values 1-4)."""
+    labels = labels if labels is not None else LABELS_V2
+    dataset_id = int(dataset.split("_")[0].removeprefix("Dataset"))
     import torch
     from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprints, plan_experiments
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    raw = root / "raw" / V2_NAME
+    raw = root / "raw" / dataset
     names = _raw_cases(raw / "imagesTr", raw / "labelsTr")
+    dataset_name = dataset
     dataset = {
         "channel_names": {"0": "MRI"},
-        "labels": LABELS_V2,
+        "labels": labels,
         "numTraining": len(names),
         "file_ending": ".nii.gz",
     }
     (raw / "dataset.json").write_text(json.dumps(dataset, indent=2))
     extract_fingerprints(
-        [V2_ID], num_processes=1, check_dataset_integrity=False, clean=True, verbose=False, show_progress_bar=False
+        [dataset_id], num_processes=1, check_dataset_integrity=False, clean=True, verbose=False, show_progress_bar=False
     )
-    plans_identifier = plan_experiments([V2_ID])
-    pre = root / "preprocessed" / V2_NAME
+    plans_identifier = plan_experiments([dataset_id])
+    pre = root / "preprocessed" / dataset_name
     plans = json.loads((pre / f"{plans_identifier}.json").read_text())
-    model = root / "results" / V2_NAME / f"nnUNetTrainer__{plans_identifier}__2d"
+    model = root / "results" / dataset_name / f"nnUNetTrainer__{plans_identifier}__2d"
     (model / "fold_0").mkdir(parents=True, exist_ok=True)
     shutil.copy(pre / f"{plans_identifier}.json", model / "plans.json")
     shutil.copy(raw / "dataset.json", model / "dataset.json")
@@ -243,11 +249,14 @@ def _child_env(root: Path) -> dict[str, str]:
     return env
 
 
-def build_model(kind: str, root: Path) -> Path:
-    """Make a model folder of ``kind`` (``v2`` or ``v1``) under ``root`` in a child process; its path."""
+def build_model(kind: str, root: Path, *, labels: dict | None = None, dataset: str | None = None) -> Path:
+    """Make a model folder of ``kind`` (``v2`` or ``v1``) under ``root`` in a child process; its path.
+
+    ``labels`` and ``dataset`` (v2 only) choose dataset.json's labels and the dataset folder's name."""
     root.mkdir(parents=True, exist_ok=True)
+    extra = [json.dumps({"labels": labels, "dataset": dataset or V2_NAME})] if kind == "v2" else []
     done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), kind, str(root)],
+        [sys.executable, str(Path(__file__).resolve()), kind, str(root), *extra],
         env=_child_env(root),
         capture_output=True,
         text=True,
@@ -263,4 +272,5 @@ if __name__ == "__main__":
 
     torch.set_num_threads(1)
     kind, target = sys.argv[1], Path(sys.argv[2])
-    print(_build_v2(target) if kind == "v2" else _build_v1(target))
+    settings = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
+    print(_build_v2(target, **settings) if kind == "v2" else _build_v1(target))

@@ -25,7 +25,10 @@ BUNDLED = [
     "lpm4",
     "lumbar_bodies",
     "musclemap",
+    "musclemap_abdomen",
+    "paraspinalseg",
     "spider",
+    "spineps",
     "total",
     "total_mr",
     "total_vertebrae_mr",
@@ -269,8 +272,12 @@ REGISTRY_CASES = [
         "structure 'a': missing required field 'bilateral'",
     ),
     (
+        '[[structures]]\nkey = "a"\nname = "A"\ncategory = "muscle"\nbilateral = true\nshade = "red"\n',
+        "structure 'a': unknown field 'shade'",
+    ),
+    (
         '[[structures]]\nkey = "a"\nname = "A"\ncategory = "muscle"\nbilateral = true\ncolour = "red"\n',
-        "structure 'a': unknown field 'colour'",
+        "structure 'a': 'colour' must be a hex colour like \"#E69F00\"",
     ),
     (
         '[[structures]]\nkey = "d"\nname = "D"\ncategory = "disc"\nbilateral = false\nlevel = "+L4/L5"\n',

@@ -29,7 +29,8 @@ CATEGORIES: tuple[str, ...] = get_args(Category)
 
 _KEY_PATTERN = re.compile(r"[a-z][A-Za-z0-9_]*\Z")
 _REQUIRED_FIELDS = ("key", "name", "category", "bilateral")
-_OPTIONAL_FIELDS = ("parent", "level", "code")
+_OPTIONAL_FIELDS = ("parent", "level", "code", "colour")
+_COLOUR = re.compile(r"#[0-9A-Fa-f]{6}\Z")
 _CODE_FIELDS = ("scheme", "value", "meaning")
 
 
@@ -53,6 +54,7 @@ class Structure:
     parent: str | None = None
     level: str | None = None
     code: CodedConcept | None = None
+    colour: str | None = None
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,8 @@ def _parse_structure(item: Any, *, index: int, source: str) -> Structure:
         )
     if not isinstance(item["bilateral"], bool):
         raise LabelSchemeError(f"{label}: 'bilateral' must be true or false", path=source)
+    if "colour" in item and not (isinstance(item["colour"], str) and _COLOUR.match(item["colour"])):
+        raise LabelSchemeError(f"{label}: 'colour' must be a hex colour like \"#E69F00\"", path=source)
     return Structure(
         key=item["key"],
         name=item["name"],
@@ -199,6 +203,7 @@ def _parse_structure(item: Any, *, index: int, source: str) -> Structure:
         parent=item.get("parent"),
         level=item.get("level"),
         code=_parse_code(item["code"], label=label, source=source) if "code" in item else None,
+        colour=item.get("colour"),
     )
 
 

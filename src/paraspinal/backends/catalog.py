@@ -18,6 +18,8 @@ from pathlib import Path
 from paraspinal.anatomy import LabelScheme
 from paraspinal.backends.base import BackendInfo, SegmentationBackend
 from paraspinal.backends.bundled import BUNDLED_MODELS, Role, bundled_model_dir
+from paraspinal.backends.model_catalogue import ModelCatalogue, load_catalogue
+from paraspinal.backends.model_store import installed_folder
 from paraspinal.backends.specs import (
     BACKENDS,
     BackendOptions,
@@ -172,6 +174,53 @@ class BackendFactory:
 
     def __call__(self) -> CatalogBackend:
         return create_backend(self.spec or self.name, model=self.model, options=self.options, role=self.role)
+
+
+DEFAULT_BACKEND = "unet_onnx"
+
+
+def model_factory(
+    *,
+    backend: str = DEFAULT_BACKEND,
+    model: str | Path | None,
+    options: BackendOptions = BackendOptions(),
+    store: str | Path | None = None,
+    role: Role = "muscle",
+    catalogue: ModelCatalogue | None = None,
+) -> BackendFactory:
+    """The one place ``--backend`` and ``--model`` become a backend recipe.
+
+    ``model`` is a folder (or file) for ``backend``, None for the role's bundled model, or the key of a published
+    model installed in ``store`` (``paraspinal models``): then the catalogue entry picks the backend and fills the
+    options the user left unset (task, folds, native label scheme). A path that exists wins over a key of the same
+    name. One-line errors for an unknown backend, a model installed nowhere, a model for the other role, a
+    ``--backend`` that is not the model's, and a published model paraspinal has no backend for.
+    """
+    if model is not None and not Path(model).exists():
+        entry = (catalogue if catalogue is not None else load_catalogue()).get(str(model))
+        if entry is not None:
+            if entry.backend is None:
+                raise InputError(
+                    f"paraspinal has no backend that runs {entry.key} yet: run it with its own tool and give its "
+                    f"mask with --labels FILE --scheme {entry.scheme}"
+                )
+            if backend not in (DEFAULT_BACKEND, entry.backend):
+                raise InputError(f"model '{entry.key}' runs with backend '{entry.backend}', not '{backend}'")
+            if entry.role != role:
+                use = "levels (sagittal)" if entry.role == "spine" else "segment and run (axial muscles)"
+                raise InputError(f"model '{entry.key}' is a {entry.role} model: use it with {use}")
+            folder = installed_folder(entry, store=store)
+            filled = dataclasses.replace(
+                options,
+                task=options.task or entry.task,
+                folds=options.folds or entry.folds,
+                scheme=options.scheme or entry.scheme,
+            )
+            spec = backend_spec(entry.backend)
+            return BackendFactory(name=spec.name, model=str(folder), options=filled, spec=spec, role=role)
+    spec = backend_spec(backend)
+    path = None if model is None else str(Path(model).absolute())
+    return BackendFactory(name=spec.name, model=path, options=options, spec=spec, role=role)
 
 
 ModelSource = Callable[[], SegmentationBackend] | SegmentationBackend

@@ -29,6 +29,7 @@ __all__ = [
     "model_option",
     "native_scheme_option",
     "parse_folds",
+    "store_option",
     "task_option",
     "threads_option",
     "tta_option",
@@ -49,7 +50,16 @@ def model_option() -> Path | None:
         None,
         "--model",
         "-m",
-        help="Model folder for the backend (unet_onnx default: the bundled tum01_muscle; others need one).",
+        help=(
+            "Model folder for the backend (unet_onnx default: the bundled tum01_muscle), or the key of an installed "
+            "published model (`paraspinal models`)."
+        ),
+    )
+
+
+def store_option() -> Path | None:
+    return typer.Option(
+        None, "--store", help="Model store that --model KEY is read from (default: ~/.local/share/paraspinal/models)."
     )
 
 
@@ -111,11 +121,12 @@ def backend_factory(
     checkpoint: str | None = None,
     task: str | None = None,
     scheme: str | None = None,
+    store: Path | None = None,
 ) -> BackendFactory:
     """The parsed backend options as a picklable factory (unknown backend and bad scheme: one-line errors)."""
-    from paraspinal.backends.catalog import BackendFactory, backend_spec
+    from paraspinal.backends.catalog import backend_spec, model_factory
 
-    spec = backend_spec(backend)
+    backend_spec(backend)  # an unknown name fails first, in one line
     if scheme is not None:
         load_scheme(scheme)  # a typo fails here, in one line, before any image is read
         if Path(scheme).is_file():  # batch workers may run elsewhere: absolute paths
@@ -129,5 +140,4 @@ def backend_factory(
         task=task,
         scheme=scheme,
     )
-    model_path = None if model is None else str(Path(model).absolute())
-    return BackendFactory(name=spec.name, model=model_path, options=options, spec=spec)
+    return model_factory(backend=backend, model=model, options=options, store=store)

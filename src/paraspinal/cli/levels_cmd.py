@@ -34,6 +34,13 @@ def levels_command(
     assume_aligned: bool = typer.Option(
         False, "--assume-aligned", help="Accept a label map whose header differs from the image's on the same grid."
     ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="Spine model instead of the bundled one: an installed published model's key (`paraspinal models`).",
+    ),
+    store: Path | None = typer.Option(None, "--store", help="Model store that --model KEY is read from."),
     device: str = typer.Option("cpu", "--device", help="Model device: cpu, cuda or auto."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for the model (default: all cores)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
@@ -44,14 +51,21 @@ def levels_command(
         raise InputError("output path exists and is not a folder", path=out)
     if tolerance_mm < 0:
         raise typer.BadParameter("must be zero or more", param_hint="--tolerance-mm")
-    from paraspinal.backends.catalog import BackendFactory, BackendOptions, Models
+    from paraspinal.backends.catalog import BackendOptions, Models, model_factory
     from paraspinal.pipeline.case import Case
     from paraspinal.pipeline.options import RunOptions
     from paraspinal.pipeline.sagittal import levels_frame, write_levels_outputs
     from paraspinal.pipeline.stages import CaseState, StageContext, run_stages
     from paraspinal.reporting.files import AtomicOutputs
 
-    spine = BackendFactory(role="spine", options=BackendOptions(device=device, threads=threads, test_time_flip=False))
+    spine = model_factory(
+        model=model,
+        store=store,
+        role="spine",
+        options=BackendOptions(device=device, threads=threads, test_time_flip=False),
+    )
+    if labels is None and model is not None:
+        spine.check()  # a model installed nowhere, a missing extra: one line, before any image is read
     options = RunOptions(
         sagittal_scheme=scheme,
         assume_aligned=assume_aligned,

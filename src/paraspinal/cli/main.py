@@ -23,6 +23,7 @@ def _register_commands() -> None:
         labels_cmd,
         levels_cmd,
         measure_cmd,
+        models_cmd,
         run_cmd,
         segment_cmd,
         series_cmd,

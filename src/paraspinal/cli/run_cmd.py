@@ -25,6 +25,7 @@ from paraspinal.cli.backend_options import (
     folds_option,
     model_option,
     native_scheme_option,
+    store_option,
     task_option,
     threads_option,
     tta_option,
@@ -268,6 +269,7 @@ def run_command(
     ),
     backend_name: str = backend_option(),
     model: Path | None = model_option(),
+    store: Path | None = store_option(),
     device: str = device_option(),
     flip: bool = tta_option(),
     threads: int | None = threads_option(),
@@ -350,6 +352,7 @@ def run_command(
         checkpoint=checkpoint,
         task=task,
         scheme=model_scheme,
+        store=store,
     )
     options = RunOptions(
         scheme=scheme,

@@ -16,6 +16,7 @@ from paraspinal.cli.backend_options import (
     folds_option,
     model_option,
     native_scheme_option,
+    store_option,
     task_option,
     threads_option,
     tta_option,
@@ -61,6 +62,7 @@ def segment_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder, or a file name like case_dseg.nii.gz."),
     backend_name: str = backend_option(),
     model: Path | None = model_option(),
+    store: Path | None = store_option(),
     device: str = device_option(),
     flip: bool = tta_option(),
     cleanup: bool = typer.Option(
@@ -97,6 +99,7 @@ def segment_command(
         checkpoint=checkpoint,
         task=task,
         scheme=native_scheme,
+        store=store,
     )
     factory.check()  # unknown backend, missing extra or --model: one line, before any image is read
     dicom_input = image_suffix(image) is None and is_dicom_path(image)

@@ -78,6 +78,10 @@ class SpineLevels:
         )
 
 
+#: Supernumerary vertebrae some models name (SPINEPS, VerSe numbering), which the level naming does not count.
+TRANSITIONAL_LEVELS = ("T13", "L6")
+
+
 def spine_levels_from_labels(
     label_map: LabelMap,
     *,
@@ -126,6 +130,15 @@ def spine_levels_from_labels(
             f"level naming uncertain (confidence {named.naming_confidence:.2f}): the labels' level votes support "
             "more than one numbering; check the QC image (a sacrum taken for L5, or a missed body, shifts every "
             "name by one)"
+        )
+    transitional = sorted(
+        {level for v in present if (level := registry[scheme.entry(v).structure].level) in TRANSITIONAL_LEVELS}
+    )
+    if transitional:
+        warnings.append(
+            f"the labels name transitional vertebra(e) {', '.join(transitional)}: paraspinal's level naming counts "
+            "five lumbar vertebrae, so these levels are named by position and can differ from the model's own "
+            "names; check the QC image"
         )
     if named.counted_from_sacrum:
         warnings.append("vertebrae named by counting up from the sacrum")

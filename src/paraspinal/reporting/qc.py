@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from scipy import ndimage
 
-from paraspinal.anatomy import LabelScheme
+from paraspinal.anatomy import AnatomyRegistry, LabelScheme, load_registry
 from paraspinal.io.image import Image
 from paraspinal.io.orientation import axial_frame, slice_positions_mm
 from paraspinal.levels import LevelTable
@@ -96,13 +96,37 @@ def qc_slices(labels: Image, levels: LevelTable | None, *, n_even: int = 5) -> l
     return sorted(chosen, key=lambda s: -s.z_mm)
 
 
-def label_colours(scheme: LabelScheme) -> dict[int, str]:
-    """A fixed colour per label value of ``scheme`` (Okabe-Ito first, then tab20)."""
+def label_colours(scheme: LabelScheme, *, registry: AnatomyRegistry | None = None) -> dict[int, str]:
+    """A fixed colour per label value of ``scheme``: the registry's colour of its structure (or of the nearest
+    structure above it), lighter on the patient's left, so a structure looks the same whichever model labelled it;
+    values without one take Okabe-Ito, then tab20 colours in value order."""
     from matplotlib import colormaps, colors
 
+    registry = registry if registry is not None else load_registry()
     tab20 = [colors.to_hex(c) for c in colormaps["tab20"].colors]  # type: ignore[attr-defined]
     palette = list(_PALETTE) + tab20
-    return {value: palette[i % len(palette)] for i, value in enumerate(scheme.values)}
+    out: dict[int, str] = {}
+    for i, value in enumerate(scheme.values):
+        entry = scheme.labels[value]
+        base = _registry_colour(registry, entry.structure)
+        if base is None:
+            out[value] = palette[i % len(palette)]
+        else:
+            out[value] = _tint(base, share=0.45) if entry.side == "left" else base.upper()
+    return out
+
+
+def _registry_colour(registry: AnatomyRegistry, key: str) -> str | None:
+    structure = registry[key]
+    while structure.colour is None and structure.parent is not None:
+        structure = registry[structure.parent]
+    return structure.colour
+
+
+def _tint(colour: str, *, share: float) -> str:
+    """``colour`` mixed with white (``share`` of white, 0-1), as #RRGGBB."""
+    rgb = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (255 - c) * share):02X}" for c in rgb)
 
 
 def _present_values(labels: Image) -> list[int]:
