@@ -94,6 +94,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     noisy = water.array * bias + rng.normal(0, 15, water.shape)
     run("TUM01 Dixon, bias x0.6-1.4 + noise", water.with_array(noisy), lm, fat=fat.with_array(fat.array * bias))
+    rough = water.array.max() * (water.array / water.array.max()) ** 0.7
+    run("TUM01 Dixon, gamma 0.7 on water", water.with_array(rough), lm, fat=fat)
     n = water.shape[2]
     for start, stop, what in ((0, 21, "slices 0-20 (no liver)"), (n - 4, n, "top 4 slices"), (n - 8, n, "top 8")):
         sub = LabelMap.given(cut(labels, start, stop), lm.scheme)
@@ -109,12 +111,24 @@ def main() -> None:
     mm = read_image(args.shared / "musclemap-sample" / "image.nii.gz")
     mml = LabelMap.given(read_image(args.shared / "musclemap-sample" / "labels.nii.gz"), _musclemap_abdomen())
     run("MuscleMap sample (single MR)", mm, mml)
-    run(
-        "MuscleMap sample as fat, T2-like synthetic water",
-        mm.with_array(np.clip(1100 - mm.array.astype(float), 0, None)),
-        mml,
-        fat=mm,
-    )
+    sweep(water, fat, labels, lm)
+
+
+def sweep(water: Image, fat: Image, labels: Image, lm: LabelMap) -> None:
+    """False alarms over cut fields of view: every window of 4-12 TUM01 slices, true header."""
+    from collections import Counter
+
+    n = water.shape[2]
+    for width in (4, 6, 8, 12):
+        counts: Counter[tuple[str, bool]] = Counter()
+        for start in range(n - width + 1):
+            sub = LabelMap.given(cut(labels, start, start + width), lm.scheme)
+            check = check_laterality(
+                image=cut(water, start, start + width), label_map=sub, fat=cut(fat, start, start + width)
+            )
+            counts[(check.result, start + width >= n - 1)] += 1
+        shown = ", ".join(f"{r} ({'top in view' if top else 'top cut'}): {c}" for (r, top), c in sorted(counts.items()))
+        print(f"TUM01 windows of {width} slices, true header: {shown}")
 
 
 if __name__ == "__main__":

@@ -175,8 +175,9 @@ def test_tum01_dixon_shows_the_liver_on_its_top_slices() -> None:
     water = Image(read_image(SAMPLE / "TUM01_water.nii.gz").array, labels.affine)  # water header lacks the origin
     fat = read_image(SAMPLE / "TUM01_fat.nii.gz")
     true = check_laterality(image=water, label_map=lm, fat=fat)
-    assert true.result == "agrees" and true.evidence["cues"][0]["slices"] == "27,28"
-    assert true.evidence["cues"][0]["largest_liver_area_cm2"] == pytest.approx(20.8, abs=0.5)
+    assert true.result == "agrees" and true.evidence["cues"][0]["slices"] == "26,27,28"  # the three top slices
+    assert true.evidence["cues"][0]["largest_liver_area_cm2"] == pytest.approx(23.3, abs=0.5)
+    assert true.evidence["liver_slices_left"] == 0
     swapped = check_laterality(image=_mirrored(water), label_map=_swapped(lm), fat=_mirrored(fat))
     assert swapped.result == "contradicted"
     low = slice(0, 21)  # L3-L5 only: no liver in view

@@ -45,9 +45,11 @@ _SECTIONS: Mapping[str, tuple[str, ...]] = {
         "lateral_margin_mm",
         "min_liver_volume_cm3",
         "min_ratio",
+        "top_slices",
     ),
     "dixon": (
         "lean_water_over_fat",
+        "bias_field_mm",
         "smoothing_mm",
         "window_mm",
         "max_local_std_rel",
@@ -58,6 +60,7 @@ _SECTIONS: Mapping[str, tuple[str, ...]] = {
         "min_area_cm2",
         "min_ratio",
         "min_slices",
+        "top_slices",
     ),
 }
 
@@ -89,6 +92,7 @@ class SpineFrame:
     y_mm: np.ndarray
     muscles: np.ndarray
     spacing_mm: tuple[float, float, float]
+    cranial_first: tuple[int, ...]
 
 
 @functools.cache
@@ -132,7 +136,16 @@ def spine_frame(label_map: LabelMap, *, slice_axis: int) -> SpineFrame | None:
     x = (affine[0, 0] * i + affine[0, 1] * j + affine[0, 2] * k + affine[0, 3]).astype(np.float32)
     y = (affine[1, 0] * i + affine[1, 1] * j + affine[1, 2] * k + affine[1, 3]).astype(np.float32)
     spacing = tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0))
-    return SpineFrame(float(x[muscles].mean()), float(y[muscles].mean()), x, y, muscles, spacing)  # type: ignore[arg-type]
+    cranial_first = tuple(int(k) for k in np.argsort(-affine[2, 2] * np.arange(labels.shape[2]), kind="stable"))
+    return SpineFrame(
+        float(x[muscles].mean()),
+        float(y[muscles].mean()),
+        x,
+        y,
+        muscles,
+        spacing,  # type: ignore[arg-type]
+        cranial_first,
+    )
 
 
 def _cue(what: str, dx_mm: float, measured: dict[str, float | int | str], strength: float) -> Cue:
@@ -209,7 +222,8 @@ def _body_and_depth(inside: np.ndarray, spacing_mm: tuple[float, float, float]) 
 def ct_liver_cues(hu: np.ndarray, frame: SpineFrame) -> tuple[list[Cue], dict[str, float]]:
     """The liver on CT without organ labels: per side the largest 3-D part of homogeneous soft tissue
     (``hu_min``..``hu_max`` HU, local SD under ``max_local_std_hu``, away from the surface and the muscles).
-    A cue when one side's part is at least ``min_liver_volume_cm3`` and ``min_ratio`` times the other's."""
+    A cue when one side's part is at least ``min_liver_volume_cm3`` and ``min_ratio`` times the other's, and
+    reaches the ``top_slices`` cranial-most slices."""
     from scipy import ndimage as ndi
 
     limits = load_laterality_settings()["ct"]
@@ -223,12 +237,13 @@ def ct_liver_cues(hu: np.ndarray, frame: SpineFrame) -> tuple[list[Cue], dict[st
     flat &= (smoothed < limits["hu_max"]) & body & (depth > limits["surface_margin_mm"])
     flat &= ~ndi.binary_dilation(frame.muscles, iterations=2)
     parts, n = ndi.label(flat)
-    return _side_parts(parts, n, frame, limits, what="liver", unit="cm3", per_slice=False)
+    return _side_parts(parts, n, frame, limits)
 
 
 def _side_parts(
-    parts: np.ndarray, n: int, frame: SpineFrame, limits: Mapping[str, float], *, what: str, unit: str, per_slice: bool
+    parts: np.ndarray, n: int, frame: SpineFrame, limits: Mapping[str, float]
 ) -> tuple[list[Cue], dict[str, float]]:
+    """The liver cue from 3-D parts: the largest part per side (its voxels on that side, cm³)."""
     from scipy import ndimage as ndi
 
     dx = frame.x_mm - frame.midline_x_mm
@@ -237,34 +252,58 @@ def _side_parts(
     right = ndi.sum_labels(dx > limits["lateral_margin_mm"], parts, index) * cell if n else np.zeros(1)
     left = ndi.sum_labels(dx < -limits["lateral_margin_mm"], parts, index) * cell if n else np.zeros(1)
     largest_r, largest_l = float(right.max()), float(left.max())
-    measured = {"largest_right_cm3": round(largest_r, 1), "largest_left_cm3": round(largest_l, 1)}
+    measured: dict[str, float] = {"largest_right_cm3": round(largest_r, 1), "largest_left_cm3": round(largest_l, 1)}
     big, small = max(largest_r, largest_l), min(largest_r, largest_l)
     ratio = big / max(small, cell)
     if big < limits["min_liver_volume_cm3"] or ratio < limits["min_ratio"]:
         return [], measured
+    liver = int(np.argmax(right if largest_r > largest_l else left)) + 1
+    top = list(frame.cranial_first[: int(limits["top_slices"])])
+    if not (parts[..., top] == liver).any():  # the liver reaches the top of a lumbar field of view
+        measured["reaches_top"] = 0
+        return [], measured
     dx_sign = 1.0 if largest_r > largest_l else -1.0
     cue_measured = {**measured, "ratio": round(ratio, 2)}
-    return [_cue(what, dx_sign, cue_measured, 1.0 - limits["min_ratio"] / ratio / 2)], measured
+    return [_cue("liver", dx_sign, cue_measured, 1.0 - limits["min_ratio"] / ratio / 2)], measured
+
+
+def _cranial_run(cranial_first: tuple[int, ...], hits: set[int], *, start_within: int) -> list[int]:
+    """The slices of ``hits`` in one unbroken run that starts within the ``start_within`` cranial-most slices."""
+    for start in range(min(start_within, len(cranial_first))):
+        if cranial_first[start] in hits:
+            run = []
+            for k in cranial_first[start:]:
+                if k not in hits:
+                    break
+                run.append(k)
+            return run
+    return []
 
 
 def dixon_liver_cues(water: np.ndarray, fat: np.ndarray, frame: SpineFrame) -> tuple[list[Cue], dict[str, float]]:
     """The liver on a Dixon pair, slice by slice: the largest homogeneous lean part (water > ratio x fat)
     anterior of the muscles and lateral of the midline on each side. A liver slice has one side's part at
-    least ``min_area_cm2`` and ``min_ratio`` times the other's; a cue needs ``min_slices`` of them, all on one
-    side."""
+    least ``min_area_cm2`` and ``min_ratio`` times the other's; a cue needs liver slices on one side only, with
+    ``min_slices`` of them in one run starting within the ``top_slices`` cranial-most slices (the liver reaches
+    the top of a lumbar field of view; one-sided regions lower down, bowel or a psoas, do not)."""
     from scipy import ndimage as ndi
 
     limits = load_laterality_settings()["dixon"]
     sp = frame.spacing_mm
     w = water.astype(np.float32)
-    smoothed = ndi.gaussian_filter(w, (limits["smoothing_mm"] / sp[0], limits["smoothing_mm"] / sp[1], 0))
-    sd = _local_std(smoothed, (_odd(limits["window_mm"] / sp[0]), _odd(limits["window_mm"] / sp[1])))
     upper = w > np.percentile(w, 50)
     if not upper.any():
         return [], {"liver_slices_right": 0, "liver_slices_left": 0}
     ref = float(np.percentile(w[upper], 98))
-    body, depth = _body_and_depth(smoothed > 0.05 * ref, sp)
-    lean = (w > limits["lean_water_over_fat"] * fat.astype(np.float32)) & body
+    body, depth = _body_and_depth(ndi.gaussian_filter(w, (1.0, 1.0, 0)) > 0.05 * ref, sp)
+    lean = (w > limits["lean_water_over_fat"] * fat.astype(np.float32)) & body  # a ratio: no bias field in it
+    # divide out the coil's slowly varying field, estimated on lean tissue only
+    sigma = (limits["bias_field_mm"] / sp[0], limits["bias_field_mm"] / sp[1], 0)
+    field = ndi.gaussian_filter(np.where(lean, w, 0), sigma) / np.maximum(ndi.gaussian_filter(lean * 1.0, sigma), 1e-3)
+    w = np.where(field > 0, w / np.maximum(field, 1e-6), 0).astype(np.float32)
+    smoothed = ndi.gaussian_filter(w, (limits["smoothing_mm"] / sp[0], limits["smoothing_mm"] / sp[1], 0))
+    sd = _local_std(smoothed, (_odd(limits["window_mm"] / sp[0]), _odd(limits["window_mm"] / sp[1])))
+    ref = float(np.percentile(w[lean], 98)) if lean.any() else 1.0
     flat = lean & (sd < limits["max_local_std_rel"] * ref) & (depth > limits["surface_margin_mm"])
     flat &= ~ndi.binary_dilation(frame.muscles, iterations=3)
     r = max(1, round(limits["erode_mm"] / sp[0]))
@@ -306,22 +345,25 @@ def dixon_liver_cues(water: np.ndarray, fat: np.ndarray, frame: SpineFrame) -> t
             if best[side] >= limits["min_area_cm2"] and best[side] >= limits["min_ratio"] * max(best[other], area_cm2):
                 slices[side].append(k)
     measured: dict[str, float] = {"liver_slices_right": len(slices["right"]), "liver_slices_left": len(slices["left"])}
-    found = [s for s in ("right", "left") if len(slices[s]) >= limits["min_slices"]]
-    if len(found) != 1 or slices["left" if found[0] == "right" else "right"]:
+    found = [s for s in ("right", "left") if slices[s]]
+    if len(found) != 1:
         return [], measured
     side = found[0]
-    largest = max(areas[k][0 if side == "right" else 1] for k in slices[side])
-    ratios = [
-        areas[k][0 if side == "right" else 1] / max(areas[k][1 if side == "right" else 0], area_cm2)
-        for k in slices[side]
-    ]
+    # the liver reaches the top of a lumbar field of view: a run of liver slices from the cranial-most slices
+    run = _cranial_run(frame.cranial_first, set(slices[side]), start_within=int(limits["top_slices"]))
+    measured["liver_slices_from_top"] = len(run)
+    if len(run) < limits["min_slices"]:
+        return [], measured
+    pick = 0 if side == "right" else 1
+    largest = max(areas[k][pick] for k in run)
+    ratios = [areas[k][pick] / max(areas[k][1 - pick], area_cm2) for k in run]
     cue_measured = {
         **measured,
         "largest_liver_area_cm2": round(largest, 1),
         "median_ratio": round(float(np.median(ratios)), 2),
-        "slices": ",".join(str(k) for k in slices[side]),
+        "slices": ",".join(str(k) for k in sorted(run)),
     }
-    strength = min(1.0, len(slices[side]) / (2 * limits["min_slices"])) * (
+    strength = min(1.0, len(run) / (2 * limits["min_slices"])) * (
         1.0 - limits["min_ratio"] / float(np.median(ratios)) / 2
     )
     return [_cue("liver", 1.0 if side == "right" else -1.0, cue_measured, strength)], measured
