@@ -90,6 +90,7 @@ def main() -> None:
     fat = read_image(SAMPLE / "TUM01_fat.nii.gz")
     run("TUM01 Dixon (water+fat)", water, lm, fat=fat)
     run("TUM01 water only", water, lm)
+    with_model(water, fat)
     bias = np.linspace(0.6, 1.4, water.shape[0])[:, None, None]
     rng = np.random.default_rng(0)
     noisy = water.array * bias + rng.normal(0, 15, water.shape)
@@ -112,6 +113,24 @@ def main() -> None:
     mml = LabelMap.given(read_image(args.shared / "musclemap-sample" / "labels.nii.gz"), _musclemap_abdomen())
     run("MuscleMap sample (single MR)", mm, mml)
     sweep(water, fat, labels, lm)
+
+
+def with_model(water: Image, fat: Image) -> None:
+    """TUM01 segmented by the bundled muscle model from the true and from the mirrored image (the model, not a
+    label flip, names the sides: on the mirrored image its "right" lands on the header's right)."""
+    from paraspinal.backends.bundled import bundled_model_dir
+    from paraspinal.backends.unet_onnx import UNetOnnxBackend
+
+    backend = UNetOnnxBackend(bundled_model_dir("muscle"))
+    for header in ("true", "swapped"):
+        w, f = (water, fat) if header == "true" else (mirrored(water), mirrored(fat))
+        label_map = backend.segment(w)
+        right = np.isin(label_map.array, label_map.scheme.values_for("erector_spinae", side="right"))
+        x_mm = (np.argwhere(right) @ label_map.affine[:3, :3].T + label_map.affine[:3, 3])[:, 0].mean()
+        check = check_laterality(image=w, label_map=label_map, fat=f)
+        cues = "; ".join(f"{c['what']} {c['side']}" for c in check.evidence.get("cues", []))  # type: ignore[union-attr]
+        where = f"model's right ES at x {x_mm:+.0f} mm"
+        print(f"| TUM01 Dixon, bundled model labels | {header} | {check.result} | {cues} | {where} |")
 
 
 def sweep(water: Image, fat: Image, labels: Image, lm: LabelMap) -> None:
