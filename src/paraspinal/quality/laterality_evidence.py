@@ -362,6 +362,7 @@ def dixon_liver_cues(water: np.ndarray, fat: np.ndarray, frame: SpineFrame) -> t
         "largest_liver_area_cm2": round(largest, 1),
         "median_ratio": round(float(np.median(ratios)), 2),
         "slices": ",".join(str(k) for k in sorted(run)),
+        "areas_right_left_cm2": ", ".join(f"{areas[k][0]:.1f}/{areas[k][1]:.1f}" for k in sorted(run)),
     }
     strength = min(1.0, len(run) / (2 * limits["min_slices"])) * (
         1.0 - limits["min_ratio"] / float(np.median(ratios)) / 2
