@@ -132,9 +132,9 @@ def spine_frame(label_map: LabelMap, *, slice_axis: int) -> SpineFrame | None:
     sides = {label_map.scheme.labels[int(v)].side for v in np.unique(labels[muscles])}
     if sides != {"left", "right"}:
         return None
-    i, j, k = np.indices(labels.shape, dtype=np.float32)
-    x = (affine[0, 0] * i + affine[0, 1] * j + affine[0, 2] * k + affine[0, 3]).astype(np.float32)
-    y = (affine[1, 0] * i + affine[1, 1] * j + affine[1, 2] * k + affine[1, 3]).astype(np.float32)
+    i, j, k = (axis.astype(np.float32) for axis in np.ogrid[: labels.shape[0], : labels.shape[1], : labels.shape[2]])
+    x = (affine[0, 0] * i + affine[0, 1] * j + affine[0, 2] * k + np.float32(affine[0, 3])).astype(np.float32)
+    y = (affine[1, 0] * i + affine[1, 1] * j + affine[1, 2] * k + np.float32(affine[1, 3])).astype(np.float32)
     spacing = tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0))
     cranial_first = tuple(int(k) for k in np.argsort(-affine[2, 2] * np.arange(labels.shape[2]), kind="stable"))
     return SpineFrame(
