@@ -9,6 +9,7 @@ from typing import Literal
 import pandas as pd
 
 from paraspinal.measurement import Measurements
+from paraspinal.quality import LateralityCheck
 
 __all__ = ["CLEANUP_WARN_FRACTION", "Check", "case_checks", "segmentation_check"]
 
@@ -34,8 +35,11 @@ def _flagged(table: pd.DataFrame, flag: str) -> list[str]:
     return [f"{s} ({side})" for s, side in zip(hit["structure"], hit["side"], strict=True) if side != "both"]
 
 
-def case_checks(measurements: Measurements, *, dixon: bool) -> tuple[Check, ...]:
-    """The three report checks of one measured case (``dixon``: a water/fat pair was measured)."""
+def case_checks(
+    measurements: Measurements, *, dixon: bool, anatomy: LateralityCheck | None = None
+) -> tuple[Check, ...]:
+    """The three report checks of one measured case (``dixon``: a water/fat pair was measured; ``anatomy``:
+    the anatomical laterality check, which the laterality check then reports beside the affine's)."""
     table = measurements.table
     truncated = _flagged(table, "fov_truncated")
     if measurements.frame.n_slices == 1:
@@ -85,7 +89,21 @@ def case_checks(measurements: Measurements, *, dixon: bool) -> tuple[Check, ...]
         )
     else:
         laterality = Check("laterality", "Laterality", "not_applicable", "no structure labelled on both sides")
-    return (fov, swap, laterality)
+    return (fov, swap, _with_anatomy(laterality, anatomy))
+
+
+def _with_anatomy(check: Check, anatomy: LateralityCheck | None) -> Check:
+    """The affine-based laterality check told what anatomy says: a contradiction warns, the rest is added."""
+    if anatomy is None:
+        return check
+    reason = "; ".join(anatomy.reasons)
+    if anatomy.result == "contradicted":
+        return Check(check.name, check.title, "warning", f"anatomy contradicts the header: {reason}")
+    if anatomy.result == "agrees":
+        if check.status == "warning":
+            return Check(check.name, check.title, "warning", f"{check.message}; anatomy: {reason}")
+        return Check(check.name, check.title, "ok", reason)
+    return Check(check.name, check.title, check.status, f"{check.message}; anatomy not checked: {reason}")
 
 
 def segmentation_check(
