@@ -41,6 +41,7 @@ from paraspinal.quality.muscle_signals import (
 
 BAD_DICE = 0.75
 FLAG_BAD_SHARE = 0.85  # t_ok: the score that flags this share of the training folds' bad items
+GOOD_FLAG_CAP = 0.2  # ...but t_ok flags at most this share of their good items
 FAIL_GOOD_SHARE = 0.03  # t_fail: at most this share of the training folds' good items fail
 SIDES = {"right": (1, 2), "left": (3, 4)}  # lpm4 values per side
 MUSCLEMAP_TO_LPM4 = {1: 2, 2: 3, 3: 1, 4: 4}  # MuscleMap abdomen 1/2 MF r/l, 3/4 ES r/l
@@ -90,25 +91,38 @@ def measure(name: str, image: Image, ref: np.ndarray, lm: LabelMap):
     return slice_rows, structure_rows, unassessed
 
 
-def fit(x: np.ndarray, y: np.ndarray, features: list[str]) -> LogisticModel:
-    """A standardised, class-balanced logistic model and thresholds chosen on its own training scores."""
+def _fit_weights(x: np.ndarray, y: np.ndarray, features: list[str]) -> LogisticModel:
+    """A standardised, class-balanced logistic model (thresholds still open)."""
     from sklearn.linear_model import LogisticRegression
 
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale = np.where(scale > 1e-6, scale, 1.0)
-    z = (x - mean) / scale
     if len(set(y.tolist())) < 2:
-        weights, intercept = np.zeros(len(features)), -5.0 if not y.any() else 5.0
+        weights, intercept = np.zeros(len(features)), (5.0 if y.any() else -5.0)
     else:
-        clf = LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000).fit(z, y)
+        clf = LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000).fit((x - mean) / scale, y)
         weights, intercept = clf.coef_[0], float(clf.intercept_[0])
-    model = LogisticModel(tuple(features), mean, scale, weights, intercept, Thresholds(ok=1.0, fail=0.0))
-    scores = score(model, x)
-    t_ok = float(np.quantile(scores[y], FLAG_BAD_SHARE)) if y.any() else 0.5
-    t_fail = float(np.quantile(scores[~y], FAIL_GOOD_SHARE)) if (~y).any() else 0.0
+    return LogisticModel(tuple(features), mean, scale, weights, intercept, Thresholds(ok=1.0, fail=0.0))
+
+
+def fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, features: list[str]) -> LogisticModel:
+    """Weights fit on all of ``x``; thresholds chosen on leave-one-group-out scores within it (not in-sample):
+    ``ok`` flags FLAG_BAD_SHARE of the bad items but at most GOOD_FLAG_CAP of the good ones; ``fail`` lets at
+    most FAIL_GOOD_SHARE of the good ones fail."""
+    model = _fit_weights(x, y, features)
+    inner = np.zeros(len(y))
+    for g in np.unique(groups):
+        held = groups == g
+        inner[held] = score(_fit_weights(x[~held], y[~held], features), x[held])
+    t_ok = float(np.quantile(inner[y], FLAG_BAD_SHARE)) if y.any() else 0.5
+    if (~y).any():
+        t_ok = min(t_ok, float(np.quantile(inner[~y], GOOD_FLAG_CAP)))
+    t_fail = float(np.quantile(inner[~y], FAIL_GOOD_SHARE)) if (~y).any() else 0.0
     t_ok = min(max(t_ok, 1e-4), 1.0)
     t_fail = min(max(t_fail, 0.0), t_ok)
-    return LogisticModel(tuple(features), mean, scale, weights, intercept, Thresholds(ok=t_ok, fail=t_fail))
+    return LogisticModel(
+        tuple(features), model.mean, model.scale, model.weights, model.intercept, Thresholds(t_ok, t_fail)
+    )
 
 
 def score(model: LogisticModel, x: np.ndarray) -> np.ndarray:
@@ -140,17 +154,23 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="write the model fit on all variants here")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/paraspinal_muscle_quality_cache"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reuse-rows", action="store_true", help="reuse the measured signals cached by a run")
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     backend = UNetOnnxBackend(bundled_model_dir("muscle"), threads=1)
-    slice_rows, structure_rows, unassessed = [], [], []
-    for name, image, ref in tum01_variants(seed=args.seed):
-        lm = segment_cached(backend, image, name, args.cache)
-        a, b, c = measure(name, image, ref, lm)
-        slice_rows += a
-        structure_rows += b
-        unassessed += c
+    rows_path = args.cache / f"rows_seed{args.seed}.pkl"
+    if args.reuse_rows and rows_path.is_file():
+        slice_rows, structure_rows, unassessed = pickle.loads(rows_path.read_bytes())
+    else:
+        slice_rows, structure_rows, unassessed = [], [], []
+        for name, image, ref in tum01_variants(seed=args.seed):
+            lm = segment_cached(backend, image, name, args.cache)
+            a, b, c = measure(name, image, ref, lm)
+            slice_rows += a
+            structure_rows += b
+            unassessed += c
+        rows_path.write_bytes(pickle.dumps((slice_rows, structure_rows, unassessed)))
     print(f"{len({r['variant'] for r in slice_rows})} variants measured in {time.time() - t0:.0f} s", flush=True)
     document = {"format": "paraspinal-muscle-quality/1", "reason_min_logit": 0.5, "slice": {}, "structure": {}}
     table = []
@@ -164,12 +184,12 @@ def main() -> None:
         oof, oof_t, oof_fail = np.zeros(len(y)), np.zeros(len(y)), np.zeros(len(y))
         for g in np.unique(groups):
             held = groups == g
-            m = fit(x[~held], y[~held], features)
+            m = fit(x[~held], y[~held], groups[~held], features)
             oof[held], oof_t[held], oof_fail[held] = score(m, x[held]), m.thresholds.ok, m.thresholds.fail
         truth, low, flagged = side_slice_table(slice_rows, oof, oof_t)
         n_missed = sum(1 for u in unassessed if u[3] < BAD_DICE)  # bad side-slices outside any extent
         table.append(_row(f"slice ({variant})", truth, low, flagged, n_missed))
-        final = fit(x, y, features)
+        final = fit(x, y, groups, features)
         document["slice"][variant] = final.to_toml_table()
         # structures: their slice risks come from the fold that held their variant out
         risk_by = {}
@@ -191,10 +211,10 @@ def main() -> None:
         s_oof, s_t = np.zeros(len(ys)), np.zeros(len(ys))
         for g in np.unique(gs):
             held = gs == g
-            m = fit(xs[~held], ys[~held], s_features)
+            m = fit(xs[~held], ys[~held], gs[~held], s_features)
             s_oof[held], s_t[held] = score(m, xs[held]), m.thresholds.ok
         table.append(_row(f"structure ({variant})", ys, s_oof, s_oof < s_t, 0))
-        document["structure"][variant] = fit(xs, ys, s_features).to_toml_table()
+        document["structure"][variant] = fit(xs, ys, gs, s_features).to_toml_table()
     print("| level | items | bad | AUROC | bad flagged | good flagged |")
     print("|---|---|---|---|---|---|")
     for line in table:

@@ -65,6 +65,17 @@ def tum01_variants(*, seed: int = 0) -> Iterator[tuple[str, Image, np.ndarray]]:
         for sd in (0.08, 0.2):
             variants[f"{name}_noise{sd:g}"] = np.abs(base[name] + rng.normal(scale=sd, size=water.shape))
         variants[f"{name}_thick"] = ndimage.uniform_filter1d(base[name], 3, axis=2)
+    for name in ("water", "fat", "t2like"):  # harder shifts: the model should fail on some of these slices
+        variants[f"{name}_noise0.35"] = np.abs(base[name] + rng.normal(scale=0.35, size=water.shape))
+        variants[f"{name}_bias2"] = base[name] * _bias(water.shape, 2.0, rng)
+        variants[f"{name}_blur2"] = ndimage.gaussian_filter(base[name], (2.0, 2.0, 0.0))
+        variants[f"{name}_gamma0.2"] = np.clip(base[name], 0, None) ** 0.2
+    for i in range(6):  # random contrasts: a water/fat mix, a gamma, an optional inversion, noise
+        a, g, sd = rng.uniform(0, 1), np.exp(rng.uniform(-1.2, 1.2)), rng.uniform(0.0, 0.25)
+        mix = np.clip(a * water + (1 - a) * fat, 0, None) ** g
+        if rng.uniform() < 0.5:
+            mix = (1.2 - mix) * (np.maximum(water, fat) > 0.05)
+        variants[f"random{i}"] = np.abs(mix + rng.normal(scale=sd, size=water.shape))
     variants["fat_bias1.2_noise0.15"] = np.abs(
         base["fat"] * _bias(water.shape, 1.2, rng) + rng.normal(scale=0.15, size=water.shape)
     )

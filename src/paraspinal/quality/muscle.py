@@ -25,7 +25,7 @@ def assess_muscles(
     *, label_map: LabelMap, image: Image, model: MuscleModel | None = None
 ) -> tuple[StructureQuality, ...]:
     """One :class:`StructureQuality` per structure and side of ``label_map``'s scheme, with an assessment of
-    every slice inside the extent of the structure or its other side (``image``: intensities on the label
+    every slice inside the label map's extent (first to last slice with any label; ``image``: intensities on the label
     grid; ``model``: the calibrated model, default the bundled one)."""
     if image.shape != label_map.shape:
         raise GeometryError(
@@ -83,7 +83,7 @@ def slice_reason(name: str, sig: StructureSignals, k: int) -> str:
     """A one-line reason for slice signal ``name`` of ``sig`` on slice ``k``."""
     v, f = sig.slices[k], sig.facts[k]
     text = {
-        "missing": "no voxels on this slice, inside the extent of the pair",
+        "missing": "no voxels on this slice, inside the labelled extent",
         "area_drop": f"area {f['area_mm2']:.0f} mm² vs {f['neighbour_area_mm2']:.0f} mm² on neighbouring slices",
         "lr_asym": f"area {f['area_mm2']:.0f} mm² vs {f.get('other_area_mm2', 0.0):.0f} mm² on the other side",
         "low_margin": f"model unsure: {v['low_margin']:.0%} of voxels with probability margin < 0.5",
@@ -106,7 +106,7 @@ def structure_reason(
 ) -> str:
     """A one-line reason for structure signal ``name`` (empty when the slice list says it already)."""
     if name == "missing_fraction":
-        return f"missing on {features[name]:.0%} of the slices in the pair's extent"
+        return f"missing on {features[name]:.0%} of the slices in the labelled extent"
     if name == "fragments_3d":
         return f"{features[name]:.0%} of the volume apart from the largest piece"
     if name == "volume_asym":

@@ -4,8 +4,8 @@ A slice is an index along the label grid's third axis; positions are world mm (R
 +y = anterior), areas mm². Every signal is >= 0 and 0 means "nothing unusual". Confidence signals (``margin``,
 ``mirror_agreement`` maps of a model's label map) are 0 when the map is absent.
 
-Slice signals of one structure/side on slice ``k`` (``k`` inside the extent of the structure or its other-side
-counterpart):
+Slice signals of one structure/side on slice ``k`` (``k`` inside the label map's extent: from the first to the
+last slice with any label, so a structure lost on one side or on a few slices is seen as missing there):
 
 - ``missing``: 1 when the structure has no voxel on the slice.
 - ``area_drop``: log2 of (median area of the neighbouring slices, +-2) over the slice's area, when below.
@@ -141,9 +141,7 @@ def muscle_signals(label_map: LabelMap, image: Image) -> list[StructureSignals]:
         mask = masks[key]
         other = masks.get((structure, _OPPOSITE.get(side, "")))
         other_key = (structure, _OPPOSITE.get(side, ""))
-        present = area[key] > 0
-        if other is not None:
-            present = present | (area[other_key] > 0)
+        present = np.any([a > 0 for a in area.values()], axis=0)  # the extent: slices with any label
         out = StructureSignals(structure, side, values)
         out.volume_mm3 = float(mask.sum() * label_map.labels.voxel_volume_mm3)
         if not present.any():
