@@ -42,7 +42,9 @@ from paraspinal.quality.muscle_signals import (
 BAD_DICE = 0.75
 FLAG_BAD_SHARE = 0.85  # t_ok: the score that flags this share of the training folds' bad items
 GOOD_FLAG_CAP = 0.2  # ...but t_ok flags at most this share of their good items
-FAIL_GOOD_SHARE = 0.03  # t_fail: at most this share of the training folds' good items fail
+GOOD_FLAG_FLOOR = 0.08
+FAIL_GOOD_SHARE = 0.01
+INNER_FOLDS = 5  # t_fail: at most this share of the training folds' good items fail
 SIDES = {"right": (1, 2), "left": (3, 4)}  # lpm4 values per side
 MUSCLEMAP_TO_LPM4 = {1: 2, 2: 3, 3: 1, 4: 4}  # MuscleMap abdomen 1/2 MF r/l, 3/4 ES r/l
 
@@ -106,18 +108,22 @@ def _fit_weights(x: np.ndarray, y: np.ndarray, features: list[str]) -> LogisticM
 
 
 def fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, features: list[str]) -> LogisticModel:
-    """Weights fit on all of ``x``; thresholds chosen on leave-one-group-out scores within it (not in-sample):
-    ``ok`` flags FLAG_BAD_SHARE of the bad items but at most GOOD_FLAG_CAP of the good ones; ``fail`` lets at
-    most FAIL_GOOD_SHARE of the good ones fail."""
+    """Weights fit on all of ``x``; thresholds chosen on INNER_FOLDS grouped folds within it (not in-sample):
+    ``ok`` flags FLAG_BAD_SHARE of the bad items, and at least GOOD_FLAG_FLOOR (a margin for shifts this data
+    set lacks) but at most GOOD_FLAG_CAP of the good ones; ``fail`` lets FAIL_GOOD_SHARE of the good ones fail."""
     model = _fit_weights(x, y, features)
     inner = np.zeros(len(y))
-    for g in np.unique(groups):
-        held = groups == g
+    names = np.unique(groups)
+    for fold in range(INNER_FOLDS):
+        held = np.isin(groups, names[fold::INNER_FOLDS])
         inner[held] = score(_fit_weights(x[~held], y[~held], features), x[held])
+    good = ~y
     t_ok = float(np.quantile(inner[y], FLAG_BAD_SHARE)) if y.any() else 0.5
-    if (~y).any():
-        t_ok = min(t_ok, float(np.quantile(inner[~y], GOOD_FLAG_CAP)))
-    t_fail = float(np.quantile(inner[~y], FAIL_GOOD_SHARE)) if (~y).any() else 0.0
+    if good.any():
+        t_ok = min(
+            max(t_ok, float(np.quantile(inner[good], GOOD_FLAG_FLOOR))), float(np.quantile(inner[good], GOOD_FLAG_CAP))
+        )
+    t_fail = float(np.quantile(inner[good], FAIL_GOOD_SHARE)) if good.any() else 0.0
     t_ok = min(max(t_ok, 1e-4), 1.0)
     t_fail = min(max(t_fail, 0.0), t_ok)
     return LogisticModel(
