@@ -95,15 +95,18 @@ def segmentation(
     model: Mapping[str, object],
     info: Mapping[str, object] | None = None,
     source: str,
+    confidence: Mapping[str, np.ndarray] | None = None,
 ) -> LabelMap:
     """A backend's result: ``labels`` (integer, on ``image``'s grid) as a segmented :class:`LabelMap` whose
-    provenance holds the model's identity (``model``) and this image's details (``info``)."""
+    provenance holds the model's identity (``model``) and this image's details (``info``); ``confidence``:
+    per-voxel float maps on the same grid (see :class:`LabelMap`)."""
     if not np.issubdtype(labels.dtype, np.integer):
         labels = np.rint(labels).astype(label_dtype(int(np.nanmax(labels)) if labels.size else 0))
     return LabelMap(
         image.with_array(labels, source=source),
         scheme,
         Provenance("segmented", model=dict(model), info=dict(info or {})),
+        {name: image.with_array(array, source=f"{source} ({name})") for name, array in (confidence or {}).items()},
     )
 
 
@@ -135,4 +138,5 @@ def segment_on_grid(backend: SegmentationBackend, image: Image) -> LabelMap:
     provenance = dict(result.provenance.model) or dict(getattr(backend, "provenance", {}) or {})
     provenance.setdefault("name", getattr(backend, "name", type(backend).__name__))
     fixed = Image(labels.array, image.affine.copy(), source=f"{image.source} (segmented)")
-    return LabelMap(fixed, result.scheme, dataclasses.replace(result.provenance, model=provenance))
+    confidence = {name: Image(c.array, image.affine.copy(), source=c.source) for name, c in result.confidence.items()}
+    return LabelMap(fixed, result.scheme, dataclasses.replace(result.provenance, model=provenance), confidence)

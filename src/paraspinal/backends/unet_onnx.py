@@ -7,7 +7,9 @@ its tolerance, crops to the body, runs slices in batches (with their neighbours 
 either side as extra channels for a 2.5-D model) (optionally also left-right mirrored,
 with sided labels swapped back), optionally averages the class probabilities of neighbouring
 slices (a Gaussian of ``output.slice_sigma_mm`` along the slice axis), and maps the result
-exactly back onto the input grid. Labels
+exactly back onto the input grid. The label map carries two confidence maps on the input grid:
+``margin`` (top-1 minus top-2 class probability) and, with the mirrored pass, ``mirror_agreement``
+(1 - total-variation distance between the plain and mirrored passes' probabilities). Labels
 follow the patient's sides as given by the affine. The largest-component clean-up is a separate
 step (:func:`paraspinal.postprocessing.keep_largest_component`).
 """
@@ -217,10 +219,14 @@ class UNetOnnxBackend:
         )
         n_classes = len(self._values)
         box = np.empty((*crop.shape, n_classes), dtype=np.float32)  # (h, w, z, C) inside the crop box
+        agreement = np.ones(crop.shape, dtype=np.float32) if self.test_time_flip else None
         for start in range(0, len(slices), self.batch_size):
-            p = self._probabilities(slices[start : start + self.batch_size])  # (b, C, H, W)
+            p, agree = self._probabilities(slices[start : start + self.batch_size])  # (b, C, H, W), (b, H, W)
             p = p[:, :, : crop.shape[0], : crop.shape[1]]
             box[:, :, start : start + p.shape[0]] = np.transpose(p, (2, 3, 0, 1))
+            if agreement is not None and agree is not None:
+                agree = agree[:, : crop.shape[0], : crop.shape[1]]
+                agreement[:, :, start : start + p.shape[0]] = np.transpose(agree, (1, 2, 0))
         box = smooth_across_slices(
             box, slice_spacing_mm=prepared.oriented.spacing_mm[2], sigma_mm=self.slice_sigma_mm, axis=2
         )
@@ -231,14 +237,29 @@ class UNetOnnxBackend:
             del box
             original_xy = prepared.oriented.array.shape[:2]
             classes = np.empty((*original_xy, volume.shape[2]), dtype=np.intp)
+            margin = np.empty((*original_xy, volume.shape[2]), dtype=np.float32)
             for z0 in range(0, volume.shape[2], _RESIZE_SLAB):  # in slabs: bounded memory
                 slab = resize_inplane(probs[:, :, z0 : z0 + _RESIZE_SLAB], shape_xy=original_xy, order=1)
                 classes[:, :, z0 : z0 + _RESIZE_SLAB] = np.argmax(slab, axis=-1)
+                margin[:, :, z0 : z0 + _RESIZE_SLAB] = top_margin(slab)
+            if agreement is not None:
+                full = np.ones(volume.shape, dtype=np.float32)
+                full[bx, by] = agreement
+                agreement = np.clip(resize_inplane(full, shape_xy=original_xy, order=1), 0.0, 1.0).astype(np.float32)
         else:
             classes = np.zeros(volume.shape, dtype=np.uint8)
             classes[bx, by] = np.argmax(box, axis=-1)
+            margin = np.ones(volume.shape, dtype=np.float32)  # outside the crop box: certain background
+            margin[bx, by] = top_margin(box)
+            if agreement is not None:
+                full = np.ones(volume.shape, dtype=np.float32)
+                full[bx, by] = agreement
+                agreement = full
         labels = self._values[classes].astype(label_dtype(int(self._values.max())))
         labels = restore_orientation(labels, prepared.oriented)
+        confidence = {"margin": restore_orientation(margin, prepared.oriented)}
+        if agreement is not None:
+            confidence["mirror_agreement"] = restore_orientation(agreement, prepared.oriented)
         info = {
             "resampled_inplane": prepared.resampled,
             "model_spacing_mm": list(spec.spacing_mm),
@@ -251,18 +272,22 @@ class UNetOnnxBackend:
             model=self.provenance,
             info=info,
             source=f"{self.card.name} segmentation of {image.source}",
+            confidence=confidence,
         )
 
-    def _probabilities(self, batch: np.ndarray) -> np.ndarray:
-        """Softmax probabilities (b, C, H, W) of a batch of slices, mirror-averaged if enabled."""
+    def _probabilities(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Softmax probabilities (b, C, H, W) of a batch of slices, mirror-averaged if enabled, and the
+        agreement of the plain and mirrored passes (b, H, W; 1 - total-variation distance of their class
+        probabilities, in [0, 1]; None without the mirrored pass)."""
         if not self.test_time_flip:
-            return _softmax(self._session.run(None, {self._input: batch})[0])
+            return _softmax(self._session.run(None, {self._input: batch})[0]), None
         axis = 2 + self.card.spec.lr_axis
         both = np.concatenate([batch, np.flip(batch, axis=axis)])
         out = _softmax(self._session.run(None, {self._input: np.ascontiguousarray(both)})[0])
         n = len(batch)
         mirrored = np.flip(out[n:], axis=axis)[:, self._swap_lut]
-        return 0.5 * (out[:n] + mirrored)
+        agreement = 1.0 - 0.5 * np.abs(out[:n] - mirrored).sum(axis=1)
+        return 0.5 * (out[:n] + mirrored), agreement.astype(np.float32)
 
 
 def slice_sigma_problem(sigma_mm: float) -> str | None:
@@ -283,6 +308,12 @@ def smooth_across_slices(probs: np.ndarray, *, slice_spacing_mm: float, sigma_mm
         return probs
     sigma_px = sigma_mm / float(slice_spacing_mm)
     return ndimage.gaussian_filter1d(probs, sigma_px, axis=axis, mode="nearest", truncate=2.0)
+
+
+def top_margin(probs: np.ndarray) -> np.ndarray:
+    """Top-1 minus top-2 class probability along the last axis (float32, in [0, 1])."""
+    top = np.partition(probs, -2, axis=-1)
+    return (top[..., -1] - top[..., -2]).astype(np.float32)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

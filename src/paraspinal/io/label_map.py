@@ -4,6 +4,9 @@ A :class:`LabelMap` is an integer :class:`~paraspinal.io.image.Image` (labels on
 mm), the :class:`~paraspinal.anatomy.LabelScheme` its values follow (structure and patient side of each
 value), and a :class:`Provenance`: where the labels came from (a given file, or a model with its identity
 and per-image details) and every step applied since (the largest-component clean-up, a naming step).
+A segmented map may also carry the model's per-voxel ``confidence`` maps (float images on the label grid, e.g.
+``margin``: top-1 minus top-2 class probability; ``mirror_agreement``: agreement of the plain and mirrored
+passes), which quality assessment reads; a given map has none.
 Backends return one, post-processing returns a new one with its step recorded, and levels, measurement
 and reporting read the scheme and the provenance from it instead of taking them as loose arguments.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Literal
 
 import numpy as np
@@ -58,15 +62,21 @@ class Provenance:
 
 @dataclass(frozen=True, eq=False)
 class LabelMap:
-    """Integer labels on a grid, the scheme their values follow, and their provenance."""
+    """Integer labels on a grid, the scheme their values follow, their provenance, and (for a model's output)
+    per-voxel confidence maps on the same grid (name -> float image, values in [0, 1], 1 = confident)."""
 
     labels: Image
     scheme: LabelScheme
     provenance: Provenance
+    confidence: Mapping[str, Image] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not np.issubdtype(self.labels.array.dtype, np.integer):
             raise InputError("a label map holds integer values", path=self.labels.source)
+        for name, image in self.confidence.items():
+            if image.shape != self.labels.shape or not np.allclose(image.affine, self.labels.affine, atol=1e-4):
+                raise ValueError(f"confidence map {name!r} is not on the label grid")
+        object.__setattr__(self, "confidence", MappingProxyType(dict(self.confidence)))
 
     @classmethod
     def given(cls, labels: Image, scheme: LabelScheme) -> LabelMap:
@@ -95,7 +105,7 @@ class LabelMap:
         if labels.shape != self.labels.shape or not np.allclose(labels.affine, self.labels.affine, atol=1e-4):
             raise ValueError("a label map step must keep the grid")
         steps = self.provenance.steps + ((dict(step),) if step is not None else ())
-        return LabelMap(labels, self.scheme, replace(self.provenance, steps=steps))
+        return LabelMap(labels, self.scheme, replace(self.provenance, steps=steps), self.confidence)
 
     def present_values(self) -> list[int]:
         """Label values present (background 0 excluded), sorted."""

@@ -1,0 +1,51 @@
+"""The U-Net backend's confidence maps: margin and mirror agreement on the input grid (labels unchanged)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from paraspinal.backends import UNetOnnxBackend, bundled_model_dir
+from paraspinal.backends.base import segment_on_grid
+from paraspinal.io import Image, read_image
+from paraspinal.sample import sample_case
+
+
+@pytest.fixture(scope="module")
+def slab() -> Image:
+    water = read_image(sample_case().water)
+    shift = np.eye(4)
+    shift[2, 3] = 12
+    return Image(water.array[:, :, 12:16], water.affine @ shift, source="TUM01 water 12-16")
+
+
+def test_margin_and_mirror_agreement_on_the_grid(slab):
+    seg = segment_on_grid(UNetOnnxBackend(bundled_model_dir(), threads=1), slab)
+    assert sorted(seg.confidence) == ["margin", "mirror_agreement"]
+    for image in seg.confidence.values():
+        assert image.shape == slab.shape and image.array.dtype == np.float32
+        np.testing.assert_array_equal(image.affine, slab.affine)
+        assert image.array.min() >= 0.0 and image.array.max() <= 1.0 + 1e-6
+    margin = seg.confidence["margin"].array
+    muscle = seg.array > 0
+    in_plane = np.ones((3, 3, 1), dtype=bool)
+    edge = muscle & ~ndimage.binary_erosion(muscle, in_plane, iterations=2)
+    core = ndimage.binary_erosion(muscle, in_plane, iterations=4)
+    # the model is sure inside the muscles and unsure at their borders
+    assert margin[core].mean() > 0.9
+    assert margin[edge].mean() < margin[core].mean() - 0.1
+    assert seg.confidence["mirror_agreement"].array[core].mean() > 0.95
+
+
+def test_no_mirror_agreement_without_the_mirrored_pass(slab):
+    seg = UNetOnnxBackend(bundled_model_dir(), threads=1, test_time_flip=False).segment(slab)
+    assert list(seg.confidence) == ["margin"]
+
+
+def test_resampled_input_gets_confidence_on_its_own_grid(slab):
+    coarse = Image(slab.array[::2, ::2], slab.affine @ np.diag([2.0, 2.0, 1.0, 1.0]))
+    seg = UNetOnnxBackend(bundled_model_dir(), threads=1).segment(coarse)
+    assert seg.provenance.info["resampled_inplane"] is True
+    assert seg.confidence["margin"].shape == (200, 200, 4)
+    assert seg.confidence["mirror_agreement"].shape == (200, 200, 4)
