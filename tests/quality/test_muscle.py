@@ -155,3 +155,27 @@ def test_bad_model_file_errors(tmp_path):
         load_muscle_model(path)
     with pytest.raises(InputError, match="muscle quality model file not found"):
         load_muscle_model(tmp_path / "none.toml")
+
+
+def test_an_empty_segmentation_fails_every_structure_on_every_slice():
+    labels, image = phantom()
+    quality = _assess(np.zeros_like(labels), image)
+    for q in quality.values():
+        assert (q.assessment.status, q.assessment.reasons) == ("fail", ("not found in the image",))
+        assert sorted(q.slices) == list(range(NK)) and {a.status for a in q.slices.values()} == {"fail"}
+
+
+def test_a_side_never_found_fails_and_says_the_other_side_is_there():
+    labels, image = phantom()
+    labels[labels == 4] = 0  # the left erector spinae lost on every slice
+    q = _assess(labels, image)[("erector_spinae", "left")]
+    assert (q.assessment.status, q.assessment.reasons) == ("fail", ("not found, while the right side is",))
+
+
+def test_slices_with_no_label_at_all_are_review_not_ok():
+    labels, image = phantom()
+    labels[:, :, 16:] = 0  # the model found nothing on the top four slices
+    for q in _assess(labels, image).values():
+        for k in range(16, NK):
+            assert q.slices[k].status == "review", (q.structure, q.side, k)
+            assert q.slices[k].reasons == ("no muscle labelled on this slice",)

@@ -19,6 +19,8 @@ from paraspinal.quality.muscle_signals import StructureSignals, muscle_signals, 
 __all__ = ["assess_muscles", "slice_reason", "structure_reason"]
 
 _MAX_SLICES_LISTED = 8
+# the paraspinal muscles every lumbar axial slice shows: absent ones are flagged, not passed as ok
+EXPECTED_STRUCTURES = frozenset({"erector_spinae", "multifidus", "autochthon"})
 
 
 def assess_muscles(
@@ -60,7 +62,45 @@ def assess_muscles(
                 sig.structure, sig.side, _assessment(structure_model, structure_model.risk(features), reasons), slices
             )
         )
-    return tuple(out)
+    return tuple(_absences(out, volumes, label_map=label_map, slice_model=slice_model))
+
+
+def _absences(
+    assessed: list[StructureQuality],
+    volumes: Mapping[tuple[str, str], float],
+    *,
+    label_map: LabelMap,
+    slice_model: LogisticModel,
+) -> list[StructureQuality]:
+    """Make absences visible: an expected structure (:data:`EXPECTED_STRUCTURES`, or one whose other side is
+    labelled) with no voxel fails, on every slice; a slice of the image with no label at all, outside the
+    assessed extent, is ``review`` for each expected structure (a lumbar axial slice shows them)."""
+    import numpy as np
+
+    n_slices = label_map.shape[2]
+    labelled = np.any(label_map.array > 0, axis=(0, 1))
+    t = slice_model.thresholds
+    middle = (t.ok + t.fail) / 2.0
+    out = []
+    for sq in assessed:
+        other = {"left": "right", "right": "left"}.get(sq.side, "")
+        other_present = volumes.get((sq.structure, other), 0.0) > 0
+        expected = sq.structure in EXPECTED_STRUCTURES
+        if volumes.get((sq.structure, sq.side), 0.0) <= 0 and (expected or other_present):
+            why = f"not found, while the {other} side is" if other_present else "not found in the image"
+            slices = {k: Assessment("fail", 0.0, (why,)) for k in range(n_slices)}
+            out.append(StructureQuality(sq.structure, sq.side, Assessment("fail", 0.0, (why,)), slices))
+            continue
+        if expected:
+            empty = {
+                k: Assessment("review", middle, ("no muscle labelled on this slice",))
+                for k in range(n_slices)
+                if not labelled[k] and k not in sq.slices
+            }
+            if empty:
+                sq = StructureQuality(sq.structure, sq.side, sq.assessment, {**sq.slices, **empty})
+        out.append(sq)
+    return out
 
 
 def _drivers(model: LogisticModel, values: Mapping[str, float], min_logit: float) -> list[str]:
