@@ -156,13 +156,30 @@ class CaseQuality:
             parts.append("fail")
         return worst_status(parts)
 
+    def slices(self) -> dict[int, Assessment]:
+        """Per slice index, over the structures assessed on it: the worst status, the lowest score and the
+        reasons of the structures not ``ok`` there (prefixed with the structure and side)."""
+        found: dict[int, list[tuple[str, Assessment]]] = {}
+        for s in self.structures:
+            for index, a in s.slices.items():
+                found.setdefault(int(index), []).append((f"{s.structure} ({s.side})", a))
+        return {
+            index: Assessment(
+                worst_status(a.status for _, a in parts),
+                min(a.score for _, a in parts),
+                tuple(f"{name}: {r}" for name, a in parts if a.status != "ok" for r in a.reasons),
+            )
+            for index, parts in sorted(found.items())
+        }
+
     def to_json(self) -> dict[str, object]:
-        """The ``<case>_quality.json`` document."""
+        """The ``<case>_quality.json`` document (``slices``: every assessed slice, see :meth:`slices`)."""
         return {
             **self.assessment.to_json(),
             "structures": [s.to_json() for s in self.structures],
             "levels": self.levels.to_json() if self.levels is not None else None,
             "laterality": self.laterality.to_json() if self.laterality is not None else None,
+            "slices": {str(k): a.to_json() for k, a in self.slices().items()},
         }
 
 
