@@ -107,6 +107,7 @@ def test_segmented_case_is_cleaned_measured_and_written_in_full(phantom, tmp_pat
             "ph_manifest.json",
             "ph_measurements.csv",
             "ph_measurements.parquet",
+            "ph_quality.json",
             "ph_report.html",
             "ph_summary.csv",
             "qc/ph_fat_fraction.png",

@@ -11,7 +11,7 @@ import pandas as pd
 from paraspinal.pipeline.manifest import jsonable, run_manifest, write_json
 from paraspinal.reporting import AtomicOutputs
 from paraspinal.reporting.html import describe_model
-from paraspinal.reporting.qc_cohort import worst_first, write_cohort_outputs
+from paraspinal.reporting.qc_cohort import write_cohort_outputs
 
 if TYPE_CHECKING:
     from paraspinal.pipeline.options import RunOptions
@@ -31,8 +31,8 @@ def write_run_outputs(
     """The run's cohort files and ``manifest.json``, all renamed into place together.
 
     ``options`` are those of the run writing them (None when ``paraspinal collect`` rebuilds them: then the
-    report is written and the options are the cases' own, in their manifests). ``cases.csv`` and the report
-    list the cases worst first (:func:`~paraspinal.reporting.qc_cohort.worst_first`)."""
+    report is written and the options are the cases' own, in their manifests). ``cases.csv`` lists the cases
+    by id, the report worst first (:func:`~paraspinal.reporting.qc_cohort.worst_first`)."""
     cases = pd.DataFrame(
         [
             {
@@ -50,7 +50,6 @@ def write_run_outputs(
         ],
         columns=["case_id", "status", *_QUALITY_COLUMNS, *_OTHER_COLUMNS],
     )
-    cases = worst_first(cases)
     segmentation = describe_model(provenance) if provenance is not None else "none (label maps given)"
     info = [("Output folder", str(out)), ("Started (UTC)", started_at), ("Time (s)", f"{seconds:.1f}")]
     if options is not None:

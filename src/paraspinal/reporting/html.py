@@ -26,7 +26,7 @@ from paraspinal.quality import CaseQuality
 from paraspinal.reporting.qc import CONVENTION_NOTE, QcImage
 from paraspinal.reporting.qc_case import SINGLE_SLICE_NOTE
 from paraspinal.reporting.qc_checks import Check
-from paraspinal.reporting.quality_html import row_qc, slice_notes, structure_reasons, summarise
+from paraspinal.reporting.quality_html import row_qc, slice_notes, structure_reasons, summarise, worst_first
 
 __all__ = [
     "Cell",
@@ -407,6 +407,7 @@ def render_run_report(
     link to the case page) turns case ids (and thumbnails) into links and is not shown; ``quality`` is shown as
     a badge, ``thumbnail`` (a relative image path) as a small image.
     """
+    cases = worst_first(cases)
     shown = cases.drop(columns=[c for c in ("report",) if c in cases.columns])
     reports = dict(zip(cases["case_id"], cases["report"], strict=True)) if "report" in cases.columns else {}
 

@@ -13,7 +13,7 @@ from paraspinal.reporting.files import AtomicOutputs
 from paraspinal.reporting.qc import QcImage, save_figure
 from paraspinal.safe_text import write_csv
 
-__all__ = ["distribution_columns", "plot_distributions", "worst_first", "write_cohort_outputs"]
+__all__ = ["distribution_columns", "plot_distributions", "write_cohort_outputs"]
 
 _SIDE_COLOURS = {"right": "#E69F00", "left": "#0072B2", "none": "#009E73"}
 _MAX_PANELS = 12
@@ -82,23 +82,6 @@ def plot_distributions(summary: pd.DataFrame, *, path: Path, title: str) -> Path
     n_cases = summary["case_id"].nunique() if "case_id" in summary.columns else len(summary)
     fig.suptitle(f"{title} ({n_cases} cases; patient sides from the affine)", x=0.01, ha="left", fontsize=12)
     return save_figure(fig, path)
-
-
-_STATUS_RANK = {"failed": 0, "pending": 2}
-_QUALITY_RANK = {"fail": 0, "review": 1, "ok": 2}
-
-
-def worst_first(cases: pd.DataFrame) -> pd.DataFrame:
-    """``cases`` (columns ``case_id``, ``status``, ``quality``, ``quality_score``) with a reviewer's worst first:
-    failed runs, then quality ``fail``, ``review``, ``ok`` (lowest score first within each), then cases not
-    assessed, then pending ones; ties by case id. A table without a ``quality`` column is returned as given."""
-    if "quality" not in cases.columns or cases.empty:
-        return cases
-    run = cases["status"].map(_STATUS_RANK).fillna(1)
-    quality = cases["quality"].map(_QUALITY_RANK).fillna(3)
-    score = pd.to_numeric(cases["quality_score"], errors="coerce").fillna(2.0)
-    order = cases.assign(_r=run, _q=quality, _s=score).sort_values(["_r", "_q", "_s", "case_id"], kind="stable")
-    return order.drop(columns=["_r", "_q", "_s"]).reset_index(drop=True)
 
 
 def write_cohort_outputs(

@@ -1,5 +1,6 @@
 """What a case page shows of a case's quality: the verdict at the top, a ``qc`` per table row, reasons per
-structure and per flagged slice (plain values; :mod:`paraspinal.reporting.html` turns them into cells)."""
+structure and per flagged slice (plain values; :mod:`paraspinal.reporting.html` turns them into cells); and
+the cohort page's order of cases, worst first."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pandas as pd
 
 from paraspinal.quality import CaseQuality, worst_status
 
-__all__ = ["QualitySummary", "row_qc", "slice_notes", "structure_reasons", "summarise"]
+__all__ = ["QualitySummary", "row_qc", "slice_notes", "structure_reasons", "summarise", "worst_first"]
 
 
 @dataclass(frozen=True)
@@ -61,3 +62,20 @@ def slice_notes(quality: CaseQuality | None) -> dict[int, tuple[str, tuple[str, 
     if quality is None:
         return {}
     return {k: (a.status, a.reasons) for k, a in quality.slices().items() if a.status != "ok"}
+
+
+_STATUS_RANK = {"failed": 0, "pending": 2}
+_QUALITY_RANK = {"fail": 0, "review": 1, "ok": 2}
+
+
+def worst_first(cases: pd.DataFrame) -> pd.DataFrame:
+    """``cases`` (columns ``case_id``, ``status``, ``quality``, ``quality_score``) with a reviewer's worst first:
+    failed runs, then quality ``fail``, ``review``, ``ok`` (lowest score first within each), then cases not
+    assessed, then pending ones; ties by case id. A table without a ``quality`` column is returned as given."""
+    if "quality" not in cases.columns or cases.empty:
+        return cases
+    run = cases["status"].map(_STATUS_RANK).fillna(1)
+    quality = cases["quality"].map(_QUALITY_RANK).fillna(3)
+    score = pd.to_numeric(cases["quality_score"], errors="coerce").fillna(2.0)
+    order = cases.assign(_r=run, _q=quality, _s=score).sort_values(["_r", "_q", "_s", "case_id"], kind="stable")
+    return order.drop(columns=["_r", "_q", "_s"]).reset_index(drop=True)
