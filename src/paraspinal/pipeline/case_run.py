@@ -55,7 +55,9 @@ def run_case(
             outputs = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
             quality = None
             if state.quality is not None:
-                quality = manifest_quality(state.quality, thumbnail_path=thumbnail(state.qc_images, state.quality))
+                axis = state.measurements.frame.slice_axis if state.measurements is not None else 2
+                flagged = state.quality if axis == 2 else None  # quality's slices run along the grid's third axis
+                quality = manifest_quality(state.quality, thumbnail_path=thumbnail(state.qc_images, flagged))
             manifest = case_manifest(
                 case_id=case.case_id,
                 options=options,

@@ -510,7 +510,10 @@ def write_case_page(
         table=measurements.table,
         checks=checks,
         warnings=warnings,
-        images=_with_slice_notes([report_image(img, base_dir=folder, embed=embed) for img in qc_images], quality),
+        images=_with_slice_notes(
+            [report_image(img, base_dir=folder, embed=embed) for img in qc_images],
+            quality if frame.slice_axis == 2 else None,  # quality's slices run along the grid's third axis
+        ),
         segmentation=seg_text,
         levels_source=levels_source,
         info=info,
