@@ -169,7 +169,11 @@ def slab_file(tmp_path, tum01) -> Path:
 def test_cli_segment_writes_dseg_and_sidecar(tmp_path, slab_file, backend, capsys) -> None:
     out = tmp_path / "out"
     assert main(["segment", str(slab_file), "-o", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["sub-01_water_dseg.json", "sub-01_water_dseg.nii.gz"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "sub-01_water_dseg.json",
+        "sub-01_water_dseg.nii.gz",
+        "sub-01_water_quality.json",
+    ]
     written = nib.load(out / "sub-01_water_dseg.nii.gz")
     source = read_image(slab_file)
     np.testing.assert_allclose(written.affine, source.affine, atol=1e-5)

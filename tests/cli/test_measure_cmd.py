@@ -49,7 +49,13 @@ def test_measure_writes_csv_parquet_summary_and_json(phantom_files, tmp_path, ca
     )
     assert code == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["ph_case.json", "ph_measurements.csv", "ph_measurements.parquet", "ph_summary.csv"]
+    assert names == [
+        "ph_case.json",
+        "ph_measurements.csv",
+        "ph_measurements.parquet",
+        "ph_quality.json",
+        "ph_summary.csv",
+    ]
     csv = pd.read_csv(out / "ph_measurements.csv")
     parquet = pd.read_parquet(out / "ph_measurements.parquet")
     assert len(csv) == len(parquet) > 0

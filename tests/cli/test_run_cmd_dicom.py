@@ -60,7 +60,12 @@ def test_segment_a_series_chosen_by_uid(tum01: Tum01Study, tmp_path: Path, capsy
     code, _, stderr = _run(["segment", str(tum01.study), "--series", tum01.water_uid, "-o", str(out),
                             "--output-format", "dicom-seg", "-q"], capsys)  # fmt: skip
     assert code == 0, stderr
-    assert sorted(p.name for p in out.iterdir()) == ["study_dseg.dcm", "study_dseg.json", "study_dseg.nii.gz"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "study_dseg.dcm",
+        "study_dseg.json",
+        "study_dseg.nii.gz",
+        "study_quality.json",
+    ]
     import nibabel as nib
 
     labels = np.asarray(nib.load(str(out / "study_dseg.nii.gz")).dataobj)

@@ -93,7 +93,7 @@ def test_no_planted_patient_data_in_any_output_or_log(tum01: Tum01Study, tmp_pat
     assert code == 0, stderr
     files = sorted(p.name for p in out.iterdir())
     assert files == ["study_case.json", "study_levels.csv", "study_measurements.csv",
-                     "study_measurements.parquet", "study_summary.csv"]  # fmt: skip
+                     "study_measurements.parquet", "study_quality.json", "study_summary.csv"]  # fmt: skip
     assert scan_files(out, PLANTED.needles()) == []
     assert scan_texts({"stdout": stdout, "stderr": stderr}, PLANTED.needles()) == []
 

@@ -107,6 +107,7 @@ def test_segmented_case_is_cleaned_measured_and_written_in_full(phantom, tmp_pat
             "ph_manifest.json",
             "ph_measurements.csv",
             "ph_measurements.parquet",
+            "ph_quality.json",
             "ph_report.html",
             "ph_summary.csv",
             "qc/ph_fat_fraction.png",
@@ -310,9 +311,12 @@ def test_cli_on_tum01_writes_every_artefact_and_the_report_matches_the_table(tmp
     folder = out / "TUM01"
     assert f"demo report: {folder / 'TUM01_report.html'}" in stdout
     qc = sorted(p.name for p in (folder / "qc").iterdir())
-    assert qc == [
-        f"TUM01_{n}.png" for n in ("axial_L2-L3", "axial_L3-L4", "axial_L4-L5", "fat_fraction", "locator", "montage")
-    ]
+    quality = json.loads((folder / "TUM01_quality.json").read_text())
+    flagged = sorted(quality["slices"].items(), key=lambda kv: kv[1]["score"])
+    worst = [int(k) for k, v in flagged if v["status"] != "ok"][:3]  # the worst flagged slices get their own image
+    fixed = ("axial_L2-L3", "axial_L3-L4", "axial_L4-L5", "fat_fraction", "locator", "montage")
+    drawn = {f"TUM01_{n}.png" for n in fixed} | {f"TUM01_axial_slice{k:03d}.png" for k in worst}
+    assert set(qc) <= drawn and {f"TUM01_{n}.png" for n in fixed} <= set(qc)
     for name in (
         "dseg.nii.gz",
         "measurements.csv",
@@ -330,7 +334,7 @@ def test_cli_on_tum01_writes_every_artefact_and_the_report_matches_the_table(tmp
     page = parse_page(folder / "TUM01_report.html")
     csv = pd.read_csv(folder / "TUM01_measurements.csv")
     assert assert_level_and_structure_tables_match(page, csv) > 100
-    assert len(page.images) == 6 and all(i["src"].startswith("data:image/png;base64,") for i in page.images)
+    assert len(page.images) == len(qc) and all(i["src"].startswith("data:image/png;base64,") for i in page.images)
     assert page.scripts == 0
     run_page = parse_page(out / "report.html")
     assert_frame_table_matches(run_page.tables["summary"], pd.read_csv(out / "summary.csv"))

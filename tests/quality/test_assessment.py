@@ -38,6 +38,14 @@ def test_case_is_the_worst_part_and_rows_take_their_slice_and_level() -> None:
     assert q.row_status(structure="erector_spinae", side="right", slice_index=3) == "review"
     assert q.row_status(structure="multifidus", side="left", level=True) == "review"
     assert q.row_status(structure="erector_spinae", side="both", slice_index=3) == "review"
+    failed = StructureQuality(
+        "erector_spinae", "left", Assessment("fail", 0.2), {3: Assessment("fail", 0.0), 4: Assessment("ok", 0.95)}
+    )
+    q2 = combine(structures=[failed])
+    assert q2.row_status(structure="erector_spinae", side="left", slice_index=4) == "ok"  # its own slice was fine
+    assert q2.row_status(structure="erector_spinae", side="left", slice_index=3) == "fail"
+    assert q2.row_status(structure="erector_spinae", side="left", slice_index=9) == "fail"  # not assessed: structure
+    assert q2.row_status(structure="erector_spinae", side="left") == "fail"
     doc = q.to_json()
     assert doc["structures"][0]["slices"] == {"3": {"status": "review", "score": 0.4, "reasons": ["gap"]}}
     assert doc["structures"][1]["slices"] == {}

@@ -21,6 +21,7 @@ from paraspinal.io import read_label_map
 from paraspinal.pipeline.case import Case
 from paraspinal.pipeline.discovery import discover_cases
 from paraspinal.pipeline.options import RunOptions
+from paraspinal.reporting.quality_html import worst_first
 from paraspinal.sample import sample_case
 from tests.conftest import in_ci
 from tests.phantoms import save_nifti, two_muscle_phantom
@@ -129,7 +130,7 @@ def test_case_report_in_chromium(browser, tum01_run: Path, artifacts_dir: Path) 
     folder = tum01_run / "TUM01"
     page, problems = _open(browser, folder / "TUM01_report.html", artifacts_dir / "report_case_TUM01.png")
     assert problems == []
-    _assert_images_loaded(page, expected=6)
+    _assert_images_loaded(page, expected=len(list((folder / "qc").glob("*.png"))))  # flagged slices get images too
     compared = assert_level_and_structure_tables_match(
         _tables(page, "levels", "structures"), pd.read_csv(folder / "TUM01_measurements.csv")
     )
@@ -165,11 +166,11 @@ def test_run_report_in_chromium(browser, tum01_run: Path, tmp_path: Path, artifa
     assert [c.status for c in result.cases] == ["ok", "ok", "failed"]
     page, problems = _open(browser, out / "report.html", artifacts_dir / "report_run_cohort.png")
     assert problems == []
-    _assert_images_loaded(page, expected=1)  # the distribution plots
+    _assert_images_loaded(page, expected=3)  # the distribution plots and the two finished cases' thumbnails
     tables = _tables(page, "summary", "cases").tables
     assert_frame_table_matches(tables["summary"], pd.read_csv(out / "summary.csv"))
     cases_csv = pd.read_csv(out / "cases.csv", keep_default_na=False)
-    assert [r.cells[0].text for r in tables["cases"]] == list(cases_csv["case_id"])
+    assert [r.cells[0].text for r in tables["cases"]] == list(worst_first(cases_csv)["case_id"])  # failed first
     assert "C_water.nii.gz: cannot read NIfTI" in page.inner_text("[data-section=failures]")
     page.close()
     page, problems = _open(browser, out / "B" / "B_report.html", artifacts_dir / "report_case_linked_B.png")

@@ -154,7 +154,8 @@ def measure_command(
         case_id = patient_case_id(probe, options=options) if case_id_from == "patient-id" else case_id_from_name(named)
         check_case_id(case_id, path=named, fix="rename the file or pass --case-id")
     case = Case(case_id, image_name=image_name, **paths)
-    state = run_stages(CaseState(case, options), ("read", "levels", "measure"), StageContext(models=_no_models()))
+    stages = ("read", "levels", "measure", "quality")
+    state = run_stages(CaseState(case, options), stages, StageContext(models=_no_models()))
     files = write_tables(state, out)
     for warning in state.warnings:
         typer.echo(f"paraspinal: warning: {warning}", err=True)

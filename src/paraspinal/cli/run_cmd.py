@@ -132,6 +132,8 @@ class RunLog:
                 "case_end",
                 case_id=result.case_id,
                 status=result.status,
+                quality=(result.quality or {}).get("status"),
+                quality_score=(result.quality or {}).get("score"),
                 error=result.error,
                 seconds=round(sum(result.timings_s.values()), 3),
                 warnings=list(result.warnings),
@@ -201,6 +203,7 @@ def execute(
         {
             "case": c.case_id,
             "status": c.status,
+            "quality": f"{c.quality['status']} {float(c.quality['score']):.2f}" if c.quality else "",  # type: ignore[arg-type]
             "time_s": round(sum(c.timings_s.values()), 1),
             "checks": ", ".join(f"{k.name}: {k.status}" for k in c.checks if k.status == "warning") or "",
         }

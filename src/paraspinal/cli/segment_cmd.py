@@ -123,7 +123,7 @@ def segment_command(
     )
     case = Case(_segment_case_id(strip_image_suffix(image)), image=image)
     state = run_stages(
-        CaseState(case, options), ("read", "segment", "clean"), StageContext(models=Models(muscle=factory))
+        CaseState(case, options), ("read", "segment", "clean", "quality"), StageContext(models=Models(muscle=factory))
     )
     write_segmentation(
         state, labels_path=labels_path, sidecar_path=sidecar_path, output_format=output_format, seg_patient=seg_patient
@@ -134,6 +134,17 @@ def segment_command(
     _print_volumes(
         out_console, labels.array, label_map.scheme, voxel_mm3=labels.voxel_volume_mm3, title=str(labels_path)
     )
+    if state.quality is not None:
+        from rich.markup import escape
+
+        from paraspinal.pipeline.quality_stage import quality_file_name
+
+        reasons = "; ".join(state.quality.assessment.reasons[:3])
+        out_console.print(
+            f"quality: {state.quality.status} (score {state.quality.score:.2f})"
+            + (f": {escape(reasons)}" if reasons else "")
+            + f" -> {escape(str(labels_path.with_name(quality_file_name(labels_path.name))))}"
+        )
 
 
 def _segment_case_id(stem: str) -> str:

@@ -4,7 +4,7 @@ The stages (:mod:`paraspinal.pipeline.stages`) write into the case's staging fol
 against the manifest written last and only then swapped in (:mod:`paraspinal.pipeline.case_folder`), so a
 case folder appears complete or not at all and a failed case leaves nothing behind (an earlier successful
 result stays). Per case: ``<case>_dseg.nii.gz``, the measurement tables (CSV, Parquet, summary, levels,
-JSON), ``qc/*.png``, ``<case>_report.html`` and ``<case>_manifest.json``.
+JSON), ``<case>_quality.json``, ``qc/*.png``, ``<case>_report.html`` and ``<case>_manifest.json``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from paraspinal.pipeline.case import Case
 from paraspinal.pipeline.case_folder import manifest_name, staged_case_folder
 from paraspinal.pipeline.manifest import case_manifest, file_info, jsonable, write_json
 from paraspinal.pipeline.options import RunOptions
+from paraspinal.pipeline.quality_stage import manifest_quality, thumbnail
 from paraspinal.pipeline.results import CaseResult
 from paraspinal.pipeline.stages import RUN_STAGES, CaseState, StageContext, run_stages, segmentation_record
 from paraspinal.reporting import summary_frame
@@ -52,6 +53,11 @@ def run_case(
             assert label_map is not None and state.levels is not None
             segmentation = segmentation_record(label_map)
             outputs = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
+            quality = None
+            if state.quality is not None:
+                axis = state.measurements.frame.slice_axis if state.measurements is not None else 2
+                flagged = state.quality if axis == 2 else None  # quality's slices run along the grid's third axis
+                quality = manifest_quality(state.quality, thumbnail_path=thumbnail(state.qc_images, flagged))
             manifest = case_manifest(
                 case_id=case.case_id,
                 options=options,
@@ -64,6 +70,7 @@ def run_case(
                 warnings=state.warnings,
                 checks=state.checks,
                 timings_s=state.timings_s,
+                quality=quality,
             )
             write_json(manifest, stage / manifest_name(case.case_id))
     except ParaspinalError as exc:
@@ -93,4 +100,5 @@ def run_case(
         segmented=label_map.provenance.segmented,
         inputs=inputs,
         model=jsonable(dict(label_map.provenance.model)) if label_map.provenance.segmented else None,
+        quality=quality,
     )

@@ -134,9 +134,11 @@ def case_manifest(
     warnings: Sequence[str],
     checks: Sequence[object],
     timings_s: Mapping[str, float],
+    quality: Mapping[str, object] | None = None,
 ) -> dict[str, Any]:
-    """One case's manifest: inputs (with hashes), segmentation provenance, options, outputs, timings."""
-    return {
+    """One case's manifest: inputs (with hashes), segmentation provenance, options, outputs, timings, and its
+    quality (status, score, reasons, the thumbnail a cohort page shows) when assessed."""
+    found = {
         "format": MANIFEST_FORMAT,
         "kind": "case",
         "case_id": case_id,
@@ -154,6 +156,9 @@ def case_manifest(
         "checks": jsonable(checks),
         "timings_s": _rounded(timings_s),
     }
+    if quality is not None:
+        found["quality"] = jsonable(quality)
+    return found
 
 
 def run_manifest(

@@ -1,5 +1,6 @@
-"""What the single-case commands write from a case's state: ``segment``'s label map and JSON sidecar,
-``measure``'s tables. Each set of files appears complete or not at all (staged, then renamed together)."""
+"""What the single-case commands write from a case's state: ``segment``'s label map, JSON sidecar and
+``<name>_quality.json``, ``measure``'s tables and ``<case>_quality.json``.
+Each set of files appears complete or not at all (staged, then renamed together)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 
 from paraspinal.io.image import Image
 from paraspinal.io.writers import write_label_map
-from paraspinal.pipeline.stages import CaseState, case_inputs
+from paraspinal.pipeline.quality_stage import quality_file_name
+from paraspinal.pipeline.stages import CaseState, case_inputs, quality_text
 from paraspinal.reporting.files import AtomicOutputs
 
 __all__ = ["segmentation_sidecar", "write_segmentation", "write_tables"]
@@ -37,7 +39,8 @@ def segmentation_sidecar(state: CaseState) -> dict[str, object]:
 def write_segmentation(
     state: CaseState, *, labels_path: Path, sidecar_path: Path, output_format: str = "nifti", seg_patient: str
 ) -> None:
-    """The label map (NIfTI; and DICOM-SEG beside it, referencing the DICOM source) and its JSON sidecar."""
+    """The label map (NIfTI; and DICOM-SEG beside it, referencing the DICOM source), its JSON sidecar and,
+    when the state was assessed, ``<name>_quality.json`` beside it (see :func:`quality_file_name`)."""
     label_map, images = state.label_map, state.images
     assert label_map is not None and images is not None and images.to_segment is not None
     labels = label_map.labels
@@ -58,16 +61,21 @@ def write_segmentation(
             )
         text = json.dumps(segmentation_sidecar(state), indent=2) + "\n"
         outputs.path(sidecar_path.name).write_text(text, encoding="utf-8")
+        if state.quality is not None:
+            outputs.path(quality_file_name(labels_path.name)).write_text(quality_text(state.quality), encoding="utf-8")
 
 
 def write_tables(state: CaseState, out_dir: Path) -> dict[str, Path]:
     """``measure``'s files in ``out_dir``: ``{case}_measurements.csv/.parquet``, ``_summary.csv``, ``_levels.csv``
-    and ``_case.json``; returns their paths by kind."""
+    and ``_case.json`` (and ``_quality.json`` when the state was assessed); returns their paths by kind."""
     from paraspinal.reporting.tables import write_measurements
 
     measurements = state.measurements_with_warnings
     levels = state.levels.table if state.levels is not None else None
+    cid = state.case.case_id
     with AtomicOutputs(out_dir) as outputs:
-        return write_measurements(
-            measurements, outputs, case_id=state.case.case_id, levels=levels, inputs=case_inputs(state)
-        )
+        files = write_measurements(measurements, outputs, case_id=cid, levels=levels, inputs=case_inputs(state))
+        if state.quality is not None:
+            outputs.path(f"{cid}_quality.json").write_text(quality_text(state.quality), encoding="utf-8")
+            files["quality"] = outputs.out_dir / f"{cid}_quality.json"
+        return files

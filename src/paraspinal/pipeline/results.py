@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -17,7 +18,8 @@ __all__ = ["CaseResult", "RunEvent", "RunResult", "finished_case_result"]
 @dataclass(frozen=True)
 class CaseResult:
     """What happened to one case. ``files`` are final paths; ``summary`` is its summary table; ``model`` the
-    provenance of the model that segmented it (None for a given label map). ``pending`` appears only in
+    provenance of the model that segmented it (None for a given label map); ``quality`` its quality as the
+    case manifest keeps it (status, score, reasons, thumbnail; None when not assessed). ``pending`` appears only in
     cohort listings: a case of another part of a split that has not finished yet."""
 
     case_id: str
@@ -33,6 +35,7 @@ class CaseResult:
     segmented: bool = False
     inputs: dict[str, dict[str, object]] = field(default_factory=dict)
     model: dict[str, object] | None = None
+    quality: Mapping[str, object] | None = None
 
     @property
     def ok(self) -> bool:
@@ -78,6 +81,7 @@ def finished_case_result(folder: Path) -> CaseResult:
         f"{case_id}_report.html": "report",
         f"{case_id}_manifest.json": "manifest",
         f"{case_id}_dseg.nii.gz": "dseg",
+        f"{case_id}_quality.json": "quality",
     }
     files = {kinds[o]: folder / o for o in outputs if o in kinds}
     checks = tuple(
@@ -100,4 +104,5 @@ def finished_case_result(folder: Path) -> CaseResult:
         segmented=segmented,
         inputs=dict(manifest.get("inputs") or {}),  # type: ignore[arg-type]
         model=dict(model) if isinstance(model, dict) else None,
+        quality=dict(quality) if isinstance(quality := manifest.get("quality"), dict) else None,
     )

@@ -31,12 +31,14 @@ def write_run_outputs(
     """The run's cohort files and ``manifest.json``, all renamed into place together.
 
     ``options`` are those of the run writing them (None when ``paraspinal collect`` rebuilds them: then the
-    report is written and the options are the cases' own, in their manifests)."""
+    report is written and the options are the cases' own, in their manifests). ``cases.csv`` lists the cases
+    by id, the report worst first (:func:`~paraspinal.reporting.qc_cohort.worst_first`)."""
     cases = pd.DataFrame(
         [
             {
                 "case_id": r.case_id,
                 "status": r.status,
+                **_quality_columns(r, out),
                 "segmented": "yes" if r.segmented else ("no" if r.ok else ""),
                 "checks_warned": ", ".join(c.name for c in r.checks if c.status == "warning"),
                 "n_warnings": len(r.warnings),
@@ -46,7 +48,7 @@ def write_run_outputs(
             }
             for r in results
         ],
-        columns=["case_id", "status", "segmented", "checks_warned", "n_warnings", "time_s", "error", "report"],
+        columns=["case_id", "status", *_QUALITY_COLUMNS, *_OTHER_COLUMNS],
     )
     segmentation = describe_model(provenance) if provenance is not None else "none (label maps given)"
     info = [("Output folder", str(out)), ("Started (UTC)", started_at), ("Time (s)", f"{seconds:.1f}")]
@@ -90,3 +92,24 @@ def write_run_outputs(
         write_json(manifest, outputs.path("manifest.json"))
         files["manifest"] = out / "manifest.json"
     return files
+
+
+_QUALITY_COLUMNS = ("quality", "quality_score", "quality_reasons", "thumbnail")
+_OTHER_COLUMNS = ("segmented", "checks_warned", "n_warnings", "time_s", "error", "report")
+_MAX_REASONS = 3
+
+
+def _quality_columns(result: CaseResult, out: Path) -> dict[str, object]:
+    """A case's quality in the cases table: status, score, its first reasons, and its thumbnail (relative to
+    ``out``); empty for a case not assessed (failed, pending, or written before quality existed)."""
+    quality = result.quality or {}
+    reasons = [str(r) for r in quality.get("reasons", []) or []]  # type: ignore[union-attr]
+    more = f"; and {len(reasons) - _MAX_REASONS} more" if len(reasons) > _MAX_REASONS else ""
+    thumb = quality.get("thumbnail")
+    folder = result.out_dir
+    return {
+        "quality": str(quality.get("status", "")),
+        "quality_score": float(quality["score"]) if "score" in quality else float("nan"),  # type: ignore[arg-type]
+        "quality_reasons": "; ".join(reasons[:_MAX_REASONS]) + more,
+        "thumbnail": (folder / str(thumb)).relative_to(out).as_posix() if thumb and folder is not None else "",
+    }

@@ -1,16 +1,19 @@
-"""One case, one staged pipeline: read -> segment -> clean -> levels -> measure -> check -> write -> qc -> report.
+"""One case, one staged pipeline: read -> segment -> clean -> levels -> measure -> check -> quality -> write -> qc
+-> report.
 
 Each stage is a function of the case's :class:`CaseState` (and the :class:`StageContext` it runs in) that
 returns the next state; :func:`run_stages` runs the ones a command picks, in order, timing each. ``run`` uses
 them all (:func:`paraspinal.pipeline.case_run.run_case` adds the case folder and its manifest), ``segment``
 stops after ``clean``, ``measure`` takes ``read, levels, measure``, ``levels`` takes ``read, levels`` on a
-sagittal case. Which level source wins is decided once, in :mod:`paraspinal.pipeline.levels`; which model runs
+sagittal case; ``segment`` and ``measure`` add ``quality`` (:mod:`paraspinal.pipeline.quality_stage`). Which level
+source wins is decided once, in :mod:`paraspinal.pipeline.levels`; which model runs
 comes from the run's :class:`~paraspinal.backends.catalog.Models`, each loaded at most once per process.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +33,7 @@ if TYPE_CHECKING:  # the later stages' modules (pandas, scipy, scikit-learn, mat
     from paraspinal.measurement.case import Measurements
     from paraspinal.pipeline.levels import CaseLevels
     from paraspinal.postprocessing.components import CleanupRecord
+    from paraspinal.quality import CaseQuality
     from paraspinal.reporting.qc import QcImage
     from paraspinal.reporting.qc_checks import Check
 
@@ -57,6 +61,7 @@ class CaseState:
     levels: CaseLevels | None = None
     measurements: Measurements | None = None
     checks: tuple[Check, ...] = ()
+    quality: CaseQuality | None = None  # the quality stage's assessment (its ``qc`` column is in the table)
     notes: tuple[str, ...] = ()  # warnings from the stages (DICOM reading, levels, clean-up)
     inputs: Mapping[str, Mapping[str, object]] = field(default_factory=dict)  # input files: path, bytes, sha256
     files: Mapping[str, Path] = field(default_factory=dict)
@@ -167,6 +172,33 @@ def _check(state: CaseState, ctx: StageContext) -> CaseState:
     return dataclasses.replace(state, checks=(seg_check, *case_checks(measurements, dixon=images.water is not None)))
 
 
+def _quality(state: CaseState, ctx: StageContext) -> CaseState:
+    """The case's quality (muscles, levels, laterality) and the ``qc`` column of its measurement table."""
+    from paraspinal.pipeline.quality_stage import assess_case, with_qc
+
+    images: CaseImages = state.need("images", "quality")  # type: ignore[assignment]
+    label_map: LabelMap = state.need("label_map", "quality")  # type: ignore[assignment]
+    quality = assess_case(images=images, label_map=label_map, levels=state.levels)
+    measurements = state.measurements
+    if measurements is not None:
+        table = with_qc(measurements.table, quality, slice_axis=measurements.frame.slice_axis)
+        measurements = dataclasses.replace(measurements, table=table)
+    checks = state.checks
+    if measurements is not None and quality.laterality is not None and checks:
+        from paraspinal.reporting.qc_checks import case_checks
+
+        # the report's laterality check says what anatomy says, beside the affine's
+        anatomical = case_checks(measurements, dixon=images.water is not None, anatomy=quality.laterality)
+        by_name = {c.name: c for c in anatomical}
+        checks = tuple(by_name.get(c.name, c) if c.name == "laterality" else c for c in checks)
+    return dataclasses.replace(state, quality=quality, measurements=measurements, checks=checks)
+
+
+def quality_text(quality: CaseQuality) -> str:
+    """``<case>_quality.json``'s text: :meth:`CaseQuality.to_json`, indented."""
+    return json.dumps(quality.to_json(), indent=2, allow_nan=False) + "\n"
+
+
 def case_inputs(state: CaseState) -> dict[str, str]:
     """The case's input paths by role, and how each DICOM series was read (no patient data), for case.json."""
     inputs = {role: str(path) for role, path in state.case.inputs().items()}
@@ -213,6 +245,9 @@ def _write(state: CaseState, ctx: StageContext) -> CaseState:
     with AtomicOutputs(folder) as outputs:
         table = levels.table if levels is not None else None
         files.update(write_measurements(measurements, outputs, case_id=cid, levels=table, inputs=case_inputs(state)))
+        if state.quality is not None:
+            outputs.path(f"{cid}_quality.json").write_text(quality_text(state.quality), encoding="utf-8")
+            files["quality"] = folder / f"{cid}_quality.json"
         if levels is not None and levels.spine is not None:
             files.update(
                 write_levels_outputs(
@@ -253,6 +288,7 @@ def _qc(state: CaseState, ctx: StageContext) -> CaseState:
         image_name=state.case.image_name,
         infiltration_methods=options.infiltration_methods,
         n_even=options.qc_slices,
+        extra_slices=_flagged_slices(state),
     )
     if images.ct is not None:
         made = [*made, _ct_qc(folder, state)]
@@ -261,6 +297,19 @@ def _qc(state: CaseState, ctx: StageContext) -> CaseState:
     sagittal = sagittal_qc_image(state.files, spine) if spine is not None else None  # type: ignore[arg-type]
     qc_images = (*made, *([sagittal] if sagittal else []))
     return dataclasses.replace(state, files={**state.files, **files}, qc_images=qc_images)
+
+
+MAX_FLAGGED_QC_SLICES = 3
+
+
+def _flagged_slices(state: CaseState) -> tuple[int, ...]:
+    """The worst slices quality flagged (at most :data:`MAX_FLAGGED_QC_SLICES`, lowest score first), to draw
+    too; none when the measurement slices are not the quality's (slice axis not the grid's third)."""
+    quality, measurements = state.quality, state.measurements
+    if quality is None or measurements is None or measurements.frame.slice_axis != 2:
+        return ()
+    flagged = [(a.score, k) for k, a in quality.slices().items() if a.status != "ok"]
+    return tuple(k for _, k in sorted(flagged)[:MAX_FLAGGED_QC_SLICES])
 
 
 def _ct_qc(folder: Path, state: CaseState) -> QcImage:
@@ -311,6 +360,7 @@ def _report(state: CaseState, ctx: StageContext) -> CaseState:
         warnings=state.warnings,
         inputs=state.inputs,
         timings=state.timings_s,
+        quality=state.quality,
     )
     return dataclasses.replace(state, files={**state.files, "report": page})
 
@@ -328,6 +378,7 @@ STAGES: dict[str, Stage] = {
     "levels": _levels,
     "measure": _measure,
     "check": _check,
+    "quality": _quality,
     "write": _write,
     "qc": _qc,
     "report": _report,

@@ -133,36 +133,49 @@ class CaseQuality:
         return next((s for s in self.structures if s.structure == structure and s.side == side), None)
 
     def row_status(self, *, structure: str, side: str, slice_index: int | None = None, level: bool = False) -> Status:
-        """The ``qc`` of one measurement row: its structure's status (its slice's when ``slice_index`` is
-        given), made worse by the levels' status on a per-level row, and by a contradicted laterality on a
-        sided row. A structure not assessed (``both`` sums, a given label map) takes the worst of its sides."""
+        """The ``qc`` of one measurement row. A slice row (``slice_index``) takes its slice's status where the
+        slice was assessed (a structure failed on two slices does not fail its other slices), else its
+        structure's; other rows their structure's, made worse by the levels' status on a per-level row. A
+        contradicted laterality fails every sided row. A structure not assessed by itself (``both`` sums) takes
+        the worst of its sides."""
+        found = [self.structure(structure, side)] if side not in ("both", "none") else []
+        assessed = [s for s in found if s is not None] or [s for s in self.structures if s.structure == structure]
         parts: list[str] = []
-        found = self.structure(structure, side)
-        if found is None:
-            parts += [s.assessment.status for s in self.structures if s.structure == structure]
-            if slice_index is not None:
-                parts += [
-                    s.slices[slice_index].status
-                    for s in self.structures
-                    if s.structure == structure and slice_index in s.slices
-                ]
-        else:
-            parts.append(found.assessment.status)
-            if slice_index is not None and slice_index in found.slices:
-                parts.append(found.slices[slice_index].status)
+        for s in assessed:
+            if slice_index is not None and slice_index in s.slices:
+                parts.append(s.slices[slice_index].status)
+            else:
+                parts.append(s.assessment.status)
         if level and self.levels is not None:
             parts.append(self.levels.status)
         if self.laterality is not None and self.laterality.result == "contradicted" and side in ("left", "right"):
             parts.append("fail")
         return worst_status(parts)
 
+    def slices(self) -> dict[int, Assessment]:
+        """Per slice index, over the structures assessed on it: the worst status, the lowest score and the
+        reasons of the structures not ``ok`` there (prefixed with the structure and side)."""
+        found: dict[int, list[tuple[str, Assessment]]] = {}
+        for s in self.structures:
+            for index, a in s.slices.items():
+                found.setdefault(int(index), []).append((f"{s.structure} ({s.side})", a))
+        return {
+            index: Assessment(
+                worst_status(a.status for _, a in parts),
+                min(a.score for _, a in parts),
+                tuple(f"{name}: {r}" for name, a in parts if a.status != "ok" for r in a.reasons),
+            )
+            for index, parts in sorted(found.items())
+        }
+
     def to_json(self) -> dict[str, object]:
-        """The ``<case>_quality.json`` document."""
+        """The ``<case>_quality.json`` document (``slices``: every assessed slice, see :meth:`slices`)."""
         return {
             **self.assessment.to_json(),
             "structures": [s.to_json() for s in self.structures],
             "levels": self.levels.to_json() if self.levels is not None else None,
             "laterality": self.laterality.to_json() if self.laterality is not None else None,
+            "slices": {str(k): a.to_json() for k, a in self.slices().items()},
         }
 
 

@@ -104,9 +104,13 @@ def _absences(
 
 
 def _drivers(model: LogisticModel, values: Mapping[str, float], min_logit: float) -> list[str]:
-    """The (up to 3) features whose logit terms push the risk up by at least ``min_logit``, largest first."""
-    terms = sorted(zip(model.contributions(values), model.features, strict=True), reverse=True)
-    return [name for term, name in terms[:3] if term >= min_logit]
+    """The (up to 3) features whose logit terms push the risk up by at least ``min_logit``, largest first.
+
+    Every signal is a badness (larger = worse); a term that raises the risk because a signal is *lower* than
+    usual (a negative weight, a side effect of correlated signals in the fit) is not given as a reason."""
+    terms = zip(model.contributions(values), model.weights, model.features, strict=True)
+    ranked = sorted(((term, name) for term, weight, name in terms if weight > 0), reverse=True)
+    return [name for term, name in ranked[:3] if term >= min_logit]
 
 
 def _assessment(model: LogisticModel, risk: float, reasons: list[str]) -> Assessment:
@@ -132,7 +136,7 @@ def slice_reason(name: str, sig: StructureSignals, k: int) -> str:
         "fragments": f"{v['fragments']:.0%} of the area apart from the main piece",
         "intensity_z": f"intensity unlike the rest of the structure (robust z {f.get('intensity_z', 0.0):+.1f})",
         "outlier_fraction": f"{v['outlier_fraction']:.0%} of voxels with intensities unlike the rest of the structure",
-        "offset_cm": f"centroid {v['offset_cm'] * 10:.0f} mm from the neighbouring slices'",
+        "offset_cm": f"centroid {v['offset_cm'] * 10:.0f} mm from the neighbouring slices' centroids",
         "position_cm": f"centroid {v['position_cm'] * 10:.0f} mm from the structure's median position",
         "wrong_side_cm": f"centroid {v['wrong_side_cm'] * 10:.0f} mm across the midline",
         "mf_lateral_cm": f"multifidus {v['mf_lateral_cm'] * 10:.0f} mm lateral to erector spinae",

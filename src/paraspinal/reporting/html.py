@@ -22,9 +22,11 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from paraspinal import __version__
 from paraspinal.io.label_map import LabelMap
 from paraspinal.measurement import Measurements
+from paraspinal.quality import CaseQuality
 from paraspinal.reporting.qc import CONVENTION_NOTE, QcImage
 from paraspinal.reporting.qc_case import SINGLE_SLICE_NOTE
 from paraspinal.reporting.qc_checks import Check
+from paraspinal.reporting.quality_html import row_qc, slice_notes, structure_reasons, summarise, worst_first
 
 __all__ = [
     "Cell",
@@ -78,6 +80,7 @@ class Cell:
     attrs: Mapping[str, str] = field(default_factory=dict)
     href: str | None = None
     badge: str | None = None
+    image: str | None = None  # a thumbnail's src, shown instead of the text
 
 
 @dataclass(frozen=True)
@@ -104,12 +107,16 @@ class HtmlTable:
 
 @dataclass(frozen=True)
 class ReportImage:
-    """An image as a page shows it: ``src`` is a data URI or a relative path."""
+    """An image as a page shows it: ``src`` is a data URI or a relative path; ``quality`` and ``notes`` the
+    status and reasons of the slice it shows, when quality flagged it."""
 
     kind: str
     title: str
     caption: str
     src: str
+    quality: str = ""
+    notes: tuple[str, ...] = ()
+    slice_index: int | None = None
 
 
 def format_value(value: float, unit: str) -> str:
@@ -168,7 +175,9 @@ def level_table(table: pd.DataFrame) -> HtmlTable | None:
         return None
     specs = _metric_specs(rows, _LEVEL_METRICS)
     values = _lookup(rows, ("level", "structure", "side"))
+    qc = row_qc(rows, ("level", "structure", "side"))
     columns = [Column("Level", "level"), Column("Structure", "structure"), Column("Side", "side")]
+    columns += [Column("QC", "qc")] if qc else []
     columns += [
         Column(_titled(title, unit), f"{metric}:{method}:{image}") for metric, method, image, title, unit in specs
     ]
@@ -183,6 +192,7 @@ def level_table(table: pd.DataFrame) -> HtmlTable | None:
         ["level", "structure", "side"]
     ].itertuples(index=False, name=None):
         cells = [Cell(str(level)), Cell(str(structure)), Cell(str(side))]
+        cells += [_qc_cell(qc[(level, structure, side)])] if qc else []
         for metric, method, image, _title, unit in specs:
             value = values.get((level, structure, side, metric, method, image))
             cells.append(
@@ -201,22 +211,27 @@ def level_table(table: pd.DataFrame) -> HtmlTable | None:
     return HtmlTable("levels", columns, out)
 
 
-def structure_table(table: pd.DataFrame) -> HtmlTable:
-    """Per structure and side over the whole field of view: volume, voxels, fat fraction, infiltration, flags."""
+def structure_table(table: pd.DataFrame, *, reasons: Mapping[tuple[str, str], str] | None = None) -> HtmlTable:
+    """Per structure and side over the whole field of view: its ``qc`` (when the table has the column), volume,
+    voxels, fat fraction, infiltration, flags, and the quality ``reasons`` of the flagged structures."""
     rows = table[table["scope"] == "structure"]
     specs = _metric_specs(rows, _STRUCTURE_METRICS)
     values = _lookup(rows, ("structure", "side"))
     flags = rows[rows["metric"] == "volume"].set_index(["structure", "side"])["flags"].fillna("")
+    qc = row_qc(rows, ("structure", "side"))
     columns = [Column("Structure", "structure"), Column("Side", "side")]
+    columns += [Column("QC", "qc")] if qc else []
     columns += [
         Column(_titled(title, unit), f"{metric}:{method}:{image}") for metric, method, image, title, unit in specs
     ]
     columns.append(Column("Flags", "flags"))
+    columns += [Column("Quality reasons", "qc_reasons")] if qc else []
     keys = rows[["structure", "side"]].drop_duplicates()
     keys = keys.assign(_sd=keys["side"].map(_SIDE_ORDER)).sort_values(["structure", "_sd"])
     out = []
     for structure, side in keys[["structure", "side"]].itertuples(index=False, name=None):
         cells = [Cell(str(structure)), Cell(str(side))]
+        cells += [_qc_cell(qc[(structure, side)])] if qc else []
         for metric, method, image, _title, unit in specs:
             value = values.get((structure, side, metric, method, image))
             cells.append(
@@ -225,8 +240,14 @@ def structure_table(table: pd.DataFrame) -> HtmlTable:
                 else _value_cell(value, unit, metric=metric, method=method, image=image)
             )
         cells.append(Cell(str(flags.get((structure, side), "")).replace(";", ", ")))
+        if qc:
+            cells.append(Cell((reasons or {}).get((structure, side), ""), attrs={"column": "qc_reasons"}))
         out.append(Row(cells, {"structure": str(structure), "side": str(side)}))
     return HtmlTable("structures", columns, out)
+
+
+def _qc_cell(status: str) -> Cell:
+    return Cell(status, badge=status, attrs={"column": "qc", "qc": status})
 
 
 def _titled(title: str, unit: str) -> str:
@@ -254,10 +275,12 @@ def frame_table(
     name: str,
     links: Mapping[str, Callable[[Mapping[str, object]], str | None]] | None = None,
     badges: Iterable[str] = (),
+    images: Iterable[str] = (),
 ) -> HtmlTable:
-    """Any DataFrame as a table: numbers rounded by the unit in their column name, full value in ``data-value``."""
+    """Any DataFrame as a table: numbers rounded by the unit in their column name, full value in ``data-value``;
+    ``images`` are columns of image paths, shown as thumbnails (linked as their row's ``links`` say)."""
     links = links or {}
-    badges = set(badges)
+    badges, images = set(badges), set(images)
     columns = [Column(_column_title(str(c)), str(c)) for c in frame.columns]
     numeric = {c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]) and frame[c].dtype != bool}
     out = []
@@ -274,12 +297,14 @@ def frame_table(
                 cells.append(Cell("\u2013", numeric=True, attrs={"value": "nan", "column": str(column)}))
             else:
                 text = _text(value)
-                href = links[column](record) if column in links else None
+                link = links.get(column) or (next(iter(links.values())) if column in images and links else None)
+                href = link(record) if link is not None else None
                 cells.append(
                     Cell(
                         text,
                         href=href,
                         badge=text if column in badges and text else None,
+                        image=text if column in images and text else None,
                         attrs={"column": str(column)},
                     )
                 )
@@ -295,7 +320,7 @@ def report_image(image: QcImage, *, base_dir: Path, embed: bool, relative_to: Pa
         src = "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
     else:
         src = _relative(path, relative_to or base_dir)
-    return ReportImage(image.kind, image.title, image.caption, src)
+    return ReportImage(image.kind, image.title, image.caption, src, slice_index=image.slice_index)
 
 
 def _relative(path: Path, start: Path) -> str:
@@ -339,9 +364,11 @@ def render_case_report(
     outputs: Sequence[tuple[str, str]],
     run_report: str | None = None,
     qc_notes: Sequence[str] = (),
+    quality: CaseQuality | None = None,
 ) -> Path:
-    """Write one case's page: checks, per-level and per-structure tables, QC images (with ``qc_notes``
-    under the section title), provenance."""
+    """Write one case's page: its quality (status, score, reasons; when assessed), checks, per-level and
+    per-structure tables (with a QC column when the table has ``qc``), QC images (with ``qc_notes`` under the
+    section title, and the reasons under each flagged slice), provenance."""
     return _write(
         path,
         "case.html.j2",
@@ -349,8 +376,9 @@ def render_case_report(
         case_id=case_id,
         checks=checks,
         warnings=warnings,
+        quality=summarise(quality) if quality is not None else None,
         level_table=level_table(table),
-        structure_table=structure_table(table),
+        structure_table=structure_table(table, reasons=structure_reasons(quality)),
         images=images,
         qc_notes=qc_notes,
         convention=CONVENTION_NOTE,
@@ -376,8 +404,10 @@ def render_run_report(
     """Write the run's page: every case with its status and link, failures, the summary table, distributions.
 
     ``cases`` needs columns ``case_id``, ``status`` and ``error``; a ``report`` column (relative
-    link to the case page) turns case ids into links and is not shown.
+    link to the case page) turns case ids (and thumbnails) into links and is not shown; ``quality`` is shown as
+    a badge, ``thumbnail`` (a relative image path) as a small image.
     """
+    cases = worst_first(cases)
     shown = cases.drop(columns=[c for c in ("report",) if c in cases.columns])
     reports = dict(zip(cases["case_id"], cases["report"], strict=True)) if "report" in cases.columns else {}
 
@@ -398,7 +428,10 @@ def render_run_report(
         n_ok=int((cases["status"] == "ok").sum()),
         n_failed=len(failures),
         n_pending=int((cases["status"] == "pending").sum()),
-        cases_table=frame_table(shown, name="cases", links={"case_id": link}, badges=("status",)),
+        n_quality={q: int((cases["quality"] == q).sum()) for q in ("fail", "review")} if "quality" in cases else {},
+        cases_table=frame_table(
+            shown, name="cases", links={"case_id": link}, badges=("status", "quality"), images=("thumbnail",)
+        ),
         failures=failures,
         summary_table=None if summary is None or summary.empty else frame_table(summary, name="summary"),
         summary_csv=summary_csv,
@@ -434,9 +467,11 @@ def write_case_page(
     warnings: Sequence[str],
     inputs: Mapping[str, Mapping[str, object]],
     timings: Mapping[str, float],
+    quality: CaseQuality | None = None,
 ) -> Path:
     """Write ``<case>_report.html`` into the case's ``folder`` (files and QC images relative to it); the
-    label map's provenance says whether it was segmented (and by which model) or given."""
+    label map's provenance says whether it was segmented (and by which model) or given; ``quality`` (when
+    assessed) is shown at the top, by the rows and under the images of the slices it flagged."""
     labels, scheme, provenance = label_map.labels, label_map.scheme, label_map.provenance
     model: Mapping[str, object] | None = None
     if provenance.segmented:
@@ -475,7 +510,10 @@ def write_case_page(
         table=measurements.table,
         checks=checks,
         warnings=warnings,
-        images=[report_image(img, base_dir=folder, embed=embed) for img in qc_images],
+        images=_with_slice_notes(
+            [report_image(img, base_dir=folder, embed=embed) for img in qc_images],
+            quality if frame.slice_axis == 2 else None,  # quality's slices run along the grid's third axis
+        ),
         segmentation=seg_text,
         levels_source=levels_source,
         info=info,
@@ -483,4 +521,16 @@ def write_case_page(
         outputs=outputs,
         run_report="../report.html",
         qc_notes=[SINGLE_SLICE_NOTE] if frame.n_slices == 1 and qc_images else [],
+        quality=quality,
     )
+
+
+def _with_slice_notes(images: Sequence[ReportImage], quality: CaseQuality | None) -> list[ReportImage]:
+    """Axial images of slices that quality flagged, with the slice's status and reasons."""
+    notes = slice_notes(quality)
+    return [
+        dataclasses.replace(img, quality=notes[img.slice_index][0], notes=notes[img.slice_index][1])
+        if img.kind == "axial" and img.slice_index in notes
+        else img
+        for img in images
+    ]

@@ -52,6 +52,7 @@ class QcImage:
     path: Path
     title: str
     caption: str = ""
+    slice_index: int | None = None  # the axial slice an ``axial`` image shows
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from paraspinal.io.image import Image
 from paraspinal.io.label_map import LabelMap
-from paraspinal.io.orientation import axial_frame
+from paraspinal.io.orientation import axial_frame, slice_positions_mm
 from paraspinal.levels import LevelTable
 from paraspinal.reporting.qc import (
     QcImage,
@@ -44,27 +44,34 @@ def write_case_qc(
     infiltration_methods: Sequence[str] = (),
     n_even: int = 5,
     prefix: str = "qc",
+    extra_slices: Sequence[int] = (),
 ) -> list[QcImage]:
     """Write the case's QC PNGs under ``folder / prefix`` and describe them (paths relative to ``folder``).
 
     Images: one axial overlay per level (disc slice, else the level's middle slice) or ``n_even``
     evenly spaced slices; a sagittal/coronal locator (left out for a single-slice stack, where it would be a
     1-voxel strip: :data:`SINGLE_SLICE_NOTE`); a montage of every labelled slice; the Dixon fat-fraction
-    map (water + fat); threshold fat maps (``image`` + methods).
+    map (water + fat); threshold fat maps (``image`` + methods). ``extra_slices`` (e.g. the slices quality
+    flagged) get an axial overlay each too, after the others.
     """
     labels, scheme = label_map.labels, label_map.scheme
     name = safe_name(case_id)
     slices: list[QcSlice] = qc_slices(labels, levels, n_even=n_even)
+    chosen = {s.index for s in slices}
+    z = slice_positions_mm(labels)
+    extras = [
+        QcSlice(k, float(z[k]), None, f"flagged slice {k}") for k in dict.fromkeys(extra_slices) if k not in chosen
+    ]
     written: list[QcImage] = []
 
     def rel(stem: str) -> Path:
         return Path(prefix) / f"{name}_{stem}.png"
 
-    for s in slices:
+    for s in [*slices, *extras]:
         path = rel(f"axial_{safe_name(s.level)}" if s.level else f"axial_slice{s.index:03d}")
         title = f"{case_id} · {s.label} · z = {s.z_mm:.1f} mm"
         plot_axial_overlay(background, labels, scheme=scheme, qc_slice=s, title=title, path=folder / path)
-        written.append(QcImage("axial", path, title, f"Axial slice {s.index} with label outlines."))
+        written.append(QcImage("axial", path, title, f"Axial slice {s.index} with label outlines.", s.index))
     if axial_frame(labels).n_slices > 1:
         path = rel("locator")
         title = f"{case_id} · where the axial QC slices sit"

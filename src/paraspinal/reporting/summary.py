@@ -9,7 +9,8 @@ _SIDE_ORDER = {"right": 0, "left": 1, "both": 2, "none": 3}
 
 def summary_frame(table: pd.DataFrame) -> pd.DataFrame:
     """Volume, both Dixon fat fractions (or, for CT, the mask's mean HU and IMAT share), and CSA at each level's
-    disc slice (or level mean) per structure/side."""
+    disc slice (or level mean) per structure/side, then its flags and (when the table has one) its ``qc``: the
+    worst of its structure row's and its level rows'."""
     structure_rows = table[table["scope"] == "structure"]
     parts: dict[str, pd.Series] = {}
     keys = ["case_id", "structure", "side"]
@@ -39,6 +40,12 @@ def summary_frame(table: pd.DataFrame) -> pd.DataFrame:
     summary = pd.DataFrame(parts).reset_index()
     flags = structure_rows[structure_rows["metric"] == "volume"].set_index(keys)["flags"]
     summary = summary.merge(flags.rename("flags").reset_index(), on=keys, how="left")
+    if "qc" in table.columns:
+        rank = {"ok": 0, "review": 1, "fail": 2}
+        rows = table[table["scope"].isin(["structure", "level"])]
+        worst = rows.assign(_r=rows["qc"].map(rank)).groupby(keys)["_r"].max()
+        qc = worst.map({v: k for k, v in rank.items()}).rename("qc").reset_index()
+        summary = summary.merge(qc, on=keys, how="left")
     order = summary["side"].map(_SIDE_ORDER).fillna(9)
     return (
         summary.assign(_o=order).sort_values(["case_id", "structure", "_o"]).drop(columns="_o").reset_index(drop=True)
