@@ -1,0 +1,119 @@
+"""TotalSpineSeg: its labelling reproduced on raw class arrays, and both steps run from installed weights."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from paraspinal.backends.totalspineseg_labels import label_step2, odd_discs
+
+AXES = {"superior_axis": 2, "superior_sign": -1}  # k runs inferior, as on TotalSpineSeg's LPI grid
+
+
+def _spine(n_lumbar_discs: int) -> np.ndarray:
+    """Step-2 raw classes: discs (T12/L1 landmark 4, L5/S landmark 5, others 1) between vertebrae (7/8)."""
+    n_discs = n_lumbar_discs + 2  # T12/L1, the lumbar ones, L5/S
+    raw = np.zeros((6, 6, 8 * n_discs + 8), dtype=np.uint8)
+    for d in range(n_discs):
+        top = 4 + 8 * d
+        raw[1:5, 1:5, top : top + 5] = 7 + d % 2  # vertebra above disc d
+        raw[1:5, 1:5, top + 6 : top + 8] = 4 if d == 0 else 5 if d == n_discs - 1 else 1
+    raw[1:5, 1:5, 8 * n_discs + 4 :] = 9  # sacrum
+    return raw
+
+
+def _values_top_down(out: np.ndarray) -> list[int]:
+    seen: list[int] = []
+    for k in range(out.shape[2]):
+        for v in np.unique(out[:, :, k]):
+            if v and v not in seen:
+                seen.append(int(v))
+    return seen
+
+
+def test_vertebrae_and_discs_are_numbered_from_the_landmark_discs() -> None:
+    out = label_step2(_spine(4), **AXES)
+    assert _values_top_down(out) == [32, 91, 41, 92, 42, 93, 43, 94, 44, 95, 45, 100, 50]
+
+
+def test_a_sixth_lumbar_vertebra_is_reported_as_l6_not_forced_into_l5() -> None:
+    out = label_step2(_spine(5), **AXES)
+    assert _values_top_down(out) == [32, 91, 41, 92, 42, 93, 43, 94, 44, 95, 45, 96, 46, 100, 50]
+
+
+def test_odd_discs_mask_every_other_disc_from_the_top() -> None:
+    step1 = np.zeros((4, 4, 30), dtype=np.uint8)
+    for index, k in enumerate(range(2, 30, 6)):
+        step1[:, :, k : k + 2] = (91, 92, 93, 94, 95)[index]
+    mask = odd_discs(step1, **AXES)
+    assert [bool(mask[0, 0, k]) for k in range(2, 30, 6)] == [True, False, True, False, True]
+
+
+def _cli(*args: object, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "paraspinal", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_levels_by_key_runs_both_installed_steps_on_a_sagittal_image(tmp_path) -> None:
+    """Both zips installed with `models install`, then `levels SAG --model totalspineseg` as a process."""
+    from tests import totalspineseg_support
+
+    results = totalspineseg_support.make_results(tmp_path / "dl")
+    zips = [
+        totalspineseg_support.zip_dataset(folder, tmp_path / f"{folder.name}.zip")
+        for folder in sorted(results.iterdir())
+    ]
+    store = tmp_path / "store"
+    done = _cli("models", "install", *zips, "--store", store, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("installed totalspineseg")
+    # a sagittal image (4 mm slices along x), zero except a flat bright disc 4 mm thick at z 18-21 mm
+    volume = np.zeros((8, 40, 40), dtype=np.float32)
+    volume[:, 10:30, 18:22] = 500.0
+    affine = np.diag([4.0, 1.0, 1.0, 1.0])
+    sag = tmp_path / "sag.nii.gz"
+    nib.save(nib.Nifti1Image(volume, affine), str(sag))
+    done = _cli("levels", sag, "-o", tmp_path / "out", "--model", "totalspineseg", "--store", store, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    levels = json.loads(next((tmp_path / "out").rglob("*levels.json")).read_text(encoding="utf-8"))
+    assert levels["scheme"] == "totalspineseg"
+    assert levels["model"]["backend"] == "totalspineseg"
+    assert [(d["level"], d["centre_z_mm"], d["normal_z"]) for d in levels["levels"]] == [("L5/S1", 19.5, 1.0)]
+    labels = nib.load(str(tmp_path / "out" / "sagittal_dseg.nii.gz"))
+    assert labels.shape == volume.shape
+    np.testing.assert_allclose(labels.affine, affine)
+    values = np.asarray(labels.dataobj)
+    assert set(np.unique(values)) == {0, 100}
+    assert np.array_equal(values == 100, volume > 0)
+
+
+def test_backends_lists_the_spine_backends(tmp_path) -> None:
+    done = _cli("backends", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "totalspineseg" in done.stdout
+    assert "spineps" in done.stdout
+
+
+def test_spineps_is_a_one_line_error_naming_its_extra_or_what_to_do(tmp_path) -> None:
+    (tmp_path / "models").mkdir()
+    from paraspinal.backends.catalog import create_backend
+    from paraspinal.backends.specs import BackendOptions
+    from paraspinal.errors import InputError
+
+    with pytest.raises(InputError) as caught:
+        create_backend("spineps", model=tmp_path / "models", options=BackendOptions(), role="spine")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert 'pip install "paraspinal[spineps]"' in message or "--labels FILE --scheme spineps" in message
