@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 
 from paraspinal.backends.totalspineseg_labels import label_step2, odd_discs
@@ -65,24 +66,36 @@ def _cli(*args: object, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.slow
-def test_levels_by_key_runs_both_installed_steps_on_a_sagittal_image(tmp_path) -> None:
-    """Both zips installed with `models install`, then `levels SAG --model totalspineseg` as a process."""
-    from tests import totalspineseg_support
+SAG_AFFINE = np.diag([4.0, 1.0, 1.0, 1.0])
 
-    results = totalspineseg_support.make_results(tmp_path / "dl")
-    zips = [
-        totalspineseg_support.zip_dataset(folder, tmp_path / f"{folder.name}.zip")
-        for folder in sorted(results.iterdir())
-    ]
-    store = tmp_path / "store"
-    done = _cli("models", "install", *zips, "--store", store, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("installed totalspineseg")
-    # a sagittal image (4 mm slices along x), zero except a flat bright disc 4 mm thick at z 18-21 mm
+
+def _sagittal() -> np.ndarray:
+    """A sagittal image (4 mm slices along x), zero except a flat bright disc 4 mm thick at z 18-21 mm."""
     volume = np.zeros((8, 40, 40), dtype=np.float32)
     volume[:, 10:30, 18:22] = 500.0
-    affine = np.diag([4.0, 1.0, 1.0, 1.0])
+    return volume
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both tiny steps zipped as the release zips are and installed with `models install` (a process)."""
+    from tests import totalspineseg_support
+
+    root = tmp_path_factory.mktemp("tss")
+    results = totalspineseg_support.make_results(root / "dl")
+    zips = [
+        totalspineseg_support.zip_dataset(folder, root / f"{folder.name}.zip") for folder in sorted(results.iterdir())
+    ]
+    done = _cli("models", "install", *zips, "--store", root / "store", cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("installed totalspineseg")
+    return root / "store"
+
+
+@pytest.mark.slow
+def test_levels_by_key_runs_both_installed_steps_on_a_sagittal_image(tmp_path, store) -> None:
+    """`levels SAG --model totalspineseg` as a process: the disc plane, the label map on the input grid."""
+    volume, affine = _sagittal(), SAG_AFFINE
     sag = tmp_path / "sag.nii.gz"
     nib.save(nib.Nifti1Image(volume, affine), str(sag))
     done = _cli("levels", sag, "-o", tmp_path / "out", "--model", "totalspineseg", "--store", store, cwd=tmp_path)
@@ -97,6 +110,39 @@ def test_levels_by_key_runs_both_installed_steps_on_a_sagittal_image(tmp_path) -
     values = np.asarray(labels.dataobj)
     assert set(np.unique(values)) == {0, 100}
     assert np.array_equal(values == 100, volume > 0)
+
+
+@pytest.mark.slow
+def test_run_takes_its_sagittal_levels_from_the_spine_model_by_key(tmp_path, store) -> None:
+    """`run --spine-model totalspineseg`: the sagittal image is segmented and its disc placed on the axial stack."""
+    cases = tmp_path / "in"
+    cases.mkdir()
+    nib.save(nib.Nifti1Image(_sagittal(), SAG_AFFINE), str(cases / "P1_sag.nii.gz"))
+    axial = np.full((40, 40, 10), 100.0, np.float32)
+    axial.flat[0] = 200.0
+    axial_labels = np.zeros(axial.shape, dtype=np.uint8)
+    axial_labels[5:12, 20:30, :] = 1
+    axial_labels[28:35, 20:30, :] = 4
+    axial_affine = np.diag([1.0, 1.0, 4.0, 1.0])
+    nib.save(nib.Nifti1Image(axial, axial_affine), str(cases / "P1_t2.nii.gz"))
+    nib.save(nib.Nifti1Image(axial_labels, axial_affine), str(cases / "P1_dseg.nii.gz"))
+    out = tmp_path / "out"
+    done = _cli(
+        "run", cases, "-o", out, "--spine-model", "totalspineseg", "--store", store, "--no-report", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    levels = pd.read_csv(next(out.rglob("P1_levels.csv")))
+    assert list(levels["level"]) == ["L5/S1"]
+    assert list(levels["disc_slice"]) == [5]  # the plane z = 19.5 mm, axial slices every 4 mm from z = 0
+    assert levels["source"].str.startswith("sagittal P1_sag.nii.gz (model totalspineseg").all()
+
+
+def test_run_spine_model_errors_come_before_any_image_is_read(tmp_path) -> None:
+    done = _cli(
+        "run", tmp_path / "none", "-o", tmp_path / "o", "--spine-model", "spineps", "--store", tmp_path, cwd=tmp_path
+    )
+    assert done.returncode != 0
+    assert "paraspinal has no backend that runs spineps yet" in done.stderr
 
 
 def test_backends_lists_the_spine_backends(tmp_path) -> None:
