@@ -163,3 +163,19 @@ def test_spineps_is_a_one_line_error_naming_its_extra_or_what_to_do(tmp_path) ->
     message = str(caught.value)
     assert "\n" not in message
     assert 'pip install "paraspinal[spineps]"' in message or "--labels FILE --scheme spineps" in message
+
+
+def test_an_l6_reaches_the_levels_under_its_own_names_with_a_warning() -> None:
+    from paraspinal.anatomy import load_scheme
+    from paraspinal.io.image import Image
+    from paraspinal.io.label_map import LabelMap
+    from paraspinal.levels import spine_levels_from_labels
+
+    lpi = np.diag([-1.0, -1.0, -1.0, 1.0])
+    levels = spine_levels_from_labels(
+        LabelMap.given(Image(label_step2(_spine(5), **AXES), lpi), load_scheme("totalspineseg"))
+    )
+    assert [d.name for d in levels.discs] == ["T12/L1", "L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/L6", "L5/S1"]
+    assert levels.warnings == (
+        "the labels name transitional vertebra(e) L6: the discs keep the model's own names; check the QC image",
+    )
