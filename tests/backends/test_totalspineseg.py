@@ -179,3 +179,24 @@ def test_an_l6_reaches_the_levels_under_its_own_names_with_a_warning() -> None:
     assert levels.warnings == (
         "the labels name transitional vertebra(e) L6: the discs keep the model's own names; check the QC image",
     )
+
+
+def test_weights_without_both_steps_are_a_one_line_error(tmp_path) -> None:
+    from paraspinal.backends.totalspineseg import results_folder, trainer_folder
+    from paraspinal.errors import InputError
+
+    (tmp_path / "nnUNet" / "results" / "Dataset101_TotalSpineSeg_step1").mkdir(parents=True)
+    with pytest.raises(InputError) as caught:
+        results_folder(tmp_path)
+    assert str(caught.value) == (
+        f"{tmp_path}: TotalSpineSeg weights need both Dataset101_TotalSpineSeg_step1 and "
+        "Dataset102_TotalSpineSeg_step2 (nnUNet/results layout)"
+    )
+    (tmp_path / "nnUNet" / "results" / "Dataset102_TotalSpineSeg_step2").mkdir()
+    assert results_folder(tmp_path) == tmp_path / "nnUNet" / "results"
+    fold = tmp_path / "nnUNet" / "results" / "Dataset101_TotalSpineSeg_step1" / "T__P__3d_fullres" / "fold_0"
+    fold.mkdir(parents=True)
+    with pytest.raises(InputError, match=r"fold_0 holds neither checkpoint_final\.pth nor checkpoint_best\.pth"):
+        trainer_folder(fold.parent.parent)
+    (fold / "checkpoint_best.pth").write_bytes(b"")
+    assert trainer_folder(fold.parent.parent) == (fold.parent, "checkpoint_best.pth")
