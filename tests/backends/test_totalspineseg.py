@@ -200,3 +200,18 @@ def test_weights_without_both_steps_are_a_one_line_error(tmp_path) -> None:
         trainer_folder(fold.parent.parent)
     (fold / "checkpoint_best.pth").write_bytes(b"")
     assert trainer_folder(fold.parent.parent) == (fold.parent, "checkpoint_best.pth")
+
+
+@pytest.mark.parametrize("flips", [(1, 1, 1), (-1, -1, 1), (1, -1, -1)])
+def test_the_lpi_grid_holds_the_image_and_maps_back_voxel_for_voxel(flips) -> None:
+    from paraspinal.backends.totalspineseg import lpi_grid, sample
+    from paraspinal.io.image import Image
+
+    labels = np.random.default_rng(0).integers(0, 5, size=(6, 10, 12)).astype(np.uint8)
+    affine = np.diag([4.0 * flips[0], 1.0 * flips[1], 2.0 * flips[2], 1.0])
+    affine[:3, 3] = (10.0, -20.0, 30.0)
+    grid, shape = lpi_grid(Image(labels, affine))
+    assert np.all(np.diag(grid)[:3] == (-1.0, -1.0, -1.0))  # L, P, I at 1 mm
+    assert shape == (24, 10, 24)
+    on_grid = sample(labels, affine, grid, shape, order=0)
+    np.testing.assert_array_equal(sample(on_grid, grid, affine, labels.shape, order=0), labels)
