@@ -106,6 +106,24 @@ BACKENDS: tuple[BackendSpec, ...] = (
         needs_model=True,
         model_hint="a MuscleMap model folder (its config .json and .pth weights)",
     ),
+    BackendSpec(
+        name="totalspineseg",
+        description="TotalSpineSeg's two nnU-Net v2 steps (spine: vertebrae and discs with level names, canal, cord)",
+        target="paraspinal.backends.totalspineseg:TotalSpineSegBackend",
+        extra="nnunet",
+        requires=("nnunetv2", "torch"),
+        needs_model=True,
+        model_hint="TotalSpineSeg's weights (Dataset101_TotalSpineSeg_step1 and Dataset102_TotalSpineSeg_step2)",
+    ),
+    BackendSpec(
+        name="spineps",
+        description="SPINEPS (spine: sagittal T2w vertebrae with T13/L6, discs); needs the spineps package",
+        target="paraspinal.backends.spineps:SpinepsBackend",
+        extra="spineps",
+        requires=("spineps",),
+        needs_model=True,
+        model_hint="SPINEPS's semantic and instance model folders (each with inference_config.json)",
+    ),
 )
 
 

@@ -191,15 +191,25 @@ def find_trainer_class(name: str) -> type:
     return found
 
 
-def build_predictor(folder: Path, *, tile_step: float, device: Any) -> Any:
-    """An ``nnUNetPredictor`` for one model folder (fold 0), set up as TotalSegmentator sets it up."""
+def build_predictor(
+    folder: Path,
+    *,
+    tile_step: float,
+    device: Any,
+    checkpoint_name: str = CHECKPOINT,
+    trainer_fallback: str | None = None,
+) -> Any:
+    """An ``nnUNetPredictor`` for one model folder (fold 0, ``checkpoint_name``), set up as TotalSegmentator
+    sets it up (Gaussian weighting, no mirroring). ``trainer_fallback``: the trainer class whose network
+    builder is used when the checkpoint's trainer is not part of this nnunetv2 (one that only changes
+    training, such as TotalSpineSeg's data-augmentation trainer)."""
     import torch
     from batchgenerators.utilities.file_and_folder_operations import load_json
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    checkpoint_path = folder / "fold_0" / CHECKPOINT
+    checkpoint_path = folder / "fold_0" / checkpoint_name
     try:
         dataset_json = load_json(str(folder / "dataset.json"))
         plans_manager = PlansManager(load_json(str(folder / "plans.json")))
@@ -208,7 +218,12 @@ def build_predictor(folder: Path, *, tile_step: float, device: Any) -> Any:
         configuration = plans_manager.get_configuration(checkpoint["init_args"]["configuration"])
         n_in = determine_num_input_channels(plans_manager, configuration, dataset_json)
         n_out = plans_manager.get_label_manager(dataset_json).num_segmentation_heads
-        trainer_class = find_trainer_class(trainer_name)
+        try:
+            trainer_class = find_trainer_class(trainer_name)
+        except InputError:
+            if trainer_fallback is None:
+                raise
+            trainer_class = find_trainer_class(trainer_fallback)
         network = trainer_class.build_network_architecture(
             plans_manager, configuration, n_in, n_out, enable_deep_supervision=False
         )

@@ -280,6 +280,12 @@ def run_command(
     checkpoint: str | None = checkpoint_option(),
     task: str | None = task_option(),
     model_scheme: str | None = native_scheme_option("--model-scheme"),
+    spine_model: str | None = typer.Option(
+        None,
+        "--spine-model",
+        help="Spine model for sagittal images without a label map: the key of an installed published model "
+        "(totalspineseg) or a model folder (default: the bundled lumbar_spine).",
+    ),
     methods: str = typer.Option(
         ",".join(INFILTRATION_METHODS), "--methods", help="Fat-infiltration methods on T1/T2 images (empty: none)."
     ),
@@ -336,7 +342,7 @@ def run_command(
     image_name, water, fat, labels, levels, sagittal, sagittal_labels). Runs resume by default: finished
     cases are skipped.
     """
-    from paraspinal.backends.catalog import Models
+    from paraspinal.backends.catalog import BackendFactory, BackendOptions, Models, model_factory
     from paraspinal.batch.runner import BatchOptions
     from paraspinal.pipeline.discovery import discover_cases, read_cases_csv
     from paraspinal.pipeline.options import RunOptions
@@ -357,6 +363,15 @@ def run_command(
         scheme=model_scheme,
         store=store,
     )
+    spine = BackendFactory(role="spine")
+    if spine_model is not None:
+        spine = model_factory(
+            model=spine_model,
+            store=store,
+            role="spine",
+            options=BackendOptions(device=device, threads=threads, test_time_flip=False),
+        )
+        spine.check()  # a model installed nowhere, a missing extra: one line, before any image is read
     options = RunOptions(
         scheme=scheme,
         sagittal_scheme=sagittal_scheme,
@@ -419,7 +434,7 @@ def run_command(
         log.warning(warning)
     command = ["paraspinal", "run", *map(str, inputs), "-o", str(out)]
     command += [f"--labels={labels}"] * (labels is not None) + [f"--levels={levels}"] * (levels is not None)
-    command += backend_arguments(factory)
+    command += backend_arguments(factory) + [f"--spine-model={spine_model}"] * (spine_model is not None)
     batch = BatchOptions(
         workers=workers, scheduler=scheduler, num_parts=num_parts, part_id=part_id, resume=resume, wait=wait
     )
@@ -427,7 +442,7 @@ def run_command(
         cases,
         out=out,
         options=options,
-        models=Models(muscle=factory),
+        models=Models(muscle=factory, spine=spine),
         batch=batch,
         log=log,
         command=command,

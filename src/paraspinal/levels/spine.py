@@ -9,7 +9,7 @@ and the discs are placed geometrically between them (:mod:`paraspinal.levels.spi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -101,8 +101,18 @@ def spine_levels_from_labels(
         for v in present
         if registry[scheme.entry(v).structure].category == "disc" and registry[scheme.entry(v).structure].level
     }
+    transitional = sorted(
+        {level for v in present if (level := registry[scheme.entry(v).structure].level) in TRANSITIONAL_LEVELS}
+    )
     if named_discs:
-        return _from_disc_labels(labels, named_discs)
+        found = _from_disc_labels(labels, named_discs)
+        if not transitional:
+            return found
+        note = (
+            f"the labels name transitional vertebra(e) {', '.join(transitional)}: the discs keep the model's own "
+            "names; check the QC image"
+        )
+        return replace(found, warnings=(*found.warnings, note))
     named = name_bodies(labels, scheme=scheme, registry=registry, min_body_mm3=min_body_mm3)
     discs, axes = discs_between(named.names, named.voxels, named.kinds, named.confidences, next_name=_NEXT)
     voxel_mm3 = labels.voxel_volume_mm3
@@ -131,9 +141,6 @@ def spine_levels_from_labels(
             "more than one numbering; check the QC image (a sacrum taken for L5, or a missed body, shifts every "
             "name by one)"
         )
-    transitional = sorted(
-        {level for v in present if (level := registry[scheme.entry(v).structure].level) in TRANSITIONAL_LEVELS}
-    )
     if transitional:
         warnings.append(
             f"the labels name transitional vertebra(e) {', '.join(transitional)}: paraspinal's level naming counts "
