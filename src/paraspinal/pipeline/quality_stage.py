@@ -16,16 +16,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from paraspinal.io import LabelMap
-from paraspinal.pipeline.levels import CaseLevels
 from paraspinal.pipeline.read import CaseImages
 from paraspinal.quality import CaseQuality, combine
 from paraspinal.quality.laterality import check_laterality
 from paraspinal.quality.muscle import assess_muscles
-from paraspinal.reporting.qc import QcImage
+
+if TYPE_CHECKING:  # segment runs this stage: no pandas or matplotlib for it
+    import pandas as pd
+
+    from paraspinal.pipeline.levels import CaseLevels
+    from paraspinal.reporting.qc import QcImage
 
 __all__ = ["NO_IMAGE_REASON", "assess_case", "manifest_quality", "quality_file_name", "thumbnail", "with_qc"]
 
@@ -48,6 +51,8 @@ def assess_case(*, images: CaseImages, label_map: LabelMap, levels: CaseLevels |
 def with_qc(table: pd.DataFrame, quality: CaseQuality, *, slice_axis: int) -> pd.DataFrame:
     """``table`` with its ``qc`` column (last). Slice rows take their slice's status only when the table's
     slices are the quality's (``slice_axis`` = the label grid's third axis), else their structure's."""
+    import pandas as pd
+
     per_slice = slice_axis == QC_SLICE_AXIS
     keys = table[["structure", "side", "scope", "slice"]].drop_duplicates()
     status: dict[tuple[object, ...], str] = {}
