@@ -8,8 +8,8 @@ are in view than there are lumbar classes, the spacing along the column jumps, t
 like a sacrum, or the field of view ends at it. All lengths are mm along the local column axis (the line through
 neighbouring body centroids); ratios are natural logs (0 = like the neighbours).
 
-Every signal is a float; one that cannot be measured (too few bodies) takes its neutral value (0, or the value of
-a regular column), so that it adds nothing to the score.
+Every signal is a float, oriented so that larger is more suspicious (the calibration keeps every weight >= 0); one
+that cannot be measured (too few bodies) takes its neutral value 0.
 """
 
 from __future__ import annotations
@@ -28,19 +28,24 @@ SIGNALS: dict[str, tuple[float, str]] = {
     "body_disagreement": (0.0, "1 - the lowest share of a body's voxels voting for the name it got"),
     "extra_bodies": (0.0, "bodies in view beyond the five lumbar classes"),
     "sacrum_by_position": (0.0, "1 when the lowest piece was named S1 by its position (no sacrum class)"),
-    "lowest_height_log": (0.0, "log of the lowest piece's height over the median height of the bodies above"),
-    "lowest_volume_log": (0.0, "log of the lowest piece's volume over the median volume of the bodies above"),
-    "lowest_pitch_log": (0.0, "log of the centroid spacing above the lowest piece over the median spacing above"),
+    "sacrum_like_body": (
+        0.0,
+        "for a piece named S1 by position: exp(-|log height ratio| - |log volume ratio|) to "
+        "the bodies above (1 = a whole lumbar-sized body, 0 = a sacral fragment)",
+    ),
+    "lowest_height_dev": (0.0, "|log| of the lowest body's height over the median height of the bodies above"),
+    "lowest_volume_dev": (0.0, "|log| of the lowest body's volume over the median volume of the bodies above"),
+    "lowest_pitch_dev": (0.0, "|log| of the centroid spacing above the lowest piece over the median spacing above"),
     "pitch_irregularity": (0.0, "largest |log| of a centroid spacing over the median spacing (lowest one excluded)"),
     "height_irregularity": (0.0, "largest |log| of a body's height over the median (lowest piece and cut bodies out)"),
     "lowest_tilt_deg": (0.0, "angle between the lowest piece's thinnest axis and the column axis above it (deg)"),
-    "lowest_flatness_log": (0.0, "log of the lowest piece's height/depth over the bodies' median height/depth"),
+    "lowest_flatness_dev": (0.0, "|log| of the lowest body's height/depth over the median of the bodies above"),
     "lowest_at_edge": (0.0, "1 when the lowest piece touches the inferior end of the field of view"),
     "top_at_edge": (0.0, "1 when the top body touches the superior end of the field of view"),
-    "below_lowest_mm": (0.0, "field of view below the lowest piece (mm, at most 100)"),
+    "short_fov_below": (0.0, "1 - the field of view below the lowest piece / 40 mm (0 from 40 mm on)"),
 }
 _PERCENTILE = 2.0  # extents are 2nd-98th percentiles of the voxels' positions (a stray voxel does not count)
-_MAX_BELOW_MM = 100.0
+_ENOUGH_BELOW_MM = 40.0
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -86,20 +91,25 @@ def level_signals(spine: SpineLevels, *, grid: Image) -> dict[str, float]:
     top_edge, bottom_edge, below_mm = _edges(points, grid=grid, axis=axes[-1])
     out["lowest_at_edge"] = float(bottom_edge)
     out["top_at_edge"] = float(top_edge)
-    out["below_lowest_mm"] = float(min(below_mm, _MAX_BELOW_MM))
+    out["short_fov_below"] = 1.0 - float(min(below_mm, _ENOUGH_BELOW_MM)) / _ENOUGH_BELOW_MM
     above = list(range(1 if top_edge else 0, n - 1))  # whole bodies above the lowest piece
     if above:
-        out["lowest_height_log"] = _log_ratio(heights[-1], float(np.median(heights[above])))
-        out["lowest_volume_log"] = _log_ratio(volumes[-1], float(np.median(volumes[above])))
+        height_log = _log_ratio(heights[-1], float(np.median(heights[above])))
+        volume_log = _log_ratio(volumes[-1], float(np.median(volumes[above])))
         flat = heights / np.maximum(depths, 1e-6)
-        out["lowest_flatness_log"] = _log_ratio(flat[-1], float(np.median(flat[above])))
+        flat_log = _log_ratio(flat[-1], float(np.median(flat[above])))
+        if out["sacrum_by_position"]:
+            out["sacrum_like_body"] = float(np.exp(-abs(height_log) - abs(volume_log)))
+        else:
+            out["lowest_height_dev"], out["lowest_volume_dev"] = abs(height_log), abs(volume_log)
+            out["lowest_flatness_dev"] = abs(flat_log)
     if len(above) >= 2:
         typical = float(np.median(heights[above]))
         out["height_irregularity"] = float(np.max(np.abs(np.log(np.maximum(heights[above], 1e-6) / typical))))
     if n >= 3:
         pitches = np.linalg.norm(np.diff(centroids, axis=0), axis=1)
         reference = float(np.median(pitches[:-1]))
-        out["lowest_pitch_log"] = _log_ratio(float(pitches[-1]), reference)
+        out["lowest_pitch_dev"] = abs(_log_ratio(float(pitches[-1]), reference))
         if n >= 4:
             out["pitch_irregularity"] = float(np.max(np.abs(np.log(pitches[:-1] / reference))))
     if n >= 2:

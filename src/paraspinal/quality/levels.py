@@ -127,26 +127,33 @@ def _reason(name: str, value: float) -> str:
         return f"{5 + value:.0f} bodies in view, more than the five lumbar ones: which is L1 rests on the votes alone"
     if name == "sacrum_by_position":
         return "the lowest piece was taken for the top of the sacrum by its position: a real L5 there shifts every name"
-    if name == "lowest_height_log":
-        return f"the lowest piece is {math.exp(value):.2f} times the height of the bodies above"
-    if name == "lowest_volume_log":
-        return f"the lowest piece has {math.exp(value):.2f} times the volume of the bodies above"
-    if name == "lowest_pitch_log":
-        return f"the spacing above the lowest piece is {math.exp(value):.2f} times the spacing higher up"
+    if name == "sacrum_like_body":
+        return (
+            "the lowest piece was taken for the top of the sacrum by its position, but it looks like a whole lumbar "
+            f"body (likeness {value:.2f}): a real L5 there shifts every name"
+        )
+    if name == "lowest_height_dev":
+        return f"the lowest body's height differs from the bodies above by a factor {math.exp(value):.2f}"
+    if name == "lowest_volume_dev":
+        return f"the lowest body's volume differs from the bodies above by a factor {math.exp(value):.2f}"
+    if name == "lowest_pitch_dev":
+        return (
+            f"the spacing above the lowest piece differs from the spacing higher up by a factor {math.exp(value):.2f}"
+        )
     if name == "pitch_irregularity":
         return f"body spacing along the column varies by a factor {math.exp(value):.2f} (a missed or extra body?)"
     if name == "height_irregularity":
         return f"body heights vary by a factor {math.exp(value):.2f} along the column"
     if name == "lowest_tilt_deg":
         return f"the lowest piece is tilted {value:.0f} deg against the column above"
-    if name == "lowest_flatness_log":
-        return f"the lowest piece's height/depth is {math.exp(value):.2f} times that of the bodies above"
+    if name == "lowest_flatness_dev":
+        return f"the lowest body's height/depth differs from the bodies above by a factor {math.exp(value):.2f}"
     if name == "lowest_at_edge":
         return "the lowest piece is cut by the bottom of the field of view"
     if name == "top_at_edge":
         return "the top body is cut by the top of the field of view"
-    if name == "below_lowest_mm":
-        return f"{value:.0f} mm of field of view below the lowest piece"
+    if name == "short_fov_below":
+        return f"the field of view ends {40 * (1 - value):.0f} mm below the lowest piece: nothing below to check it against"
     raise KeyError(name)
 
 
