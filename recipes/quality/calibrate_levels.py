@@ -1,6 +1,6 @@
 """Calibrate the levels quality score (``src/paraspinal/quality/data/levels.toml``) on the sagittal spines.
 
-    python recipes/quality/calibrate_levels.py /work/shared/data/spine-sagittal \
+    python recipes/quality/calibrate_levels.py ../shared/data/spine-sagittal \
         --cache /tmp/qspine_levels_cache --report /tmp/levels_calibration.json --write
 
 1. The bundled spine model (ONNX Runtime, as ``paraspinal levels`` runs it) on the 54 Dixon and 5 T2 spines and
@@ -12,10 +12,10 @@
    signals of :mod:`paraspinal.quality.level_signals`. A case is *misnamed* when a found body (or the piece taken
    for S1) lies within half a body spacing of a manual body of another name (Dixon: manual bodies; T2: bodies
    placed between the manual discs); only manual bodies in the variant's field of view count.
-3. A logistic model (standardised signals, every weight >= 0, L2) is fitted with five-fold cross-validation grouped by subject (the
-   Dixon twin pairs share a group). The ``ok`` threshold is the out-of-fold score that flags ``--target-fpr`` of
-   the correctly named cases (the issue allows 25 %), ``fail`` the highest score under which at least
-   ``--fail-precision`` of the out-of-fold cases are misnamed. The final weights are fitted on all cases.
+3. A logistic model (standardised signals, every weight >= 0, L2) is fitted with five-fold cross-validation
+   grouped by subject (the Dixon twin pairs share a group). The ``ok`` threshold is the out-of-fold score that
+   flags ``--target-fpr`` of the correctly named cases (the issue allows 25 %), ``fail`` the highest score under
+   which at least ``--fail-precision`` of the out-of-fold cases are misnamed (0 when none is). The final weights are fitted on all cases.
 
 Reported (``--report``): AUROC, the share of misnamed and of correct cases flagged (review or fail) out of fold,
 the same for the old warning (naming confidence under 0.5), per variant kind.
@@ -109,7 +109,9 @@ def fit(x: np.ndarray, y: np.ndarray, *, c: float):
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         logit = theta[0] + z @ theta[1:]
         p = 1.0 / (1.0 + np.exp(-logit))
-        value = float(np.sum(sample * (np.logaddexp(0, logit) - y * logit))) + 0.5 / c * float(theta[1:] @ theta[1:]) / len(y)
+        value = float(np.sum(sample * (np.logaddexp(0, logit) - y * logit))) + 0.5 / c * float(
+            theta[1:] @ theta[1:]
+        ) / len(y)
         grad_logit = sample * (p - y)
         grad = np.concatenate([[grad_logit.sum()], z.T @ grad_logit + theta[1:] / c / len(y)])
         return value, grad

@@ -153,7 +153,9 @@ def _reason(name: str, value: float) -> str:
     if name == "top_at_edge":
         return "the top body is cut by the top of the field of view"
     if name == "short_fov_below":
-        return f"the field of view ends {40 * (1 - value):.0f} mm below the lowest piece: nothing below to check it against"
+        return (
+            f"the field of view ends {40 * (1 - value):.0f} mm below the lowest piece: nothing below to check against"
+        )
     raise KeyError(name)
 
 
