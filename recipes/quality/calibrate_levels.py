@@ -15,7 +15,8 @@
 3. A logistic model (standardised signals, every weight >= 0, L2) is fitted with five-fold cross-validation
    grouped by subject (the Dixon twin pairs share a group). The ``ok`` threshold is the out-of-fold score that
    flags ``--target-fpr`` of the correctly named cases (the issue allows 25 %), ``fail`` the highest score under
-   which at least ``--fail-precision`` of the out-of-fold cases are misnamed (0 when none is). The final weights are fitted on all cases.
+   which at least ``--fail-precision`` of the out-of-fold cases are misnamed (0 when none is).
+   The final weights are fitted on all cases.
 
 Reported (``--report``): AUROC, the share of misnamed and of correct cases flagged (review or fail) out of fold,
 the same for the old warning (naming confidence under 0.5), per variant kind.
