@@ -90,6 +90,12 @@ def phantom(tmp_path: Path) -> dict[str, Path | np.ndarray]:
     }
 
 
+def _worst_flagged(quality_json: Path) -> list[int]:
+    slices = json.loads(quality_json.read_text())["slices"]
+    ranked = sorted(((v["score"], int(k)) for k, v in slices.items() if v["status"] != "ok"))
+    return [k for _, k in ranked[:3]]
+
+
 def test_segmented_case_is_cleaned_measured_and_written_in_full(phantom, tmp_path: Path) -> None:
     backend = FixedMaskBackend(phantom["labels_array"])
     out = tmp_path / "out"
@@ -113,9 +119,9 @@ def test_segmented_case_is_cleaned_measured_and_written_in_full(phantom, tmp_pat
             "qc/ph_fat_fraction.png",
             "qc/ph_locator.png",
             "qc/ph_montage.png",
-            *[f"qc/ph_axial_slice{k:03d}.png" for k in (8, 6, 4, 3, 2)],  # 5 evenly spaced slices
+            *[f"qc/ph_axial_slice{k:03d}.png" for k in {8, 6, 4, 3, 2, *_worst_flagged(folder / "ph_quality.json")}],
         ]
-    )
+    )  # 5 evenly spaced slices, and the (at most 3) worst slices the quality assessment flagged
     dseg = nib.load(folder / "ph_dseg.nii.gz")
     np.testing.assert_array_equal(np.asarray(dseg.dataobj), phantom["labels_array"])  # stray blob removed
     np.testing.assert_allclose(dseg.affine, nib.load(phantom["water"]).affine)

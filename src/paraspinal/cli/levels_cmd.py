@@ -85,10 +85,11 @@ def levels_command(
     for note in state.notes:
         typer.echo(f"paraspinal: note: {note}", err=True)
     frame = levels_frame(result)
+    quality = f"; quality {result.quality.status} {result.quality.score:.2f}" if result.quality is not None else ""
     shown = [c for c in ("level", "confidence", "estimated", "disc_slice", "distance_mm", "angle_deg") if c in frame]
     print_frame(
         out_console,
         frame[shown].round({"confidence": 2}),  # a share of votes: two decimals (the CSV keeps full precision)
-        title=f"levels ({result.spine.method}; naming confidence {result.spine.naming_confidence:.2f})",
+        title=f"levels ({result.spine.method}; naming confidence {result.spine.naming_confidence:.2f}{quality})",
     )
     out_console.print(f"wrote {', '.join(p.name for p in files.values())} to {out}")

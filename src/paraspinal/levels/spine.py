@@ -25,7 +25,9 @@ from paraspinal.levels.table import level_sort_key, normalise_level_name
 
 METHOD_DISCS = "labelled discs"
 METHOD_BODIES = "vertebral bodies"
-LOW_NAMING_CONFIDENCE = 0.5  # below this margin between the best and the next numbering, names are flagged
+# below this margin between the best and the next numbering, names were once flagged "uncertain"; the calibrated
+# levels quality (paraspinal.quality.levels) replaced that warning (it fired on most correct namings too)
+LOW_NAMING_CONFIDENCE = 0.5
 
 _NEXT = {SPINE_NAMES[i]: SPINE_NAMES[i + 1] for i in range(len(SPINE_NAMES) - 1)}
 
@@ -134,12 +136,6 @@ def spine_levels_from_labels(
         warnings.append(
             f"{named.discarded} vertebra fragment(s) ignored (under {min_body_mm3:g} mm³ or "
             f"{FRAGMENT_SHARE:.0%} of the largest body)"
-        )
-    if not named.counted_from_sacrum and named.naming_confidence < LOW_NAMING_CONFIDENCE:
-        warnings.append(
-            f"level naming uncertain (confidence {named.naming_confidence:.2f}): the labels' level votes support "
-            "more than one numbering; check the QC image (a sacrum taken for L5, or a missed body, shifts every "
-            "name by one)"
         )
     if transitional:
         warnings.append(

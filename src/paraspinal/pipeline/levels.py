@@ -72,9 +72,10 @@ def find_levels(
             assert spine is not None
             notes.extend(spine.notes)
             if spine.matched is not None:
-                return CaseLevels(spine.matched.table, spine.source, tuple(notes), spine)
+                return CaseLevels(spine.matched.table, spine.source, tuple(notes), spine, quality=spine.quality)
     if label_map is None:
-        return CaseLevels(None, spine.source if spine is not None else "none", tuple(notes), spine)
+        quality = spine.quality if spine is not None else None
+        return CaseLevels(None, spine.source if spine is not None else "none", tuple(notes), spine, quality=quality)
     found = resolve_levels(label_map, csv=csv, case_id=case.case_id)
     if found.table is None and csv is None and images.ct is not None:
         return _vertebra_levels(label_map, notes=(*notes, *found.notes), spine=spine) or CaseLevels(

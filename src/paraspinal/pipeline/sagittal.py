@@ -4,7 +4,8 @@ and put them on an axial stack. Shared by ``paraspinal levels`` and ``paraspinal
 Files written by :func:`write_levels_outputs` (names prefixed by ``prefix``):
 ``levels.csv`` (one row per disc: level, centre_x/y/z_mm, normal_x/y/z, confidence, estimated, and
 with an axial stack disc_slice, distance_mm, signed_distance_mm, angle_deg, slice_start,
-slice_stop), ``levels.json`` (the same plus bodies, sources, method and notes), ``levels_qc.png``
+slice_stop), ``levels.json`` (the same plus bodies, sources, method, notes and ``quality``: ``{"status", "score",
+"reasons"}`` of the level names), ``levels_qc.png``
 (sagittal QC) and, when the sagittal image was segmented, ``sagittal_dseg.nii.gz``.
 """
 
@@ -22,6 +23,8 @@ from paraspinal.io import Image, LabelMap, write_label_map
 from paraspinal.levels import AxialLevels, SpineLevels, match_axial, spine_levels_from_labels
 from paraspinal.levels.axial_match import DEFAULT_TOLERANCE_MM
 from paraspinal.levels.naming import named_label_map
+from paraspinal.quality import Assessment
+from paraspinal.quality.levels import assess_levels
 from paraspinal.reporting import AtomicOutputs
 from paraspinal.reporting.qc import QcImage
 from paraspinal.reporting.qc_sagittal import plot_sagittal_levels
@@ -38,7 +41,8 @@ class SagittalLevels:
     """Everything ``levels`` found for one sagittal image (and, optionally, one axial stack).
 
     ``label_map`` is the sagittal label map: given, or the spine model's with each body relabelled to the
-    level it was named (its provenance says which).
+    level it was named (its provenance says which). ``quality``: how far to trust the level names
+    (:func:`paraspinal.quality.levels.assess_levels`).
     """
 
     sagittal: Image
@@ -47,6 +51,7 @@ class SagittalLevels:
     matched: AxialLevels | None = None
     axial: Image | None = None
     notes: tuple[str, ...] = ()
+    quality: Assessment | None = None
 
     @property
     def segmented(self) -> bool:
@@ -89,12 +94,15 @@ def sagittal_levels(
             )
         labels = segment_on_grid(backend, sagittal)
     spine = spine_levels_from_labels(labels)
+    quality = assess_levels(spine=spine, label_map=labels)
     if labels.provenance.segmented and spine.named is not None:
         # the model's voxel labels are level votes; what we keep is each body with the name it was given
         registry = load_registry()
         named = named_label_map(labels.labels, spine.named, scheme=labels.scheme, registry=registry)
         labels = labels.with_labels(named, step={"step": "bodies named", "method": spine.method})
     notes = list(spine.warnings)
+    if quality.status != "ok":
+        notes.append(quality_note(quality))
     matched = None
     if axial is not None:
         frames = [img.metadata.get("frame_of_reference_uid") for img in (sagittal, axial)]
@@ -103,7 +111,17 @@ def sagittal_levels(
         source = SagittalLevels(sagittal, labels, spine).source
         matched = match_axial(spine, axial, sagittal=sagittal, tolerance_mm=tolerance_mm, source=source)
         notes.extend(matched.warnings)
-    return SagittalLevels(sagittal, labels, spine, matched=matched, axial=axial, notes=tuple(notes))
+    return SagittalLevels(sagittal, labels, spine, matched=matched, axial=axial, notes=tuple(notes), quality=quality)
+
+
+def quality_note(quality: Assessment) -> str:
+    """The warning line of a levels assessment that is not ``ok``."""
+    because = "; ".join(quality.reasons) or "no single reason"
+    return (
+        f"level names need {'review' if quality.status == 'review' else 'checking: likely wrong'} "
+        f"(quality {quality.status}, score {quality.score:.2f}): {because}; check the QC image (a real L5 taken for "
+        "the sacrum, or a missed or extra body, shifts every name by one)"
+    )
 
 
 def levels_frame(result: SagittalLevels):
@@ -126,6 +144,7 @@ def levels_document(result: SagittalLevels) -> dict[str, object]:
         "model": {k: v for k, v in result.model.items() if isinstance(v, str | int | float | bool)},
         "scheme": result.scheme.key,
         "naming_confidence": result.spine.naming_confidence,
+        "quality": result.quality.to_json() if result.quality is not None else None,
         "notes": list(result.notes),
         "conventions": "world coordinates RAS+ mm; normals are unit vectors pointing cranial; slice ranges half-open",
         "levels": json.loads(frame.to_json(orient="records")),

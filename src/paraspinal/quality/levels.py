@@ -1,0 +1,184 @@
+"""How far to trust a spine's level names: a calibrated score from :mod:`.level_signals`.
+
+The score is ``1 - p``, ``p`` the probability that some body is misnamed under a logistic model of the signals:
+``p = sigmoid(intercept + sum_i weight_i * (signal_i - mean_i) / scale_i)``. Weights, centring, thresholds and
+the reason cut-off are data (``quality/data/levels.toml``, written by ``recipes/quality/calibrate_levels.py``);
+each signal pushing the score down by at least ``min_logit`` becomes a reason, worst first. Levels read from
+labelled discs (a person drew and named them) are ``ok``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from paraspinal.errors import InputError
+from paraspinal.io.label_map import LabelMap
+from paraspinal.levels import SpineLevels
+from paraspinal.quality.assessment import Assessment, Thresholds, status_of
+from paraspinal.quality.level_signals import SIGNALS, level_signals
+
+__all__ = ["LevelsModel", "assess_levels", "load_levels_model"]
+
+
+@dataclass(frozen=True)
+class LevelsModel:
+    """The calibrated logistic model: per signal (in :data:`SIGNALS` order) weight, mean and scale."""
+
+    intercept: float
+    weights: np.ndarray
+    means: np.ndarray
+    scales: np.ndarray
+    thresholds: Thresholds
+    min_logit: float
+    max_reasons: int
+    source: str
+
+    def logits(self, signals: dict[str, float]) -> np.ndarray:
+        """Each signal's contribution to the log-odds of a misnaming."""
+        x = np.array([signals[name] for name in SIGNALS], dtype=np.float64)
+        return self.weights * (x - self.means) / self.scales
+
+
+def _number(table: dict, key: str, *, path: str, minimum: float | None = None) -> float:
+    value = table.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InputError(f"levels quality model: {key} must be a finite number", path=path)
+    if minimum is not None and value < minimum:
+        raise InputError(f"levels quality model: {key} must be at least {minimum:g}, got {value:g}", path=path)
+    return float(value)
+
+
+def parse_levels_model(document: dict, *, source: str) -> LevelsModel:
+    """A :class:`LevelsModel` from the TOML document; every problem is a one-line :class:`InputError`."""
+    features = document.get("features")
+    if not isinstance(features, dict) or set(features) != set(SIGNALS):
+        have = sorted(features) if isinstance(features, dict) else []
+        missing, unknown = sorted(set(SIGNALS) - set(have)), sorted(set(have) - set(SIGNALS))
+        raise InputError(
+            f"levels quality model: [features] must name exactly the signals "
+            f"(missing: {', '.join(missing) or 'none'}; unknown: {', '.join(unknown) or 'none'})",
+            path=source,
+        )
+    rows = []
+    for name in SIGNALS:
+        table = features[name]
+        if not isinstance(table, dict):
+            raise InputError(f"levels quality model: features.{name} must be a table", path=source)
+        scale = _number(table, "scale", path=source)
+        if scale <= 0:
+            raise InputError(f"levels quality model: features.{name}.scale must be positive", path=source)
+        rows.append((_number(table, "weight", path=source), _number(table, "mean", path=source), scale))
+    model = document.get("model", {})
+    thresholds = document.get("thresholds", {})
+    reasons = document.get("reasons", {})
+    if not all(isinstance(t, dict) for t in (model, thresholds, reasons)):
+        raise InputError("levels quality model: [model], [thresholds] and [reasons] must be tables", path=source)
+    try:
+        limits = Thresholds(ok=_number(thresholds, "ok", path=source), fail=_number(thresholds, "fail", path=source))
+    except ValueError as exc:
+        raise InputError(f"levels quality model: {exc}", path=source) from None
+    weights, means, scales = (np.array(column) for column in zip(*rows, strict=True))
+    return LevelsModel(
+        intercept=_number(model, "intercept", path=source),
+        weights=weights,
+        means=means,
+        scales=scales,
+        thresholds=limits,
+        min_logit=_number(reasons, "min_logit", path=source, minimum=0.0),
+        max_reasons=int(_number(reasons, "max_reasons", path=source, minimum=1.0)),
+        source=source,
+    )
+
+
+def load_levels_model(path: str | Path | None = None) -> LevelsModel:
+    """The levels quality model from ``path`` (TOML), or the bundled ``quality/data/levels.toml``."""
+    if path is None:
+        return _bundled()
+    p = Path(path)
+    try:
+        document = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("levels quality model not found", path=p) from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"not a valid TOML file: {exc}", path=p) from None
+    return parse_levels_model(document, source=str(p))
+
+
+@functools.cache
+def _bundled() -> LevelsModel:
+    item = resources.files("paraspinal.quality").joinpath("data", "levels.toml")
+    return parse_levels_model(tomllib.loads(item.read_text(encoding="utf-8")), source=str(item))
+
+
+def _reason(name: str, value: float) -> str:
+    """One line saying what the signal ``name`` measured (``value``) and why it matters."""
+    if name == "vote_disagreement":
+        return f"the level votes barely prefer this numbering (margin {1 - value:.2f} of all votes)"
+    if name == "body_disagreement":
+        return f"a body's voxels disagree on its name (only {1 - value:.0%} vote for it)"
+    if name == "extra_bodies":
+        return f"{5 + value:.0f} bodies in view, more than the five lumbar ones: which is L1 rests on the votes alone"
+    if name == "sacrum_by_position":
+        return "the lowest piece was taken for the top of the sacrum by its position: a real L5 there shifts every name"
+    if name == "sacrum_like_body":
+        return (
+            "the lowest piece was taken for the top of the sacrum by its position, but it looks like a whole lumbar "
+            f"body (likeness {value:.2f}): a real L5 there shifts every name"
+        )
+    if name == "lowest_height_dev":
+        return f"the lowest body's height differs from the bodies above by a factor {math.exp(value):.2f}"
+    if name == "lowest_volume_dev":
+        return f"the lowest body's volume differs from the bodies above by a factor {math.exp(value):.2f}"
+    if name == "lowest_pitch_dev":
+        return (
+            f"the spacing above the lowest piece differs from the spacing higher up by a factor {math.exp(value):.2f}"
+        )
+    if name == "pitch_irregularity":
+        return f"body spacing along the column varies by a factor {math.exp(value):.2f} (a missed or extra body?)"
+    if name == "height_irregularity":
+        return f"body heights vary by a factor {math.exp(value):.2f} along the column"
+    if name == "lowest_tilt_deg":
+        return f"the lowest piece is tilted {value:.0f} deg against the column above"
+    if name == "lowest_flatness_dev":
+        return f"the lowest body's height/depth differs from the bodies above by a factor {math.exp(value):.2f}"
+    if name == "lowest_at_edge":
+        return "the lowest piece is cut by the bottom of the field of view"
+    if name == "top_at_edge":
+        return "the top body is cut by the top of the field of view"
+    if name == "short_fov_below":
+        return (
+            f"the field of view ends {40 * (1 - value):.0f} mm below the lowest piece: nothing below to check against"
+        )
+    raise KeyError(name)
+
+
+def assess_signals(signals: dict[str, float], *, model: LevelsModel | None = None) -> Assessment:
+    """The assessment of measured ``signals`` (see :data:`SIGNALS`) under ``model`` (default: the bundled one)."""
+    model = model or _bundled()
+    contributions = model.logits(signals)
+    z = float(model.intercept + contributions.sum())
+    score = float(1.0 / (1.0 + math.exp(z)))  # 1 - sigmoid(z): 1 = trustworthy
+    status = status_of(score, model.thresholds)
+    names = list(SIGNALS)
+    worst = [i for i in np.argsort(-contributions, kind="stable") if contributions[i] >= model.min_logit]
+    reasons = [_reason(names[i], signals[names[i]]) for i in worst[: model.max_reasons]]
+    if status != "ok" and not reasons:
+        reasons = [_reason(names[int(np.argmax(contributions))], signals[names[int(np.argmax(contributions))]])]
+    return Assessment(status, min(max(score, 0.0), 1.0), tuple(reasons) if status != "ok" else ())
+
+
+def assess_levels(*, spine: SpineLevels, label_map: LabelMap, model: LevelsModel | None = None) -> Assessment:
+    """How far to trust ``spine``'s level names, found on ``label_map`` (its grid gives the field of view).
+
+    Levels from labelled discs are ``ok`` (score 1): their names were given, not inferred.
+    """
+    if spine.named is None:
+        return Assessment("ok", 1.0, ())
+    return assess_signals(level_signals(spine, grid=label_map.labels), model=model)
