@@ -131,7 +131,7 @@ def _build_v2(root: Path, *, labels: dict | None = None, dataset: str = V2_NAME)
     )
     plans_identifier = plan_experiments([dataset_id])
     pre = root / "preprocessed" / dataset_name
-    plans = json.loads((pre / f"{plans_identifier}.json").read_text())
+    plans = json.loads((pre / f"{plans_identifier}.json").read_text(encoding="utf-8"))
     model = root / "results" / dataset_name / f"nnUNetTrainer__{plans_identifier}__2d"
     (model / "fold_0").mkdir(parents=True, exist_ok=True)
     shutil.copy(pre / f"{plans_identifier}.json", model / "plans.json")

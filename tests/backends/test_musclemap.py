@@ -116,7 +116,7 @@ def monai_reference(image_path: Path, model_dir: Path, tmp: Path, *, chunk: int 
         Spacingd,
     )
 
-    config = json.loads((model_dir / "contrast_agnostic_lumbar_model.json").read_text())
+    config = json.loads((model_dir / "contrast_agnostic_lumbar_model.json").read_text(encoding="utf-8"))
     network = _network(config)
     network.load_state_dict(torch.load(model_dir / "contrast_agnostic_lumbar_model.pth", weights_only=True))
     network.eval()

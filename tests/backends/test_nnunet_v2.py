@@ -88,7 +88,7 @@ def test_v2_equals_nnunet_predict_for_ras_and_lps(v2_model, inputs, tmp_path):
 def test_v2_reorienting_reader_equals_nnunet_predict(v2_model, inputs, tmp_path):
     model = tmp_path / "reorient_model"
     shutil.copytree(v2_model, model)
-    plans = json.loads((model / "plans.json").read_text())
+    plans = json.loads((model / "plans.json").read_text(encoding="utf-8"))
     plans["image_reader_writer"] = "NibabelIOWithReorient"
     (model / "plans.json").write_text(json.dumps(plans))
     folder = tmp_path / "inputs"
@@ -141,7 +141,7 @@ def test_v2_missing_files_give_one_line_errors(v2_model, tmp_path):
 def test_v2_unknown_labels_need_scheme(v2_model, tmp_path):
     model = tmp_path / "model"
     shutil.copytree(v2_model, model)
-    dataset = json.loads((model / "dataset.json").read_text())
+    dataset = json.loads((model / "dataset.json").read_text(encoding="utf-8"))
     dataset["labels"] = {"background": 0, "a": 1, "b": 2, "c": 3, "d": 4}
     (model / "dataset.json").write_text(json.dumps(dataset))
     with pytest.raises(InputError) as err:
@@ -226,5 +226,5 @@ def test_segment_command_runs_an_nnunet_model_folder(v2_model, inputs, tmp_path)
     expected = read_label_map(tmp_path / "ref" / "lps.nii.gz")
     np.testing.assert_array_equal(labels.array, expected.array)
     np.testing.assert_allclose(labels.affine, read_image(inputs / "lps_0000.nii.gz").affine, atol=1e-6)
-    sidecar = json.loads((out / "lps_0000_dseg.json").read_text())
+    sidecar = json.loads((out / "lps_0000_dseg.json").read_text(encoding="utf-8"))
     assert sidecar["scheme"] == "lpm4" and sidecar["backend"] == "nnunet"

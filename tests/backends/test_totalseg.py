@@ -206,6 +206,6 @@ def test_run_segments_a_ct_with_the_total_task_and_measures_it_in_hu(case, tmp_p
     assert not hu.empty and set(hu["unit"]) == {"HU"}
     labels = nib.load(tmp_path / "out" / "ct" / "ct_dseg.nii.gz")
     assert labels.shape == volume.shape
-    manifest = json.loads((tmp_path / "out" / "ct" / "ct_manifest.json").read_text())
+    manifest = json.loads((tmp_path / "out" / "ct" / "ct_manifest.json").read_text(encoding="utf-8"))
     assert manifest["segmentation"]["backend"]["task"] == "total"
     assert manifest["label_scheme"] == "total"

@@ -179,7 +179,7 @@ def test_cli_segment_writes_dseg_and_sidecar(tmp_path, slab_file, backend, capsy
     np.testing.assert_allclose(written.affine, source.affine, atol=1e-5)
     expected = keep_largest_component(backend.segment(source).labels)[0].array
     np.testing.assert_array_equal(np.asarray(written.dataobj), expected)
-    sidecar = json.loads((out / "sub-01_water_dseg.json").read_text())
+    sidecar = json.loads((out / "sub-01_water_dseg.json").read_text(encoding="utf-8"))
     assert (
         sidecar["scheme"] == "lpm4" and sidecar["provenance"]["weights_sha256"] == backend.provenance["weights_sha256"]
     )
@@ -226,7 +226,7 @@ def test_model_folder_problems_are_one_line_errors(tmp_path) -> None:
         UNetOnnxBackend(bundled_model_dir(), device="tpu")
     shutil.rmtree(folder)
     shutil.copytree(bundled_model_dir(), folder)
-    card = json.loads((folder / "model.json").read_text())
+    card = json.loads((folder / "model.json").read_text(encoding="utf-8"))
     card["output"]["slice_sigma_mm"] = -2
     (folder / "model.json").write_text(json.dumps(card))
     with pytest.raises(InputError) as info:

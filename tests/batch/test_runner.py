@@ -205,7 +205,7 @@ def test_real_dask_scheduler_and_worker_processes_on_loopback(tmp_path: Path) ->
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        address = json.loads(scheduler_file.read_text())["address"]
+        address = json.loads(scheduler_file.read_text(encoding="utf-8"))["address"]
         assert address.startswith("tcp://127.0.0.1:")
         out = tmp_path / "out"
         code = main(

@@ -123,7 +123,7 @@ def test_segment_with_a_catalog_backend_records_backend_and_options(fakes, image
     code, _, err = _cli(args, capsys)
     assert code == 0, err
     np.testing.assert_array_equal(np.asarray(nib.load(out / "ph_t2_dseg.nii.gz").dataobj), _mask())
-    sidecar = json.loads((out / "ph_t2_dseg.json").read_text())
+    sidecar = json.loads((out / "ph_t2_dseg.json").read_text(encoding="utf-8"))
     assert sidecar["backend"] == "fake_mask" and sidecar["scheme"] == "lpm4"
     assert sidecar["provenance"]["version"] == "fake-1" and sidecar["provenance"]["backend"] == "fake_mask"
     assert sidecar["provenance"]["backend_options"] == {
@@ -147,7 +147,7 @@ def test_native_scheme_option_reaches_the_backend(fakes, image, tmp_path, capsys
     args = ["segment", image, "-o", out, "-b", "fake_mask", "-m", model, "--scheme", "total_mr", "--no-cleanup"]
     code, stdout, err = _cli(args, capsys)
     assert code == 0, err
-    sidecar = json.loads((out / "ph_t2_dseg.json").read_text())
+    sidecar = json.loads((out / "ph_t2_dseg.json").read_text(encoding="utf-8"))
     assert sidecar["scheme"] == "total_mr" and sidecar["labels"]["47"] == "autochthon_right"
     assert sidecar["provenance"]["backend_options"]["scheme"] == "total_mr"
     assert "autochthon_right" in stdout
@@ -185,13 +185,13 @@ def test_run_with_a_catalog_backend_in_two_workers_records_it_in_the_manifests(f
     args += ["--workers", "2", "--no-qc", "--no-report", "-q"]
     code, _, err = _cli(args, capsys)
     assert code == 0, err
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["segmentation_backend"]["backend"] == "fake_mask"
     assert manifest["segmentation_backend"]["backend_options"]["folds"] == ["2"]
     assert f"--backend=fake_mask --model={model.absolute()} --folds=2" in " ".join(manifest["command"])
     for case in ("c1", "c2"):
         np.testing.assert_array_equal(np.asarray(nib.load(out / case / f"{case}_dseg.nii.gz").dataobj), _mask())
-        case_manifest = json.loads((out / case / f"{case}_manifest.json").read_text())
+        case_manifest = json.loads((out / case / f"{case}_manifest.json").read_text(encoding="utf-8"))
         assert case_manifest["segmentation"]["backend"]["backend_options"]["model"] == str(model.absolute())
 
 

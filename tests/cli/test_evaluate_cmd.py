@@ -109,7 +109,7 @@ def test_single_pair_overlap_by_hand(tmp_path: Path) -> None:
     assert es.loc["volume_diff", "value"] == pytest.approx(10 * 10 * 4.0)  # one 10x10 sheet of 4 mm³ voxels
     assert es.loc["hd95", "value"] == pytest.approx(1.0)
     assert _metric(overlap, name="left multifidus", level="all", metric="dice").iloc[0] == 1.0
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["n_cases_evaluated"] == 1 and summary["errors"] == []
     n_ref = 2 * 6 * 10 * 10 + 2 * 4 * 5 * 10  # foreground voxels of the reference; prediction has 100 more
     assert summary["global_dice"]["mean"] == pytest.approx(2 * n_ref / (2 * n_ref + 100))
@@ -128,7 +128,7 @@ def test_folders_unmatched_ids_grid_errors_and_missing_labels(study: dict[str, P
     assert code == 1  # case d failed: results for the others are still written
     assert "no reference: x" in err and "no prediction: y" in err
     assert "d: " in err and "header differs" in err
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["n_cases_matched"] == 4 and summary["n_cases_evaluated"] == 3 and summary["n_cases_failed"] == 1
     assert any("x" in w for w in summary["warnings"])
     status = {c["case_id"]: c["status"] for c in summary["cases"]}
@@ -235,7 +235,7 @@ def test_measurement_agreement_and_fat_classification(study: dict[str, Path]) ->
     assert (missed["tp"], missed["fp"], missed["fn"]) == (0, 0, 4 * 1 * 10) and missed["recall"] == 0.0
     pooled = pd.read_csv(out / "fat_classification_pooled.csv")
     assert (pooled["n_cases"] == 3).all()
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["fat_classification_pooled"] and summary["agreement_structure_scope"]
 
 
@@ -275,7 +275,7 @@ def test_partial_cases_levels_missing_and_labels_outside_the_scheme(tmp_path: Pa
     assert _run("--pred", pred, "--ref", ref, "--levels", levels, "-o", out, "--no-plots", "-q") == 0
     err = capsys.readouterr().err
     assert "no levels, whole volume only" in err and "measurement agreement skipped" in err
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["cases"][0]["status"] == "partial"
     overlap = pd.read_csv(out / "overlap.csv")
     assert set(overlap["level"]) == {"all"}

@@ -72,7 +72,7 @@ def test_levels_cli_writes_the_table_json_and_qc(tmp_path: Path, phantom, capsys
     for row in table.itertuples():
         assert np.linalg.norm([row.centre_x_mm, row.centre_y_mm, row.centre_z_mm] - phantom.centres[row.level]) < 0.3
     assert list(table["estimated"]) == [False, False, False, True]
-    document = json.loads((out / "levels.json").read_text())
+    document = json.loads((out / "levels.json").read_text(encoding="utf-8"))
     assert document["method"] == "vertebral bodies" and document["scheme"] == "lumbar_bodies"
     assert [b["name"] for b in document["bodies"]] == list(NAMES)
     assert any("assumed to share scanner coordinates" in note for note in document["notes"])
@@ -187,7 +187,7 @@ def test_run_takes_levels_from_the_sagittal_label_map(tmp_path: Path, phantom) -
     at_disc = measurements[(measurements["scope"] == "level") & (measurements["method"] == "disc_slice")]
     assert set(at_disc["level"]) == {"L2/L3", "L3/L4", "L4/L5", "L5/S1"}
     assert (folder / "P1_sagittal_levels.csv").is_file() and (folder / "P1_sagittal_levels_qc.png").is_file()
-    manifest = json.loads((folder / "P1_manifest.json").read_text())
+    manifest = json.loads((folder / "P1_manifest.json").read_text(encoding="utf-8"))
     assert manifest["levels"].startswith("sagittal P1_sag.nii.gz")
 
 

@@ -193,5 +193,5 @@ def test_sample_files_ship_inside_the_package() -> None:
     case = sample_case()
     for path in (case.water, case.fat, case.labels, case.levels, case.water.parent / "NOTICE"):
         assert path.is_file()
-    assert "Burian" in (case.water.parent / "NOTICE").read_text()
+    assert "Burian" in (case.water.parent / "NOTICE").read_text(encoding="utf-8")
     assert shutil.which("paraspinal") is not None

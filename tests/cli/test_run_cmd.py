@@ -47,7 +47,7 @@ def test_run_segments_the_sagittal_image_with_the_bundled_spine_model(tmp_path: 
     levels = pd.read_csv(folder / "P1_levels.csv")
     assert list(levels["level"]) == ["L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1"]
     assert levels["source"].str.startswith("sagittal P1_sag.nii.gz (model lumbar_spine").all()
-    manifest = json.loads((folder / "P1_manifest.json").read_text())
+    manifest = json.loads((folder / "P1_manifest.json").read_text(encoding="utf-8"))
     assert manifest["levels"].startswith("sagittal P1_sag.nii.gz (model lumbar_spine")
     measured = pd.read_csv(folder / "P1_measurements.csv")
     assert set(measured.loc[measured["scope"] == "level", "level"]) == set(levels["level"])

@@ -82,7 +82,7 @@ def test_measure_through_dicom_equals_measure_through_nifti(tum01: Tum01Study, t
     np.testing.assert_allclose(merged["value_d"], merged["value_n"], rtol=1e-12, atol=1e-12, equal_nan=True)
     assert (merged["flags_n"].fillna("") == merged["flags_d"].fillna("")).all()
     assert set(merged["metric"]) >= {"csa", "volume", "fat_fraction", "fat_infiltration"}
-    case = json.loads((tmp_path / "dicom" / "study_case.json").read_text())
+    case = json.loads((tmp_path / "dicom" / "study_case.json").read_text(encoding="utf-8"))
     assert case["inputs"]["water_series"].startswith(f"{tum01.water_uid} (t1_vibe_dixon_tra_W; axial;")
     assert case["inputs"]["labels_series"].startswith(f"{tum01.labels_uid} (TUM01 manual labels; axial;")
 
@@ -139,7 +139,9 @@ def test_resampled_uneven_series_is_reported(tum01: Tum01Study, tmp_path: Path, 
     assert code == 0, stderr
     note = "resampled to 29 slices 4 mm apart (nearest interpolation)"
     assert note in stderr
-    assert any(note in warning for warning in json.loads((out / "uneven_case.json").read_text())["warnings"])
+    assert any(
+        note in warning for warning in json.loads((out / "uneven_case.json").read_text(encoding="utf-8"))["warnings"]
+    )
 
 
 def test_tilted_stack_is_reported_in_warnings_and_case_json(tmp_path: Path, capsys) -> None:
@@ -150,7 +152,9 @@ def test_tilted_stack_is_reported_in_warnings_and_case_json(tmp_path: Path, caps
     code, _, stderr = _run(["measure", "--labels", str(folder), "-o", str(out)], capsys)
     assert code == 0, stderr
     assert "is tilted 12.0 deg from axial; areas are measured in the slice plane" in stderr
-    case = json.loads((out / "ph_case.json").read_text())  # case id from the folder name, role word dropped
+    case = json.loads(
+        (out / "ph_case.json").read_text(encoding="utf-8")
+    )  # case id from the folder name, role word dropped
     assert case["inputs"]["labels_series"] == f"{uid_for('tilted')} (axial, tilted 12.0 deg; 40x30x10 voxels)"
     assert case["axial_frame"]["tilt_deg"] == pytest.approx(12.0)
     summary = pd.read_csv(out / "ph_summary.csv").set_index("side")

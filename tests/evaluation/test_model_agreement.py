@@ -91,7 +91,7 @@ def test_two_lpm4_predictions_give_the_known_dice_and_volume_difference(tmp_path
     expected_hd = hausdorff_mm(lpm4() == 1, lpm4(grow_right_es=2) == 1, spacing_mm=spacing)
     assert expected_hd > 0 and _value(overlap, "right erector spinae", "hd95") == pytest.approx(expected_hd)
     assert not {"volume_pred", "volume_ref"} & set(overlap["metric"])
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["kind"] == "model_agreement" and "neither is a reference" in summary["definitions"]["comparison"]
     assert [row["values_a"] for row in summary["common_labels"]] == [[1], [2], [3], [4]]
     assert not (out / "agreement.csv").exists() and (out / "common_labels.csv").is_file()
@@ -134,7 +134,7 @@ def test_run_folders_of_two_backends_are_paired_and_their_schemes_read_from_the_
     assert main(["run", str(image), "-o", str(run_a), "-b", "fake_mask", "-m", str(lpm_model), *common]) == 0
     args = ["run", str(image), "-o", str(run_b), "-b", "fake_mask", "-m", str(ts_model), "--model-scheme", "total_mr"]
     assert main([*args, *common]) == 0
-    assert json.loads((run_b / "P1" / "P1_manifest.json").read_text())["label_scheme"] == "total_mr"
+    assert json.loads((run_b / "P1" / "P1_manifest.json").read_text(encoding="utf-8"))["label_scheme"] == "total_mr"
     capsys.readouterr()
     out = tmp_path / "agreement"
     code, _, err = _cli(["evaluate", "--a", run_a, "--b", run_b, "-o", out, "--no-plots"], capsys)
@@ -224,6 +224,6 @@ def test_a_pair_that_fails_still_gets_a_report_and_a_failing_exit_code(tmp_path:
     args = ["evaluate", "--a", str(tmp_path / "a"), "--b", str(tmp_path / "b"), "--scheme", "lpm4"]
     code = main([*args, "-o", str(tmp_path / "eval"), "-q"])
     assert code != 0
-    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text(encoding="utf-8"))
     assert summary["n_cases_failed"] == 1 and "header differs" in summary["errors"][0]
     assert (tmp_path / "eval" / "evaluation.html").is_file()

@@ -91,7 +91,7 @@ def phantom(tmp_path: Path) -> dict[str, Path | np.ndarray]:
 
 
 def _worst_flagged(quality_json: Path) -> list[int]:
-    slices = json.loads(quality_json.read_text())["slices"]
+    slices = json.loads(quality_json.read_text(encoding="utf-8"))["slices"]
     ranked = sorted(((v["score"], int(k)) for k, v in slices.items() if v["status"] != "ok"))
     return [k for _, k in ranked[:3]]
 
@@ -138,7 +138,7 @@ def test_segmented_case_is_cleaned_measured_and_written_in_full(phantom, tmp_pat
     assert summary.loc[("erector_spinae", "right"), "ff_signal_weighted_%"] == pytest.approx(25.0)
     assert summary.loc[("erector_spinae", "left"), "ff_signal_weighted_%"] == pytest.approx(50.0)
 
-    manifest = json.loads((folder / "ph_manifest.json").read_text())
+    manifest = json.loads((folder / "ph_manifest.json").read_text(encoding="utf-8"))
     assert manifest["segmentation"]["source"] == "backend"
     assert manifest["segmentation"]["backend"]["weights_sha256"] == "ab" * 32
     assert manifest["inputs"]["water"]["sha256"] == _sha256(phantom["water"])
@@ -147,7 +147,7 @@ def test_segmented_case_is_cleaned_measured_and_written_in_full(phantom, tmp_pat
     assert manifest["cleanup"][0]["voxels_removed"] == 8
     assert "ph_manifest.json" in manifest["outputs"] and "qc/ph_montage.png" in manifest["outputs"]
 
-    run = json.loads((out / "manifest.json").read_text())
+    run = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert run["segmentation_backend"]["name"] == "fixed-mask-double"
     assert run["environment"]["paraspinal"] and run["options"]["largest_component"] is True
     assert run["cases"][0]["inputs"]["water"]["sha256"] == _sha256(phantom["water"])
@@ -169,7 +169,7 @@ def test_image_plus_mask_is_remeasured_without_segmenting(phantom, tmp_path: Pat
     assert result.checks[0].name == "segmentation" and result.checks[0].status == "not_applicable"
     folder = tmp_path / "out" / "ph"
     np.testing.assert_array_equal(np.asarray(nib.load(folder / "ph_dseg.nii.gz").dataobj), labels)
-    manifest = json.loads((folder / "ph_manifest.json").read_text())
+    manifest = json.loads((folder / "ph_manifest.json").read_text(encoding="utf-8"))
     assert manifest["segmentation"] == {"source": "given", "labels": str(mask)}
     assert manifest["inputs"]["labels"]["sha256"] == _sha256(mask)
     assert (folder / "qc" / "ph_fat_threshold.png").is_file()
@@ -259,7 +259,7 @@ def test_folder_with_a_corrupt_case_finishes_the_others_and_exits_3(phantom, tmp
     cases = pd.read_csv(out / "cases.csv", keep_default_na=False)
     assert list(cases["status"]) == ["ok", "ok", "failed"] and "cannot read NIfTI" in cases["error"][2]
     assert list(cases["segmented"]) == ["no", "no", ""]
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["n_failed"] == 1 and manifest["cases"][2]["error"] == cases["error"][2]
     page = parse_page(out / "report.html")
     assert_frame_table_matches(page.tables["summary"], pd.read_csv(out / "summary.csv"))
@@ -302,7 +302,9 @@ def test_a_segmenting_run_records_its_model(phantom, tmp_path: Path) -> None:
     cases = discover_cases([phantom["folder"]]).cases
     result = run_batch(cases, options=RunOptions(qc=False), out_dir=out, models=Models(muscle=backend))
     assert result.n_ok == 1 and len(backend.calls) == 1
-    assert json.loads((out / "manifest.json").read_text())["segmentation_backend"]["version"] == "0.0-test"
+    assert (
+        json.loads((out / "manifest.json").read_text(encoding="utf-8"))["segmentation_backend"]["version"] == "0.0-test"
+    )
 
 
 def test_cli_on_tum01_writes_every_artefact_and_the_report_matches_the_table(tmp_path, capsys, monkeypatch) -> None:
@@ -317,7 +319,7 @@ def test_cli_on_tum01_writes_every_artefact_and_the_report_matches_the_table(tmp
     folder = out / "TUM01"
     assert f"demo report: {folder / 'TUM01_report.html'}" in stdout
     qc = sorted(p.name for p in (folder / "qc").iterdir())
-    quality = json.loads((folder / "TUM01_quality.json").read_text())
+    quality = json.loads((folder / "TUM01_quality.json").read_text(encoding="utf-8"))
     flagged = sorted(quality["slices"].items(), key=lambda kv: kv[1]["score"])
     worst = [int(k) for k, v in flagged if v["status"] != "ok"][:3]  # the worst flagged slices get their own image
     fixed = ("axial_L2-L3", "axial_L3-L4", "axial_L4-L5", "fat_fraction", "locator", "montage")
@@ -344,7 +346,7 @@ def test_cli_on_tum01_writes_every_artefact_and_the_report_matches_the_table(tmp
     assert page.scripts == 0
     run_page = parse_page(out / "report.html")
     assert_frame_table_matches(run_page.tables["summary"], pd.read_csv(out / "summary.csv"))
-    manifest = json.loads((folder / "TUM01_manifest.json").read_text())
+    manifest = json.loads((folder / "TUM01_manifest.json").read_text(encoding="utf-8"))
     assert manifest["levels"].endswith("TUM01_levels.csv") and manifest["options"]["assume_aligned"] is True
     assert manifest["segmentation"] == {"source": "given", "labels": str(sample_case().labels)}
 
@@ -372,7 +374,7 @@ def test_demo_runs_the_bundled_model_for_real(tmp_path, capsys) -> None:
     out = tmp_path / "demo"
     code, stdout, stderr = _cli(["demo", "-o", str(out)], capsys)
     assert code == 0, stderr
-    manifest = json.loads((out / "TUM01" / "TUM01_manifest.json").read_text())
+    manifest = json.loads((out / "TUM01" / "TUM01_manifest.json").read_text(encoding="utf-8"))
     assert manifest["segmentation"]["source"] == "backend"
     assert manifest["segmentation"]["backend"]["weights_sha256"] == model["weights_sha256"]
     assert "segment" in manifest["timings_s"]

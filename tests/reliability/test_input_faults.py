@@ -33,9 +33,9 @@ def _case_files(out: Path, case_id: str) -> tuple[pd.DataFrame, dict, dict, str]
     folder = out / case_id
     return (
         pd.read_csv(folder / f"{case_id}_measurements.csv"),
-        json.loads((folder / f"{case_id}_case.json").read_text()),
-        json.loads((folder / f"{case_id}_manifest.json").read_text()),
-        (folder / f"{case_id}_report.html").read_text(),
+        json.loads((folder / f"{case_id}_case.json").read_text(encoding="utf-8")),
+        json.loads((folder / f"{case_id}_manifest.json").read_text(encoding="utf-8")),
+        (folder / f"{case_id}_report.html").read_text(encoding="utf-8"),
     )
 
 
@@ -52,7 +52,7 @@ def test_a_levels_csv_gives_no_case_the_levels_of_another(tmp_path: Path) -> Non
     out = tmp_path / "out"
     done = run_cli(["run", scans, "-o", out, "--levels", shared])
     assert done.returncode == 0, done.stderr
-    run_manifest = {c["case_id"]: c for c in json.loads((out / "manifest.json").read_text())["cases"]}
+    run_manifest = {c["case_id"]: c for c in json.loads((out / "manifest.json").read_text(encoding="utf-8"))["cases"]}
     for case_id, source in (("P1", shared), ("P2", own)):
         note = f"levels CSV {source} has no rows for case {case_id}: measured per slice only"
         table, case_json, manifest, report = _case_files(out, case_id)
@@ -83,7 +83,7 @@ def test_measure_with_a_levels_csv_without_the_cases_rows_warns_and_measures_per
     assert done.returncode == 0, done.stderr
     note = f"levels CSV {shared} has no rows for case P1: measured per slice only"
     assert f"paraspinal: warning: {note}" in done.stderr.splitlines()
-    assert note in json.loads((out / "P1_case.json").read_text())["warnings"]
+    assert note in json.loads((out / "P1_case.json").read_text(encoding="utf-8"))["warnings"]
     table = pd.read_csv(out / "P1_measurements.csv")
     assert (table["scope"] == "level").sum() == 0 and (table["scope"] == "slice").any()
     assert not (out / "P1_levels.csv").exists()

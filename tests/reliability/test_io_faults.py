@@ -259,7 +259,7 @@ def _in_read_only(folder: Path, args: list[str | Path]) -> subprocess.CompletedP
 def test_full_disk_under_segment_leaves_neither_label_map_nor_json(tmp_path: Path) -> None:
     _require_root()
     image = _small_water(tmp_path)
-    # one 4 kB page: the label map fits, its JSON does not (before: the label map stayed, alone)
+    # one 4 kB page: the label map fits, its JSON files do not (before: the label map stayed, alone)
     result, left = _on_full_disk(
         4, tmp_path / "disk", ["segment", image, "-o", tmp_path / "disk" / "seg"], cwd=tmp_path
     )
@@ -269,8 +269,8 @@ def test_full_disk_under_segment_leaves_neither_label_map_nor_json(tmp_path: Pat
     result, left = _on_full_disk(16, tmp_path / "roomy", ["segment", image, "-o", tmp_path / "roomy" / "seg", "-q"],
                                  cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert _files_under(left) == ["seg", "seg/small_dseg.json", "seg/small_dseg.nii.gz"]
-    assert json.loads((left / "seg" / "small_dseg.json").read_text())["scheme"] == "lpm4"
+    assert _files_under(left) == ["seg", "seg/small_dseg.json", "seg/small_dseg.nii.gz", "seg/small_quality.json"]
+    assert json.loads((left / "seg" / "small_dseg.json").read_text(encoding="utf-8"))["scheme"] == "lpm4"
 
 
 @pytest.mark.slow
@@ -315,7 +315,7 @@ def test_output_path_through_a_file_is_one_line(tmp_path: Path) -> None:
     result = run_cli(["measure", "--sample", "-o", blocker / "m", "-q"], cwd=tmp_path)
     assert result.returncode == 1
     assert one_error_line(result.stderr) == f"paraspinal: error: {blocker / 'm'}: Not a directory"
-    assert blocker.read_text() == "not a folder\n"
+    assert blocker.read_text(encoding="utf-8") == "not a folder\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "small.nii.gz"]
 
 
@@ -393,13 +393,13 @@ def test_descriptions_stay_out_of_measure_outputs_and_messages_unless_kept(
     assert result.returncode == 0, result.stderr
     assert scan_files(out, NEEDLES) == []
     assert NAME not in result.stdout + result.stderr
-    case = json.loads((out / "water_case.json").read_text())
+    case = json.loads((out / "water_case.json").read_text(encoding="utf-8"))
     assert case["inputs"]["labels_series"] == f"{uid_for('desc-labels')} (axial; 40x30x10 voxels)"
     kept = tmp_path / "kept"
     args = ["measure", "--labels", dicom_study["labels"], "--keep-descriptions", "-o", kept, "-q"]
     result = run_cli(args)
     assert result.returncode == 0, result.stderr
-    case = json.loads((kept / "labels_case.json").read_text())
+    case = json.loads((kept / "labels_case.json").read_text(encoding="utf-8"))
     assert case["inputs"]["labels_series"] == f"{uid_for('desc-labels')} ({ESCAPED}; axial; 40x30x10 voxels)"
     assert b"\x1b" not in (kept / "labels_case.json").read_bytes()
     # an ambiguous folder lists its series by UID; with --keep-descriptions by description too
@@ -425,13 +425,13 @@ def test_descriptions_stay_out_of_run_outputs_unless_kept(dicom_study: dict[str,
     failed = tmp_path / "failed"
     result = run_cli(["run", dicom_study["both"], "--labels", dicom_study["labels"], "-o", failed, "--log-json"])
     assert result.returncode == 1
-    assert "folder holds 2 DICOM series, choose one" in (failed / "manifest.json").read_text()
+    assert "folder holds 2 DICOM series, choose one" in (failed / "manifest.json").read_text(encoding="utf-8")
     assert scan_files(failed, NEEDLES) == []
     assert NAME not in result.stdout + result.stderr
     kept = tmp_path / "kept"
     result = run_cli(["run", dicom_study["both"], "--labels", dicom_study["labels"], "-o", kept, "--keep-descriptions",
                       "--log-json"])  # fmt: skip
     assert result.returncode == 1
-    error = json.loads((kept / "manifest.json").read_text())["cases"][0]["error"]
+    error = json.loads((kept / "manifest.json").read_text(encoding="utf-8"))["cases"][0]["error"]
     assert f"{uid_for('desc-labels')} ({ESCAPED}, 10 files)" in error
     assert "\x1b" not in result.stderr and b"\x1b" not in (kept / "manifest.json").read_bytes()

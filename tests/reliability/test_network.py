@@ -60,7 +60,7 @@ def test_demo_makes_no_network_connection_and_keeps_no_telemetry_id(tmp_path: Pa
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=cli_env(HOME=str(home)))
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "demo" / "TUM01" / "TUM01_report.html").is_file()
-    trace = log.read_text()
+    trace = log.read_text(encoding="utf-8")
     assert 'htons(9), sin_addr=inet_addr("127.0.0.1")' in trace  # the canary: strace watched to the end
     assert non_local_connects(trace) == []
     assert not (home / ".cache" / "Microsoft").exists()  # ONNX Runtime's telemetry store and device id

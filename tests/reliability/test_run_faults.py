@@ -97,7 +97,7 @@ def test_parts_side_by_side_give_a_cohort_table_with_every_case(tmp_path: Path) 
     assert one_error_line(refusals["other"][1]).endswith("use the same --num-parts")
     assert whole.returncode == 1 and ", part " in one_error_line(refusals["whole"][1])
     _complete(out, ids)  # whichever part ended last wrote the cohort files from every finished case
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert sorted(c["case_id"] for c in manifest["cases"]) == ids and manifest["n_failed"] == 0
 
 

@@ -83,7 +83,7 @@ def test_cli_train_takes_precision_and_device(tmp_path, tiny_config) -> None:
     dataset = _dataset(tmp_path / "ds", cases=1)
     args = ["train", str(dataset), "-o", str(tmp_path / "m"), "-c", str(tiny_config), "--epochs", "1", "-q"]
     assert main([*args, "--precision", "bfloat16", "--device", "cpu"]) == 0
-    card = json.loads((tmp_path / "m" / "model.json").read_text())
+    card = json.loads((tmp_path / "m" / "model.json").read_text(encoding="utf-8"))
     assert card["training"]["config"]["precision"] == "bfloat16" and card["training"]["config"]["device"] == "cpu"
     x = np.zeros((1, 1, 32, 32), dtype=np.float32)
     import onnxruntime as ort

@@ -87,7 +87,7 @@ def test_training_lowers_the_loss_and_writes_a_self_describing_folder(tmp_path, 
         "model.safetensors",
         "training_log.json",
     ]
-    card = json.loads((result.model_dir / "model.json").read_text())
+    card = json.loads((result.model_dir / "model.json").read_text(encoding="utf-8"))
     assert card["weights"]["onnx_sha256"] == file_sha256(result.model_dir / "model.onnx")
     assert card["weights"]["safetensors_sha256"] == file_sha256(result.model_dir / "model.safetensors")
     assert card["output"]["scheme"] == "lpm4" and card["output"]["class_values"] == [0, 1, 2, 3, 4]
@@ -334,7 +334,7 @@ def test_existing_output_folder_is_refused(tmp_path, tiny_config) -> None:
 def test_a_users_scheme_file_travels_with_the_model(tmp_path, tiny_config) -> None:
     from importlib.resources import files
 
-    lpm4 = files("paraspinal.anatomy").joinpath("data", "schemes", "lpm4.toml").read_text()
+    lpm4 = files("paraspinal.anatomy").joinpath("data", "schemes", "lpm4.toml").read_text(encoding="utf-8")
     scheme_file = tmp_path / "my_scheme.toml"
     scheme_file.write_text(lpm4.replace('key = "lpm4"', 'key = "my_muscles"'))
     config = load_config(tiny_config, epochs=1, scheme=str(scheme_file))
@@ -395,7 +395,7 @@ def test_image_label_shape_mismatch(tmp_path, tiny_config) -> None:
 
 def test_labels_outside_the_scheme_and_missing_scheme(tmp_path, tiny_config) -> None:
     root = _dataset(tmp_path / "ds")
-    meta = json.loads((root / "dataset.json").read_text())
+    meta = json.loads((root / "dataset.json").read_text(encoding="utf-8"))
     meta["labels"]["extra"] = 9
     (root / "dataset.json").write_text(json.dumps(meta))
     assert _load(root, tiny_config, tmp_path) == (
@@ -427,7 +427,7 @@ def test_cli_train_end_to_end(tmp_path, tiny_config, capsys) -> None:
     dataset = _dataset(tmp_path / "ds")
     code = main(["train", str(dataset), "-o", str(tmp_path / "m"), "-c", str(tiny_config), "--epochs", "2", "-q"])
     assert code == 0
-    assert json.loads((tmp_path / "m" / "model.json").read_text())["training"]["epochs_run"] == 2
+    assert json.loads((tmp_path / "m" / "model.json").read_text(encoding="utf-8"))["training"]["epochs_run"] == 2
     # a job stopped after its first epoch, finished by `paraspinal train --resume`
     with pytest.raises(KeyboardInterrupt):
         train(dataset, tmp_path / "r", config=load_config(tiny_config, epochs=2), on_epoch=_interrupt)
