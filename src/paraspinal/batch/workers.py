@@ -114,7 +114,15 @@ def run_in_workers(
     def spawn() -> _Worker:
         ours, theirs = context.Pipe()
         process = context.Process(target=_worker_main, args=(theirs, os.getpid(), models), daemon=True)
-        process.start()
+        # started with SIGINT ignored (inherited through exec, and Python keeps an ignored SIGINT ignored), so a
+        # Ctrl-C that reaches the group while a worker is still starting up prints no traceback there
+        main = threading.current_thread() is threading.main_thread()  # signal.signal works there only
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            process.start()
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
         theirs.close()
         worker = _Worker(process, ours)
         pool.append(worker)

@@ -243,7 +243,10 @@ def _run(
         scheme_file=None if bundled else Path(str(config.scheme)),
     )
     return TrainResult(
-        model_dir=out_dir, losses=losses, dice=history, card=json.loads((out_dir / "model.json").read_text(encoding="utf-8"))
+        model_dir=out_dir,
+        losses=losses,
+        dice=history,
+        card=json.loads((out_dir / "model.json").read_text(encoding="utf-8")),
     )
 
 
