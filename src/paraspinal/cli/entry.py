@@ -34,17 +34,44 @@ def run() -> None:
     error output) but still sets the exit code.
     """
     caught: list[int] = []
-    signal.signal(signal.SIGTERM, _raise_terminated)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def interrupted(signum: int, frame: object) -> None:
+        caught.append(EXIT_INTERRUPTED)  # recorded first: a KeyboardInterrupt raised inside a weakref
+        raise KeyboardInterrupt  # callback or __del__ is swallowed by Python, the exit code is not
+
+    def terminated(signum: int, frame: object) -> None:
+        caught.append(EXIT_TERMINATED)
+        _raise_terminated(signum, frame)
+
+    signal.signal(signal.SIGTERM, terminated)
+    signal.signal(signal.SIGINT, interrupted)
+    python_hook = sys.unraisablehook
+
+    def swallowed(unraisable: object) -> None:
+        """A signal's exception raised where Python cannot propagate it (a weakref callback, ``__del__``):
+        raise it again in the main thread at the next safe point instead of printing it."""
+        import _thread
+
+        exc = getattr(unraisable, "exc_value", None)
+        if isinstance(exc, KeyboardInterrupt):
+            _thread.interrupt_main(signal.SIGINT)
+        elif isinstance(exc, Terminated):
+            _thread.interrupt_main(signal.SIGTERM)
+        else:
+            python_hook(unraisable)  # type: ignore[arg-type]
+
+    sys.unraisablehook = swallowed
     code = 1
     try:
         from paraspinal.cli.main import main
 
         code = main()
     except KeyboardInterrupt:
-        caught.append(EXIT_INTERRUPTED)
+        if not caught:
+            caught.append(EXIT_INTERRUPTED)
     except Terminated:
-        caught.append(EXIT_TERMINATED)
+        if not caught:
+            caught.append(EXIT_TERMINATED)
     finally:
         # from here on a signal only records itself: the exit code below is the last word
         signal.signal(signal.SIGINT, lambda *_: caught.append(EXIT_INTERRUPTED))
