@@ -90,3 +90,44 @@ def test_cli_train_takes_precision_and_device(tmp_path, tiny_config) -> None:
 
     session = ort.InferenceSession(str(tmp_path / "m" / "model.onnx"), providers=["CPUExecutionProvider"])
     assert session.run(None, {"image": x})[0].dtype == np.float32
+
+
+def test_class_weights_raise_the_cost_of_missing_the_weighted_class() -> None:
+    from paraspinal.training.steps import segmentation_loss
+
+    target = torch.zeros((1, 4, 4), dtype=torch.int64)
+    target[0, :2] = 2
+    logits = torch.zeros((1, 3, 4, 4))
+    logits[0, 0] = 3.0  # predicts background everywhere: the class-2 half is wrong
+    plain = segmentation_loss(logits, target)
+    weighted = segmentation_loss(logits, target, class_weights=torch.tensor([1.0, 1.0, 3.0]))
+    assert float(weighted) > float(plain) + 0.5
+
+
+def test_synthesised_contrasts_and_class_weights_train_and_are_recorded(tmp_path, tiny_config) -> None:
+    dataset = _dataset(tmp_path / "ds", channels=2)
+    extra = "\nsynth_probability = 1.0\nthick_slice_probability = 0.5\nsynth_tissue_classes = 3\n"
+    path = tmp_path / "synth.toml"
+    path.write_text(
+        tiny_config.read_text(encoding="utf-8")
+        .replace("[augment]\n", "[augment]" + extra)
+        .replace('scheme = "lpm4"\n', 'scheme = "lpm4"\nclass_weights = { "2" = 1.5, "3" = 1.5 }\n'),
+        encoding="utf-8",
+    )
+    result = train(dataset, tmp_path / "model", config=load_config(path))
+    config = json.loads((result.model_dir / "model.json").read_text(encoding="utf-8"))["training"]["config"]
+    assert config["augment"]["synth_probability"] == 1.0 and config["class_weights"] == [[2, 1.5], [3, 1.5]]
+    assert result.losses[-1] < result.losses[0]
+
+
+def test_class_weights_for_labels_the_dataset_lacks_are_refused(tmp_path, tiny_config) -> None:
+    dataset = _dataset(tmp_path / "ds")
+    path = tmp_path / "w.toml"
+    path.write_text(
+        tiny_config.read_text(encoding="utf-8").replace(
+            'scheme = "lpm4"\n', 'scheme = "lpm4"\nclass_weights = { "7" = 2 }\n'
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError, match=r"class_weights names label values \[7\] that the dataset does not declare"):
+        train(dataset, tmp_path / "model", config=load_config(path))

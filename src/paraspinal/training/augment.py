@@ -21,7 +21,13 @@ from scipy import ndimage
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Augmentation strengths and probabilities (pixels are model pixels, angles in degrees)."""
+    """Augmentation strengths and probabilities (pixels are model pixels, angles in degrees).
+
+    ``synth_probability``: share of crops whose image is a contrast synthesised from all channels of the
+    case (:mod:`paraspinal.training.synth`; ``synth_mix_fraction`` of them a channel mix, the rest
+    per-tissue intensities over ``synth_tissue_classes`` k-means classes). ``thick_slice_probability``:
+    share of crops blended with their neighbouring slices (weight up to ``thick_slice_max_weight``).
+    """
 
     crop_px: int = 192
     foreground_fraction: float = 0.7
@@ -49,6 +55,11 @@ class AugmentConfig:
     fov_cut_probability: float = 0.0
     fov_cut_max_fraction: float = 0.6
     fov_cut_sides: tuple[str, ...] = ()
+    synth_probability: float = 0.0
+    synth_mix_fraction: float = 0.5
+    synth_tissue_classes: int = 6
+    thick_slice_probability: float = 0.0
+    thick_slice_max_weight: float = 0.5
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -74,7 +74,8 @@ class TrainConfig:
     0.999) keeps an exponential moving average of the weights, updated every step; validation and
     the written model then use the averaged weights. None = the last step's weights. ``precision``:
     "float32" or "bfloat16" (autocast forward/backward; weights stay float32); ``device``: "cpu", "cuda"
-    or "cuda:N" (see :mod:`paraspinal.training.steps`).
+    or "cuda:N" (see :mod:`paraspinal.training.steps`). ``class_weights``: ``(label value, weight)`` pairs
+    for the cross-entropy (TOML ``class_weights = { "2" = 1.5 }``; unlisted values weigh 1).
     """
 
     scheme: str | None = None
@@ -92,6 +93,7 @@ class TrainConfig:
     validation_cases: tuple[str, ...] = ()
     validate_every: int = 1
     ema_decay: float | None = None
+    class_weights: tuple[tuple[int, float], ...] = ()
     precision: str = "float32"
     device: str = "cpu"
     save_safetensors: bool = True
@@ -167,10 +169,47 @@ def _apply(config: TrainConfig, document: dict[str, Any], *, path: Path | None) 
     fraction = float(merged.augment.fov_cut_max_fraction)
     if not 0.0 < fraction < 1.0:
         raise InputError(f"fov_cut_max_fraction must be between 0 and 1 (exclusive), got {fraction:g}", path=path)
+    problem = _synth_problem(merged)
+    if problem:
+        raise InputError(problem, path=path)
+    if "class_weights" in changes:
+        changes["class_weights"] = _class_weights(changes["class_weights"], path=path)
     for key in ("validation_cases",):
         if key in changes:
             changes[key] = tuple(str(v) for v in changes[key])
     return replace(config, **changes)
+
+
+def _synth_problem(config: TrainConfig) -> str | None:
+    aug = config.augment
+    for key in ("synth_probability", "synth_mix_fraction", "thick_slice_probability"):
+        value = float(getattr(aug, key))
+        if not 0.0 <= value <= 1.0:
+            return f"{key} must be between 0 and 1, got {value:g}"
+    if not 0.0 <= float(aug.thick_slice_max_weight) < 1.0:
+        return f"thick_slice_max_weight must be in [0, 1), got {aug.thick_slice_max_weight:g}"
+    if not 2 <= int(aug.synth_tissue_classes) <= 16:
+        return f"synth_tissue_classes must be 2 to 16, got {aug.synth_tissue_classes}"
+    for key in ("synth_probability", "thick_slice_probability"):
+        if float(getattr(aug, key)) > 0.0 and config.input.context_mm > 0.0:
+            return f"{key} needs a single-slice model (context_mm = 0)"
+    return None
+
+
+def _class_weights(raw: object, *, path: Path | None) -> tuple[tuple[int, float], ...]:
+    """``{"2": 1.5}`` (label value -> cross-entropy weight; unlisted values weigh 1) as sorted pairs."""
+    if not isinstance(raw, dict):
+        raise InputError('class_weights must be a table such as { "2" = 1.5 } (label value = weight)', path=path)
+    out = []
+    for key, weight in raw.items():
+        try:
+            value = int(key)
+        except (TypeError, ValueError):
+            raise InputError(f"class_weights key {key!r} is not a label value", path=path) from None
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0.0 < float(weight) <= 100.0:
+            raise InputError(f"class_weights[{key}] must be a number in (0, 100], got {weight!r}", path=path)
+        out.append((value, float(weight)))
+    return tuple(sorted(out))
 
 
 def _update(current: Any, values: Any, cls: type, *, table: str, path: Path | None) -> Any:

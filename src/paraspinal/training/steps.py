@@ -19,6 +19,7 @@ from paraspinal.preprocessing import InputSpec, context_slices, foreground_box
 from paraspinal.training.augment import augment_slice, fov_cut_directions
 from paraspinal.training.config import TrainConfig
 from paraspinal.training.dataset import TrainingImage
+from paraspinal.training.synth import SynthSource, synthesise_slice, through_plane_slice
 from paraspinal.training.unet import UNet2D
 
 
@@ -37,15 +38,28 @@ def make_batch(
     config: TrainConfig,
     swap_lut: np.ndarray,
     spec: InputSpec,
+    sources: dict[str, SynthSource] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of augmented crops (on the CPU): images (b, C, crop, crop) float32 (C = ``spec.in_channels``)
-    and class maps (b, crop, crop) int64."""
+    and class maps (b, crop, crop) int64. ``sources`` (case id -> channels and tissue classes) enable
+    the synthesised contrasts of ``[augment] synth_probability``."""
     xs, ys = [], []
     cuts = fov_cut_directions(config.augment.fov_cut_sides, inplane_axcodes=spec.axcodes[:2])
+    aug = config.augment
     for _ in range(config.batch_size):
         index, k = train[int(rng.integers(len(train)))]
         im = images[index]
-        stack = context_slices(im.image, [k], slice_spacing_mm=im.slice_spacing_mm, context_mm=spec.context_mm)[0]
+        thick = rng.uniform(0.0, aug.thick_slice_max_weight) if rng.random() < aug.thick_slice_probability else 0.0
+        source = None if sources is None else sources.get(im.case_id)
+        if source is not None and rng.random() < aug.synth_probability:
+            plane = synthesise_slice(
+                source, k, rng=rng, mix_fraction=aug.synth_mix_fraction, through_plane_weight=thick
+            )
+            stack = plane[None]
+        elif thick > 0.0 and spec.context_mm <= 0:
+            stack = through_plane_slice(im.image, k, weight=thick)[None]
+        else:
+            stack = context_slices(im.image, [k], slice_spacing_mm=im.slice_spacing_mm, context_mm=spec.context_mm)[0]
         x, y = augment_slice(
             stack,
             im.classes[:, :, k],
@@ -60,10 +74,13 @@ def make_batch(
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy plus soft Dice over the foreground classes (batch Dice), computed in float32."""
+def segmentation_loss(
+    logits: torch.Tensor, target: torch.Tensor, *, class_weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cross-entropy (``class_weights`` per class index, None = equal) plus soft Dice over the foreground
+    classes (batch Dice), computed in float32."""
     logits = logits.float()
-    ce = F.cross_entropy(logits, target)
+    ce = F.cross_entropy(logits, target, weight=class_weights)
     probs = torch.softmax(logits, dim=1)[:, 1:]
     onehot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(probs.dtype)
     dims = (0, 2, 3)

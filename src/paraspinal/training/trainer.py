@@ -66,6 +66,7 @@ from paraspinal.training.dataset import (
 )
 from paraspinal.training.export import export_onnx, save_safetensors
 from paraspinal.training.steps import autocast, make_batch, segmentation_loss, validation_dice
+from paraspinal.training.synth import SynthSource, tissue_classes
 from paraspinal.training.unet import UNet2D, UNetConfig
 
 EpochCallback = Callable[[int, float, dict[str, dict[int, float | None]]], None]
@@ -153,6 +154,8 @@ def _run(
     class_values = info.class_values
     swap = scheme.side_swap_map()
     swap_lut = np.array([class_values.index(swap.get(v, v)) for v in class_values], dtype=np.int64)
+    sources = synth_sources(images, config=config) if config.augment.synth_probability > 0.0 else None
+    class_weights = _class_weight_tensor(config, class_values)
 
     arch = UNetConfig(
         in_channels=spec.in_channels,
@@ -195,10 +198,13 @@ def _run(
                     fraction = max(fraction, (time.perf_counter() - started) / limit_s)
                 for group in optimizer.param_groups:
                     group["lr"] = config.learning_rate * max(1.0 - fraction, 0.0) ** 0.9
-                x, y = make_batch(images, split.train, rng=rng, config=config, swap_lut=swap_lut, spec=spec)
+                x, y = make_batch(
+                    images, split.train, rng=rng, config=config, swap_lut=swap_lut, spec=spec, sources=sources
+                )
                 with autocast(config.precision, device):
                     logits = model(x.to(device))
-                loss = segmentation_loss(logits, y.to(device))
+                weights = None if class_weights is None else class_weights.to(device)
+                loss = segmentation_loss(logits, y.to(device), class_weights=weights)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -248,6 +254,32 @@ def _run(
         dice=history,
         card=json.loads((out_dir / "model.json").read_text(encoding="utf-8")),
     )
+
+
+def synth_sources(images: list[TrainingImage], *, config: TrainConfig) -> dict[str, SynthSource]:
+    """Each case's prepared channels stacked, with their k-means tissue classes (for synthesised contrasts);
+    cases with one channel or channels on different grids get none."""
+    by_case: dict[str, list[np.ndarray]] = {}
+    for im in images:
+        by_case.setdefault(im.case_id, []).append(im.image)
+    out = {}
+    for case_id, arrays in by_case.items():
+        if len(arrays) < 2 or len({a.shape for a in arrays}) != 1:
+            continue
+        channels = np.stack(arrays).astype(np.float32)
+        tissue = tissue_classes(channels, n_classes=config.augment.synth_tissue_classes, seed=config.seed)
+        out[case_id] = SynthSource(channels=channels, tissue=tissue)
+    return out
+
+
+def _class_weight_tensor(config: TrainConfig, class_values: tuple[int, ...]) -> torch.Tensor | None:
+    if not config.class_weights:
+        return None
+    unknown = sorted({value for value, _ in config.class_weights} - set(class_values))
+    if unknown:
+        raise InputError(f"class_weights names label values {unknown} that the dataset does not declare")
+    weights = dict(config.class_weights)
+    return torch.tensor([weights.get(v, 1.0) for v in class_values], dtype=torch.float32)
 
 
 def _input_spec(info: DatasetInfo, config: TrainConfig) -> InputSpec:
