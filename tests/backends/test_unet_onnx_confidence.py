@@ -49,3 +49,15 @@ def test_resampled_input_gets_confidence_on_its_own_grid(slab):
     assert seg.provenance.info["resampled_inplane"] is True
     assert seg.confidence["margin"].shape == (200, 200, 4)
     assert seg.confidence["mirror_agreement"].shape == (200, 200, 4)
+
+
+def test_top_margin_is_the_exact_gap_between_the_two_largest_probabilities_on_any_axis() -> None:
+    from paraspinal.backends.unet_onnx import top_margin
+
+    rng = np.random.default_rng(4)
+    probs = rng.dirichlet(np.ones(5), size=(6, 7, 3)).astype(np.float32)  # (6, 7, 3, 5): classes last
+    top = np.sort(probs, axis=-1)
+    expected = top[..., -1] - top[..., -2]
+    np.testing.assert_array_equal(top_margin(probs), expected)
+    np.testing.assert_array_equal(top_margin(np.moveaxis(probs, -1, 1), axis=1), expected)
+    assert top_margin(np.array([0.5, 0.5, 0.0], dtype=np.float32)) == 0.0

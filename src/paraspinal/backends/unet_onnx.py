@@ -218,18 +218,18 @@ class UNetOnnxBackend:
             context_mm=spec.context_mm,
         )
         n_classes = len(self._values)
-        box = np.empty((*crop.shape, n_classes), dtype=np.float32)  # (h, w, z, C) inside the crop box
+        stack = np.empty((crop.shape[2], n_classes, *crop.shape[:2]), dtype=np.float32)  # (z, C, h, w) in the box
         agreement = np.ones(crop.shape, dtype=np.float32) if self.test_time_flip else None
         for start in range(0, len(slices), self.batch_size):
             p, agree = self._probabilities(slices[start : start + self.batch_size])  # (b, C, H, W), (b, H, W)
-            p = p[:, :, : crop.shape[0], : crop.shape[1]]
-            box[:, :, start : start + p.shape[0]] = np.transpose(p, (2, 3, 0, 1))
+            stack[start : start + p.shape[0]] = p[:, :, : crop.shape[0], : crop.shape[1]]
             if agreement is not None and agree is not None:
                 agree = agree[:, : crop.shape[0], : crop.shape[1]]
                 agreement[:, :, start : start + p.shape[0]] = np.transpose(agree, (1, 2, 0))
-        box = smooth_across_slices(
-            box, slice_spacing_mm=prepared.oriented.spacing_mm[2], sigma_mm=self.slice_sigma_mm, axis=2
+        stack = smooth_across_slices(  # slices on the outer axis: each tap is one contiguous block
+            stack, slice_spacing_mm=prepared.oriented.spacing_mm[2], sigma_mm=self.slice_sigma_mm, axis=0
         )
+        box = np.moveaxis(stack, (0, 1), (2, 3))  # (h, w, z, C) view
         if prepared.resampled:
             probs = np.zeros((*volume.shape, n_classes), dtype=np.float32)
             probs[..., 0] = 1.0
@@ -248,9 +248,9 @@ class UNetOnnxBackend:
                 agreement = np.clip(resize_inplane(full, shape_xy=original_xy, order=1), 0.0, 1.0).astype(np.float32)
         else:
             classes = np.zeros(volume.shape, dtype=np.uint8)
-            classes[bx, by] = np.argmax(box, axis=-1)
+            classes[bx, by] = np.moveaxis(np.argmax(stack, axis=1), 0, 2)
             margin = np.ones(volume.shape, dtype=np.float32)  # outside the crop box: certain background
-            margin[bx, by] = top_margin(box)
+            margin[bx, by] = np.moveaxis(top_margin(stack, axis=1), 0, 2)
             if agreement is not None:
                 full = np.ones(volume.shape, dtype=np.float32)
                 full[bx, by] = agreement
@@ -310,10 +310,15 @@ def smooth_across_slices(probs: np.ndarray, *, slice_spacing_mm: float, sigma_mm
     return ndimage.gaussian_filter1d(probs, sigma_px, axis=axis, mode="nearest", truncate=2.0)
 
 
-def top_margin(probs: np.ndarray) -> np.ndarray:
-    """Top-1 minus top-2 class probability along the last axis (float32, in [0, 1])."""
-    top = np.partition(probs, -2, axis=-1)
-    return (top[..., -1] - top[..., -2]).astype(np.float32)
+def top_margin(probs: np.ndarray, *, axis: int = -1) -> np.ndarray:
+    """Top-1 minus top-2 class probability along ``axis`` (float32, in [0, 1]; probabilities are >= 0)."""
+    classes = np.moveaxis(probs, axis, 0)
+    first = np.array(classes[0], dtype=np.float32)  # a copy (0-d for a single pixel)
+    second = np.zeros_like(first)
+    for p in classes[1:]:  # a running top two: a few passes over contiguous blocks, exact (max/min only)
+        np.maximum(second, np.minimum(first, p), out=second)
+        np.maximum(first, p, out=first)
+    return first - second
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -104,18 +104,30 @@ def _largest_share(mask: np.ndarray) -> float:
     return float(1.0 - sizes.max() / sizes.sum())
 
 
+def _label_box(labels: np.ndarray) -> tuple[slice, slice]:
+    """In-plane bounding box (over all slices) of the labelled voxels, 1 voxel wider; the whole plane when empty."""
+    hits = [np.flatnonzero(np.any(labels, axis=other)) for other in ((1, 2), (0, 2))]
+    if hits[0].size == 0:
+        return slice(None), slice(None)
+    return tuple(  # type: ignore[return-value]
+        slice(max(int(h[0]) - 1, 0), min(int(h[-1]) + 2, n)) for h, n in zip(hits, labels.shape[:2], strict=True)
+    )
+
+
 def _clip(value: float) -> float:
     return float(min(max(value, 0.0), _CLIP)) if np.isfinite(value) else _CLIP
 
 
 def muscle_signals(label_map: LabelMap, image: Image) -> list[StructureSignals]:
     """The slice signals of every structure/side of ``label_map`` (``image``: intensities on its grid)."""
-    labels = label_map.array
-    intensity = np.asarray(image.array, dtype=np.float32)
+    box = _label_box(label_map.array)  # every signal lives inside the labels' in-plane bounding box
+    offset = np.array([box[0].start, box[1].start], dtype=np.float64)
+    labels = label_map.array[box]
+    intensity = np.asarray(image.array[box], dtype=np.float32)
     margin = label_map.confidence.get("margin")
     agreement = label_map.confidence.get("mirror_agreement")
-    margin_a = None if margin is None else margin.array
-    agree_a = None if agreement is None else agreement.array
+    margin_a = None if margin is None else margin.array[box]
+    agree_a = None if agreement is None else agreement.array[box]
     affine = label_map.affine
     spacing = label_map.labels.spacing_mm
     pixel_mm2 = label_map.labels.voxel_volume_mm3 / spacing[2]
@@ -132,7 +144,7 @@ def muscle_signals(label_map: LabelMap, image: Image) -> list[StructureSignals]:
             if len(ij[0]) == 0:
                 continue
             area[key][k] = len(ij[0]) * pixel_mm2
-            world = affine[:3, :3] @ np.array([ij[0].mean(), ij[1].mean(), k]) + affine[:3, 3]
+            world = affine[:3, :3] @ np.array([ij[0].mean() + offset[0], ij[1].mean() + offset[1], k]) + affine[:3, 3]
             centroid[key][k] = world[:2]
     midline = _midline(centroid)
     results: list[StructureSignals] = []
