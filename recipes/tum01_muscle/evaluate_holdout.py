@@ -5,6 +5,9 @@
 Segments the whole water and fat volumes with the ONNX backend (test-time flip on, then the
 largest-component clean-up, as ``paraspinal segment`` does) and scores only the held-out slices
 against the manual labels. Slice indices run along the model's slice axis (0 = most inferior).
+Besides Dice, per label: the volume error of the held-out slices (%, predicted against manual) and the error
+of the mean Dixon fat fraction inside the predicted mask against inside the manual one (percentage points,
+fat fraction = fat / (water + fat) from the sample's two images).
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ def evaluate(model_dir: str, *, start: int, stop: int, tta: bool = True) -> dict
     case = sample_case()
     truth = read_label_map(case.labels)
     backend = UNetOnnxBackend(model_dir, test_time_flip=tta)
+    water = np.asarray(read_image(case.water).array, dtype=np.float64)[:, :, start:stop]
+    fat = np.asarray(read_image(case.fat).array, dtype=np.float64)[:, :, start:stop]
+    fraction = np.divide(fat, water + fat, out=np.zeros_like(fat), where=(water + fat) > 0)
     out: dict[str, dict[str, float]] = {}
     for name, path in (("water", case.water), ("fat", case.fat)):
         image = read_image(path)
@@ -34,6 +40,12 @@ def evaluate(model_dir: str, *, start: int, stop: int, tta: bool = True) -> dict
         per_value = dice_per_label(labels, ref, backend.scheme.values)
         scores = {backend.scheme.entry(value).name: d for value, d in per_value.items()}
         scores["mean"] = float(np.mean(list(scores.values())))
+        for value in backend.scheme.values:
+            label = backend.scheme.entry(value).name
+            mine, manual = labels == value, ref == value
+            scores[f"volume_error_pct {label}"] = 100.0 * (mine.sum() / max(manual.sum(), 1) - 1.0)
+            ff_mine = fraction[mine].mean() if mine.any() else np.nan
+            scores[f"ff_error_pp {label}"] = 100.0 * (ff_mine - fraction[manual].mean())
         out[name] = {k: round(float(v), 4) for k, v in scores.items()}
     return out
 

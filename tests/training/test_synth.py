@@ -96,3 +96,22 @@ def test_class_weights_are_read_as_sorted_value_weight_pairs(tmp_path) -> None:
     path = tmp_path / "ok.toml"
     path.write_text('[training]\nclass_weights = { "3" = 1.5, "2" = 2 }\n', encoding="utf-8")
     assert load_config(path).class_weights == ((2, 2.0), (3, 1.5))
+
+
+def test_every_case_gets_a_synthesis_source_single_channel_ones_too() -> None:
+    pytest.importorskip("torch")
+    from paraspinal.training.augment import AugmentConfig
+    from paraspinal.training.config import TrainConfig
+    from paraspinal.training.dataset import TrainingImage
+    from paraspinal.training.trainer import synth_sources
+
+    channels, region = _two_channel_phantom()
+    classes = np.zeros(region.shape + (3,), dtype=np.uint8)
+    images = [
+        TrainingImage("a/water", "a", "water", channels[0], classes),
+        TrainingImage("a/fat", "a", "fat", channels[1], classes),
+        TrainingImage("b/t2", "b", "t2", channels[0], classes),
+    ]
+    sources = synth_sources(images, config=TrainConfig(augment=AugmentConfig(synth_tissue_classes=4)))
+    assert sources["a"].channels.shape == (2, 60, 60, 3) and sources["b"].channels.shape == (1, 60, 60, 3)
+    assert len(np.unique(sources["b"].tissue)) == 4  # water alone: air, fat, muscle, fluid all differ

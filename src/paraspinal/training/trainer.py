@@ -257,14 +257,15 @@ def _run(
 
 
 def synth_sources(images: list[TrainingImage], *, config: TrainConfig) -> dict[str, SynthSource]:
-    """Each case's prepared channels stacked, with their k-means tissue classes (for synthesised contrasts);
-    cases with one channel or channels on different grids get none."""
+    """Each case's prepared channels stacked, with their k-means tissue classes (for synthesised contrasts;
+    with one channel only the per-tissue intensities make new contrasts); a case whose channels lie on
+    different grids gets none."""
     by_case: dict[str, list[np.ndarray]] = {}
     for im in images:
         by_case.setdefault(im.case_id, []).append(im.image)
     out = {}
     for case_id, arrays in by_case.items():
-        if len(arrays) < 2 or len({a.shape for a in arrays}) != 1:
+        if len({a.shape for a in arrays}) != 1:
             continue
         channels = np.stack(arrays).astype(np.float32)
         tissue = tissue_classes(channels, n_classes=config.augment.synth_tissue_classes, seed=config.seed)
