@@ -100,14 +100,8 @@ def parse_logistic_model(
         limits = Thresholds(ok=float(thresholds["ok"]), fail=float(thresholds["fail"]))
     except ValueError as exc:
         raise InputError(f"{where}.thresholds: {exc}", path=path) from None
-    return LogisticModel(
-        tuple(features),
-        arrays["mean"],
-        arrays["scale"],
-        arrays["weights"],
-        float(intercept),
-        limits,  # type: ignore[arg-type]
-    )
+    offset = float(intercept)  # type: ignore[arg-type]  # a finite number, checked above
+    return LogisticModel(tuple(features), arrays["mean"], arrays["scale"], arrays["weights"], offset, limits)
 
 
 def read_model_file(path: Path, *, what: str, format: str) -> dict:
