@@ -38,6 +38,7 @@ from paraspinal.io.label_map import LabelMap, Provenance
 from paraspinal.levels import spine_levels_from_labels
 from paraspinal.levels.spine import LOW_NAMING_CONFIDENCE
 from paraspinal.quality.level_signals import SIGNALS, level_signals
+from paraspinal.quality.levels import FORMAT
 
 TWINS = {"19": "18", "33": "32", "53": "51", "54": "52"}  # one scan under two ids: one group
 TOML = Path(__file__).resolve().parents[2] / "src" / "paraspinal" / "quality" / "data" / "levels.toml"
@@ -160,30 +161,40 @@ def rates(flagged: np.ndarray, y: np.ndarray) -> dict[str, float]:
     }
 
 
-def write_toml(path: Path, params, *, ok: float, fail: float, summary: dict[str, object]) -> None:
+def toml_text(params, *, ok: float, fail: float, summary: dict[str, object]) -> str:
+    """``levels.toml``: the fitted model as the ``[model]`` table :func:`paraspinal.quality.levels.load_levels_model`
+    reads (a :class:`paraspinal.quality.logistic.LogisticModel`, one entry per signal), and the reason cut-off."""
     intercept, weights, mean, scale = params
+
+    def numbers(values) -> str:
+        return "[" + ", ".join(f"{float(v):.6f}" for v in values) + "]"
+
     lines = [
         "# Levels quality: logistic model of the signals in paraspinal.quality.level_signals (issue 30).",
         "# Written by recipes/quality/calibrate_levels.py; do not edit by hand (rerun it).",
         f"# Out-of-fold on {summary['cases']} predictions ({summary['misnamed']} misnamed): AUROC "
         f"{summary['auroc']:.3f}, misnamed flagged {summary['misnamed_flagged']:.1%}, "
         f"correct flagged {summary['correct_flagged']:.1%}.",
+        f'format = "{FORMAT}"',
         "",
         "[model]",
+        "features = [" + ", ".join(f'"{name}"' for name in SIGNALS) + "]",
+        f"mean = {numbers(mean)}",
+        f"scale = {numbers(scale)}",
+        f"weights = {numbers(weights)}",
         f"intercept = {intercept:.6f}",
-        "",
-        "[thresholds]",
-        f"ok = {ok:.6f}",
-        f"fail = {fail:.6f}",
+        f"thresholds = {{ ok = {ok:.6f}, fail = {fail:.6f} }}",
         "",
         "[reasons]",
         "min_logit = 0.5  # a signal adding at least this to the log-odds of a misnaming is named as a reason",
         "max_reasons = 3",
         "",
     ]
-    for name, w, m, s in zip(SIGNALS, weights, mean, scale, strict=True):
-        lines += [f"[features.{name}]", f"weight = {w:.6f}", f"mean = {m:.6f}", f"scale = {s:.6f}", ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    return "\n".join(lines)
+
+
+def write_toml(path: Path, params, *, ok: float, fail: float, summary: dict[str, object]) -> None:
+    path.write_text(toml_text(params, ok=ok, fail=fail, summary=summary), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,7 @@ from paraspinal.io import Image, LabelMap, read_image
 from paraspinal.io.label_map import Provenance
 from paraspinal.postprocessing.components import clean_label_map
 from paraspinal.quality.assessment import Thresholds
-from paraspinal.quality.muscle_model import LogisticModel
+from paraspinal.quality.logistic import LogisticModel
 from paraspinal.quality.muscle_signals import (
     CONFIDENCE_FEATURES,
     SLICE_FEATURES,

@@ -21,6 +21,7 @@ from paraspinal.quality.levels import (
     load_levels_model,
     parse_levels_model,
 )
+from paraspinal.quality.logistic import LogisticModel
 from tests.phantoms import save_nifti
 from tests.spine_phantoms import BODY_HEIGHT_MM, NAMES, PITCH_MM, spine_phantom
 
@@ -46,7 +47,7 @@ def test_a_regular_column_is_ok(phantom) -> None:
     assert signals["lowest_height_dev"] < 0.05 and signals["lowest_volume_dev"] < 0.05  # boxes of one size
     assert signals["pitch_irregularity"] < 0.02  # one spacing
     assert quality.status == "ok" and quality.reasons == ()
-    assert quality.score >= load_levels_model().thresholds.ok
+    assert quality.score >= load_levels_model().logistic.thresholds.ok
 
 
 def test_a_real_l5_taken_for_the_sacrum_is_flagged(phantom) -> None:
@@ -109,19 +110,34 @@ def test_labelled_discs_are_not_judged(phantom) -> None:
 
 def _document(**changes) -> dict:
     document = {
-        "model": {"intercept": -2.0},
-        "thresholds": {"ok": 0.8, "fail": 0.3},
+        "format": "paraspinal-levels-quality/1",
+        "model": {
+            "features": list(SIGNALS),
+            "mean": [0.0] * len(SIGNALS),
+            "scale": [1.0] * len(SIGNALS),
+            "weights": [0.0] * len(SIGNALS),
+            "intercept": -2.0,
+            "thresholds": {"ok": 0.8, "fail": 0.3},
+        },
         "reasons": {"min_logit": 0.5, "max_reasons": 2},
-        "features": {name: {"weight": 0.0, "mean": 0.0, "scale": 1.0} for name in SIGNALS},
     }
     for key, value in changes.items():
-        document[key] = value
+        if key in document["model"]:
+            document["model"][key] = value
+        else:
+            document[key] = value
+    return document
+
+
+def _with_feature(document: dict, name: str, *, weight: float, mean: float, scale: float) -> dict:
+    i = document["model"]["features"].index(name)
+    for key, value in (("weights", weight), ("mean", mean), ("scale", scale)):
+        document["model"][key][i] = value
     return document
 
 
 def test_the_score_is_the_logistic_model_of_the_signals() -> None:
-    document = _document()
-    document["features"]["extra_bodies"] = {"weight": 1.5, "mean": 0.2, "scale": 0.5}
+    document = _with_feature(_document(), "extra_bodies", weight=1.5, mean=0.2, scale=0.5)
     model = parse_levels_model(document, source="test.toml")
     signals = {name: neutral for name, (neutral, _) in SIGNALS.items()}
     signals["extra_bodies"] = 2.0
@@ -137,41 +153,89 @@ def test_the_score_is_the_logistic_model_of_the_signals() -> None:
 
 
 def test_the_bundled_model_loads_and_names_every_signal() -> None:
-    model = load_levels_model()
-    assert model.weights.shape == (len(SIGNALS),)
+    model = load_levels_model().logistic
+    assert isinstance(model, LogisticModel)  # the one logistic model type, shared with muscle quality
+    assert model.features == tuple(SIGNALS) and model.weights.shape == (len(SIGNALS),)
     assert 0.0 <= model.thresholds.fail <= model.thresholds.ok <= 1.0
-    assert np.all(model.scales > 0)
+    assert np.all(model.scale > 0)
+
+
+def test_the_bundled_score_is_unchanged_by_the_shared_logistic_model() -> None:
+    """The bundled model's score of a fixed signal vector. The expected numbers were computed with the code
+    before the levels model became a LogisticModel (LevelsModel.logits, levels.toml with [features.*] tables,
+    commit 6022f78): the move to the shared type and the new file format must not change them."""
+    values = [0.31, 0.2, 1.0, 1.0, 0.62, 0.15, 0.21, 0.18, 0.07, 0.12, 12.0, 0.05, 1.0, 0.0, 0.4]
+    quality = assess_signals(dict(zip(SIGNALS, values, strict=True)))
+    assert quality.score == 0.005676728949455718  # computed with the old code, see the docstring
+    assert quality.status == "review"
+    assert quality.reasons == (
+        "the lowest piece is cut by the bottom of the field of view",
+        "the lowest piece was taken for the top of the sacrum by its position, but it looks like a whole lumbar body "
+        "(likeness 0.62): a real L5 there shifts every name",
+        "the spacing above the lowest piece differs from the spacing higher up by a factor 1.20",
+    )
+    neutral = assess_signals({name: value for name, (value, _) in SIGNALS.items()})
+    assert (neutral.score, neutral.status) == (0.992560628451298, "ok")  # computed with the old code too
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
+        ({"features": ["vote_disagreement"]}, "model.mean must list 1 numbers, one per feature"),
         (
-            {"features": {"vote_disagreement": {"weight": 1.0, "mean": 0.0, "scale": 1.0}}},
-            "levels quality model: [features] must name exactly the signals (missing: body_disagreement, ",
+            {"features": [n for n in SIGNALS if n != "top_at_edge"] + ["vote_disagreement"]},
+            "model.features names a feature twice",
         ),
-        ({"thresholds": {"ok": 0.2, "fail": 0.5}}, "levels quality model: quality thresholds need 0 <= fail <= ok"),
-        ({"model": {"intercept": "high"}}, "levels quality model: intercept must be a finite number"),
-        ({"reasons": {"min_logit": -1.0, "max_reasons": 2}}, "levels quality model: min_logit must be at least 0"),
+        ({"features": [*list(SIGNALS)[:-1], "nonsense"]}, "model.features has unknown names ['nonsense']"),
+        ({"thresholds": {"ok": 0.2, "fail": 0.5}}, "model.thresholds: quality thresholds need 0 <= fail <= ok"),
+        ({"intercept": "high"}, "model.intercept must be a finite number"),
+        ({"reasons": {"min_logit": -1.0, "max_reasons": 2}}, "reasons.min_logit must be at least 0"),
+        ({"format": "paraspinal-levels-quality/0"}, "format must be 'paraspinal-levels-quality/1'"),
     ],
 )
-def test_a_bad_model_file_is_refused_in_one_line(change, message) -> None:
+def test_a_bad_model_file_is_refused_in_one_line(tmp_path: Path, change, message) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(_toml(_document(**change)), encoding="utf-8")
     with pytest.raises(InputError) as caught:
-        parse_levels_model(_document(**change), source="bad.toml")
+        load_levels_model(path)
     assert caught.value.message.startswith(message)
-    assert "bad.toml" in str(caught.value)
+    assert "bad.toml" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_model_missing_a_signal_is_refused() -> None:
+    document = _document()
+    for key in ("features", "mean", "scale", "weights"):
+        document["model"][key] = document["model"][key][1:]
+    with pytest.raises(InputError, match=r"model.features must name every signal \(missing: vote_disagreement\)"):
+        parse_levels_model(document, source="bad.toml")
+
+
+def _toml(document: dict) -> str:
+    """A small TOML writer for the test documents (strings, numbers, lists of them, one level of tables)."""
+
+    def value(v: object) -> str:
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+        return f'"{v}"' if isinstance(v, str) else repr(v)
+
+    lines = [f"{k} = {value(v)}" for k, v in document.items() if not isinstance(v, dict)]
+    for k, v in document.items():
+        if isinstance(v, dict):
+            lines += [f"[{k}]", *(f"{key} = {value(x)}" for key, x in v.items())]
+    return "\n".join(lines) + "\n"
 
 
 def test_a_zero_scale_and_a_broken_file_are_refused(tmp_path: Path) -> None:
-    document = _document()
-    document["features"]["lowest_tilt_deg"]["scale"] = 0.0
-    with pytest.raises(InputError, match=r"features\.lowest_tilt_deg\.scale must be positive"):
+    document = _with_feature(_document(), "lowest_tilt_deg", weight=0.0, mean=0.0, scale=0.0)
+    with pytest.raises(InputError, match=r"model\.scale must be positive"):
         parse_levels_model(document, source="bad.toml")
     broken = tmp_path / "levels.toml"
     broken.write_text("[model\nintercept = 1", encoding="utf-8")
     with pytest.raises(InputError, match="not a valid TOML file"):
         load_levels_model(broken)
-    with pytest.raises(InputError, match="levels quality model not found"):
+    with pytest.raises(InputError, match="levels quality model file not found"):
         load_levels_model(tmp_path / "missing.toml")
 
 

@@ -1,24 +1,26 @@
-"""Typer options for CT (HU) measurements, shared by ``measure`` and ``run``; see :mod:`paraspinal.measurement.ct`."""
+"""Typer options for CT (HU) measurements, shared by ``measure``, ``run`` and ``evaluate``; see
+:mod:`paraspinal.measurement.ct`.
+
+A command declares one parameter ``ct_options: CtOptions = CT_FLAGS`` and is decorated with
+:func:`with_ct_flags`: the CT flags (declared once, in :func:`ct_flags`) take that parameter's place in the
+command's signature, so ``--help`` lists them there, and the command receives them parsed into one
+:class:`~paraspinal.measurement.ct_options.CtOptions`. A new CT flag is one row in :func:`ct_flags` and one
+argument of :func:`parse_ct`.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import typer
 
-__all__ = [
-    "adipose_window_option",
-    "bmi_option",
-    "ct_contrast_option",
-    "erosion_option",
-    "mad_k_option",
-    "modality_option",
-    "muscle_window_option",
-    "organs_option",
-    "outlier_window_option",
-    "outliers_option",
-    "parse_ct",
-    "roi_radius_option",
-    "rois_option",
-]
+__all__ = ["CT_FLAGS", "ct_flags", "modality_option", "parse_ct", "with_ct_flags"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+CT_FLAGS: Any = object()  # the default that marks a command's parameter taking the parsed CT options
 
 
 def _window(text: str | None, *, hint: str) -> tuple[float, float] | None:
@@ -37,50 +39,91 @@ def modality_option() -> str:
     )
 
 
-def ct_contrast_option() -> str | None:
-    return typer.Option(
-        None, "--ct-contrast", help="CT contrast agent: applied, none or unknown (default: the DICOM fields)."
-    )
+def ct_flags(*, bmi: bool = True) -> list[tuple[str, object, Any]]:
+    """(parameter name, type, typer option) of each CT flag, in the order ``--help`` lists them; ``bmi=False``
+    leaves ``--bmi`` out."""
+    flags = [
+        (
+            "ct_contrast",
+            str | None,
+            typer.Option(
+                None, "--ct-contrast", help="CT contrast agent: applied, none or unknown (default: the DICOM fields)."
+            ),
+        ),
+        (
+            "erosion_mm",
+            float,
+            typer.Option(10.0, "--erosion-mm", help="CT organs: margin (mm) left out inside the organ mask."),
+        ),
+        (
+            "outliers",
+            str,
+            typer.Option("mad", "--outliers", help="CT organs: drop vessels and lesions by mad, window or none."),
+        ),
+        (
+            "mad_k",
+            float,
+            typer.Option(3.0, "--mad-k", help="CT organs: outliers lie beyond median ± k·1.4826·MAD (HU)."),
+        ),
+        (
+            "outlier_window",
+            str | None,
+            typer.Option(None, "--outlier-window", help="CT organs: the HU window LOW,HIGH kept (--outliers window)."),
+        ),
+        (
+            "adipose_window",
+            str,
+            typer.Option("-190,-30", "--adipose-window", help="CT: adipose (IMAT) HU window LOW,HIGH."),
+        ),
+        ("muscle_window", str, typer.Option("-29,150", "--muscle-window", help="CT: muscle HU window LOW,HIGH.")),
+        (
+            "rois",
+            int,
+            typer.Option(0, "--rois", min=0, help="CT organs: circular ROIs placed inside the parenchyma (0: none)."),
+        ),
+        ("roi_radius_mm", float, typer.Option(10.0, "--roi-radius-mm", help="CT organs: ROI radius (mm).")),
+        (
+            "bmi",
+            float | None,
+            typer.Option(None, "--bmi", help="Patient BMI (kg/m²): myosteatosis at L3 (Martin et al. 2013)."),
+        ),
+        (
+            "organs",
+            str,
+            typer.Option("liver,spleen", "--organs", help="CT: organs whose parenchyma attenuation is measured."),
+        ),
+    ]
+    return flags if bmi else [flag for flag in flags if flag[0] != "bmi"]
 
 
-def erosion_option() -> float:
-    return typer.Option(10.0, "--erosion-mm", help="CT organs: margin (mm) left out inside the organ mask.")
+def with_ct_flags(*, bmi: bool = True) -> Callable[[F], F]:
+    """Decorator: the command's parameter whose default is :data:`CT_FLAGS` becomes the CT flags (in its place)
+    and receives them as one :class:`~paraspinal.measurement.ct_options.CtOptions` (without ``--bmi``: no BMI)."""
 
+    def decorate(command: F) -> F:
+        signature = inspect.signature(command)
+        params = list(signature.parameters.values())
+        marked = [i for i, p in enumerate(params) if p.default is CT_FLAGS]
+        if len(marked) != 1:
+            raise TypeError(f"{command.__name__}: expected one parameter defaulting to CT_FLAGS, found {len(marked)}")
+        at, target = marked[0], params[marked[0]].name
+        flags = ct_flags(bmi=bmi)
+        params[at : at + 1] = [
+            inspect.Parameter(name, params[at].kind, default=option, annotation=kind) for name, kind, option in flags
+        ]
+        names = [name for name, _kind, _option in flags]
 
-def outliers_option() -> str:
-    return typer.Option("mad", "--outliers", help="CT organs: drop vessels and lesions by mad, window or none.")
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in names}
+            return command(*args, **kwargs, **{target: parse_ct(**{"bmi": None, **values})})
 
+        annotations = {k: v for k, v in command.__annotations__.items() if k != target}
+        wrapper.__annotations__ = {**annotations, **{name: kind for name, kind, _option in flags}}
+        wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
 
-def mad_k_option() -> float:
-    return typer.Option(3.0, "--mad-k", help="CT organs: outliers lie beyond median ± k·1.4826·MAD (HU).")
-
-
-def outlier_window_option() -> str | None:
-    return typer.Option(None, "--outlier-window", help="CT organs: the HU window LOW,HIGH kept (--outliers window).")
-
-
-def adipose_window_option() -> str:
-    return typer.Option("-190,-30", "--adipose-window", help="CT: adipose (IMAT) HU window LOW,HIGH.")
-
-
-def muscle_window_option() -> str:
-    return typer.Option("-29,150", "--muscle-window", help="CT: muscle HU window LOW,HIGH.")
-
-
-def rois_option() -> int:
-    return typer.Option(0, "--rois", min=0, help="CT organs: circular ROIs placed inside the parenchyma (0: none).")
-
-
-def roi_radius_option() -> float:
-    return typer.Option(10.0, "--roi-radius-mm", help="CT organs: ROI radius (mm).")
-
-
-def bmi_option() -> float | None:
-    return typer.Option(None, "--bmi", help="Patient BMI (kg/m²): myosteatosis at L3 (Martin et al. 2013).")
-
-
-def organs_option() -> str:
-    return typer.Option("liver,spleen", "--organs", help="CT: organs whose parenchyma attenuation is measured.")
+    return decorate
 
 
 def parse_ct(

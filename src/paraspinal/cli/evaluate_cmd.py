@@ -4,27 +4,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from paraspinal.cli.app import app
 from paraspinal.cli.console import console, print_frame
-from paraspinal.cli.ct_options import (
-    adipose_window_option,
-    ct_contrast_option,
-    erosion_option,
-    mad_k_option,
-    muscle_window_option,
-    organs_option,
-    outlier_window_option,
-    outliers_option,
-    parse_ct,
-    roi_radius_option,
-    rois_option,
-)
+from paraspinal.cli.ct_options import CT_FLAGS, with_ct_flags
 from paraspinal.cli.options import parse_methods
 from paraspinal.errors import InputError
 from paraspinal.measurement.infiltration_methods import METHODS as INFILTRATION_METHODS
+
+if TYPE_CHECKING:
+    from paraspinal.measurement.ct_options import CtOptions
 
 
 def _parse_margins(items: list[str]) -> dict[str, float]:
@@ -43,6 +35,7 @@ def _parse_margins(items: list[str]) -> dict[str, float]:
 
 
 @app.command("evaluate")
+@with_ct_flags(bmi=False)
 def evaluate_command(
     pred: Path | None = typer.Option(
         None,
@@ -86,16 +79,7 @@ def evaluate_command(
         "--manual-values",
         help="CSV of manual ROI values (case_id,structure,side,metric,value[,level,method,unit]) vs automatic ones.",
     ),
-    ct_contrast: str | None = ct_contrast_option(),
-    erosion_mm: float = erosion_option(),
-    outliers: str = outliers_option(),
-    mad_k: float = mad_k_option(),
-    outlier_window: str | None = outlier_window_option(),
-    adipose_window: str = adipose_window_option(),
-    muscle_window: str = muscle_window_option(),
-    rois: int = rois_option(),
-    roi_radius_mm: float = roi_radius_option(),
-    organs: str = organs_option(),
+    ct_options: CtOptions = CT_FLAGS,
     image_name: str = typer.Option("image", "--image-name", help="Name of --image in the tables, e.g. t1 or t2."),
     scheme: str | None = typer.Option(
         None,
@@ -172,19 +156,7 @@ def evaluate_command(
         image=image,
         ct=ct,
         manual_values=manual_values,
-        ct_options=parse_ct(
-            ct_contrast=ct_contrast,
-            erosion_mm=erosion_mm,
-            outliers=outliers,
-            mad_k=mad_k,
-            outlier_window=outlier_window,
-            adipose_window=adipose_window,
-            muscle_window=muscle_window,
-            rois=rois,
-            roi_radius_mm=roi_radius_mm,
-            bmi=None,
-            organs=organs,
-        ),
+        ct_options=ct_options,
         image_name=image_name,
         infiltration_methods=method_list,
         tost_margin_pct=tost_margin_pct,

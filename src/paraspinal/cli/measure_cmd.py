@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from paraspinal.cli.app import app
 from paraspinal.cli.console import console, print_frame
-from paraspinal.cli.ct_options import (
-    adipose_window_option,
-    bmi_option,
-    ct_contrast_option,
-    erosion_option,
-    mad_k_option,
-    modality_option,
-    muscle_window_option,
-    organs_option,
-    outlier_window_option,
-    outliers_option,
-    parse_ct,
-    roi_radius_option,
-    rois_option,
-)
+from paraspinal.cli.ct_options import CT_FLAGS, modality_option, with_ct_flags
 from paraspinal.cli.options import parse_methods
 from paraspinal.cli.series_cmd import (
     case_id_from_option,
@@ -36,10 +23,14 @@ from paraspinal.cli.series_cmd import (
 from paraspinal.errors import InputError
 from paraspinal.measurement.infiltration_methods import METHODS as INFILTRATION_METHODS
 
+if TYPE_CHECKING:
+    from paraspinal.measurement.ct_options import CtOptions
+
 CASE_ID_SOURCES = ("path", "patient-id")
 
 
 @app.command("measure")
+@with_ct_flags()
 def measure_command(
     image: Path | None = typer.Argument(
         None, help="T1/T2 image (fat bright) for the fat-infiltration methods; a file, or a DICOM folder/zip."
@@ -70,17 +61,7 @@ def measure_command(
     keep_descriptions: bool = keep_descriptions_option(),
     sample: bool = typer.Option(False, "--sample", help="Measure the bundled TUM01 sample (manual labels)."),
     modality: str = modality_option(),
-    ct_contrast: str | None = ct_contrast_option(),
-    erosion_mm: float = erosion_option(),
-    outliers: str = outliers_option(),
-    mad_k: float = mad_k_option(),
-    outlier_window: str | None = outlier_window_option(),
-    adipose_window: str = adipose_window_option(),
-    muscle_window: str = muscle_window_option(),
-    rois: int = rois_option(),
-    roi_radius_mm: float = roi_radius_option(),
-    bmi: float | None = bmi_option(),
-    organs: str = organs_option(),
+    ct_options: CtOptions = CT_FLAGS,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
 ) -> None:
     """Measure CSA, volume, fat fraction and fat infiltration from a label map; write CSV and Parquet."""
@@ -108,19 +89,7 @@ def measure_command(
         keep_descriptions=keep_descriptions,
         study_roles=False,
         modality=modality,
-        ct=parse_ct(
-            ct_contrast=ct_contrast,
-            erosion_mm=erosion_mm,
-            outliers=outliers,
-            mad_k=mad_k,
-            outlier_window=outlier_window,
-            adipose_window=adipose_window,
-            muscle_window=muscle_window,
-            rois=rois,
-            roi_radius_mm=roi_radius_mm,
-            bmi=bmi,
-            organs=organs,
-        ),
+        ct=ct_options,
     )
     if sample:
         # TUM01 with its manual labels and levels; the fat image doubles as the bright-fat image for the

@@ -31,21 +31,7 @@ from paraspinal.cli.backend_options import (
     tta_option,
 )
 from paraspinal.cli.console import console, print_frame
-from paraspinal.cli.ct_options import (
-    adipose_window_option,
-    bmi_option,
-    ct_contrast_option,
-    erosion_option,
-    mad_k_option,
-    modality_option,
-    muscle_window_option,
-    organs_option,
-    outlier_window_option,
-    outliers_option,
-    parse_ct,
-    roi_radius_option,
-    rois_option,
-)
+from paraspinal.cli.ct_options import CT_FLAGS, modality_option, with_ct_flags
 from paraspinal.cli.options import parse_methods
 from paraspinal.cli.series_cmd import (
     check_output_format,
@@ -65,6 +51,7 @@ if TYPE_CHECKING:
 
     from paraspinal.backends.catalog import BackendFactory, Models
     from paraspinal.batch.runner import BatchOptions, BatchProgress
+    from paraspinal.measurement.ct_options import CtOptions
     from paraspinal.pipeline.case import Case
     from paraspinal.pipeline.options import RunOptions
     from paraspinal.pipeline.results import RunResult
@@ -253,6 +240,7 @@ def backend_arguments(factory: BackendFactory) -> list[str]:
 
 
 @app.command("run")
+@with_ct_flags()
 def run_command(
     inputs: list[Path] = typer.Argument(
         ...,
@@ -322,17 +310,7 @@ def run_command(
     seg_patient: str = seg_patient_option(),
     keep_descriptions: bool = keep_descriptions_option(),
     modality: str = modality_option(),
-    ct_contrast: str | None = ct_contrast_option(),
-    erosion_mm: float = erosion_option(),
-    outliers: str = outliers_option(),
-    mad_k: float = mad_k_option(),
-    outlier_window: str | None = outlier_window_option(),
-    adipose_window: str = adipose_window_option(),
-    muscle_window: str = muscle_window_option(),
-    rois: int = rois_option(),
-    roi_radius_mm: float = roi_radius_option(),
-    bmi: float | None = bmi_option(),
-    organs: str = organs_option(),
+    ct_options: CtOptions = CT_FLAGS,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
     log_json: bool = typer.Option(False, "--log-json", help="Log progress as JSON lines on stderr."),
 ) -> int:
@@ -390,19 +368,7 @@ def run_command(
         seg_patient=seg_patient,
         keep_descriptions=keep_descriptions,
         modality=modality,
-        ct=parse_ct(
-            ct_contrast=ct_contrast,
-            erosion_mm=erosion_mm,
-            outliers=outliers,
-            mad_k=mad_k,
-            outlier_window=outlier_window,
-            adipose_window=adipose_window,
-            muscle_window=muscle_window,
-            rois=rois,
-            roi_radius_mm=roi_radius_mm,
-            bmi=bmi,
-            organs=organs,
-        ),
+        ct=ct_options,
     )
     csvs = [p for p in inputs if p.suffix.lower() == ".csv"]
     try:

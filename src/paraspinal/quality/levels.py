@@ -1,6 +1,7 @@
 """How far to trust a spine's level names: a calibrated score from :mod:`.level_signals`.
 
-The score is ``1 - p``, ``p`` the probability that some body is misnamed under a logistic model of the signals:
+The score is ``1 - p``, ``p`` the probability that some body is misnamed under a logistic model of the signals
+(:class:`~paraspinal.quality.logistic.LogisticModel`):
 ``p = sigmoid(intercept + sum_i weight_i * (signal_i - mean_i) / scale_i)``. Weights, centring, thresholds and
 the reason cut-off are data (``quality/data/levels.toml``, written by ``recipes/quality/calibrate_levels.py``);
 each signal pushing the score down by at least ``min_logit`` becomes a reason, worst first. Levels read from
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import math
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -21,80 +21,44 @@ import numpy as np
 from paraspinal.errors import InputError
 from paraspinal.io.label_map import LabelMap
 from paraspinal.levels import SpineLevels
-from paraspinal.quality.assessment import Assessment, Thresholds, status_of
+from paraspinal.quality.assessment import Assessment, status_of
 from paraspinal.quality.level_signals import SIGNALS, level_signals
+from paraspinal.quality.logistic import LogisticModel, parse_logistic_model, read_model_file
 
-__all__ = ["LevelsModel", "assess_levels", "load_levels_model"]
+__all__ = ["LevelsModel", "assess_levels", "assess_signals", "load_levels_model", "parse_levels_model"]
+
+
+FORMAT = "paraspinal-levels-quality/1"
 
 
 @dataclass(frozen=True)
 class LevelsModel:
-    """The calibrated logistic model: per signal (in :data:`SIGNALS` order) weight, mean and scale."""
+    """The calibrated logistic model of the signals, and which of their terms become reasons."""
 
-    intercept: float
-    weights: np.ndarray
-    means: np.ndarray
-    scales: np.ndarray
-    thresholds: Thresholds
+    logistic: LogisticModel
     min_logit: float
     max_reasons: int
     source: str
 
-    def logits(self, signals: dict[str, float]) -> np.ndarray:
-        """Each signal's contribution to the log-odds of a misnaming."""
-        x = np.array([signals[name] for name in SIGNALS], dtype=np.float64)
-        return self.weights * (x - self.means) / self.scales
 
-
-def _number(table: dict, key: str, *, path: str, minimum: float | None = None) -> float:
-    value = table.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InputError(f"levels quality model: {key} must be a finite number", path=path)
-    if minimum is not None and value < minimum:
-        raise InputError(f"levels quality model: {key} must be at least {minimum:g}, got {value:g}", path=path)
-    return float(value)
-
-
-def parse_levels_model(document: dict, *, source: str) -> LevelsModel:
-    """A :class:`LevelsModel` from the TOML document; every problem is a one-line :class:`InputError`."""
-    features = document.get("features")
-    if not isinstance(features, dict) or set(features) != set(SIGNALS):
-        have = sorted(features) if isinstance(features, dict) else []
-        missing, unknown = sorted(set(SIGNALS) - set(have)), sorted(set(have) - set(SIGNALS))
-        raise InputError(
-            f"levels quality model: [features] must name exactly the signals "
-            f"(missing: {', '.join(missing) or 'none'}; unknown: {', '.join(unknown) or 'none'})",
-            path=source,
-        )
-    rows = []
-    for name in SIGNALS:
-        table = features[name]
-        if not isinstance(table, dict):
-            raise InputError(f"levels quality model: features.{name} must be a table", path=source)
-        scale = _number(table, "scale", path=source)
-        if scale <= 0:
-            raise InputError(f"levels quality model: features.{name}.scale must be positive", path=source)
-        rows.append((_number(table, "weight", path=source), _number(table, "mean", path=source), scale))
-    model = document.get("model", {})
-    thresholds = document.get("thresholds", {})
-    reasons = document.get("reasons", {})
-    if not all(isinstance(t, dict) for t in (model, thresholds, reasons)):
-        raise InputError("levels quality model: [model], [thresholds] and [reasons] must be tables", path=source)
-    try:
-        limits = Thresholds(ok=_number(thresholds, "ok", path=source), fail=_number(thresholds, "fail", path=source))
-    except ValueError as exc:
-        raise InputError(f"levels quality model: {exc}", path=source) from None
-    weights, means, scales = (np.array(column) for column in zip(*rows, strict=True))
-    return LevelsModel(
-        intercept=_number(model, "intercept", path=source),
-        weights=weights,
-        means=means,
-        scales=scales,
-        thresholds=limits,
-        min_logit=_number(reasons, "min_logit", path=source, minimum=0.0),
-        max_reasons=int(_number(reasons, "max_reasons", path=source, minimum=1.0)),
-        source=source,
-    )
+def parse_levels_model(document: dict, *, source: str | Path) -> LevelsModel:
+    """A :class:`LevelsModel` from the TOML document of the file ``source``: a ``[model]`` table (a
+    :class:`~paraspinal.quality.logistic.LogisticModel` of every signal in :data:`SIGNALS`) and ``[reasons]``
+    (``min_logit``, ``max_reasons``); every problem is a one-line :class:`InputError` naming the file."""
+    model, reasons = document.get("model"), document.get("reasons")
+    if not isinstance(model, dict) or not isinstance(reasons, dict):
+        raise InputError("levels quality model: [model] and [reasons] must be tables", path=source)
+    logistic = parse_logistic_model(model, where="model", known=SIGNALS, path=source)
+    missing = [name for name in SIGNALS if name not in logistic.features]
+    if missing:
+        raise InputError(f"model.features must name every signal (missing: {', '.join(missing)})", path=source)
+    for key, minimum in (("min_logit", 0.0), ("max_reasons", 1.0)):
+        value = reasons.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise InputError(f"reasons.{key} must be a finite number", path=source)
+        if value < minimum:
+            raise InputError(f"reasons.{key} must be at least {minimum:g}, got {value:g}", path=source)
+    return LevelsModel(logistic, float(reasons["min_logit"]), int(reasons["max_reasons"]), str(source))
 
 
 def load_levels_model(path: str | Path | None = None) -> LevelsModel:
@@ -102,19 +66,13 @@ def load_levels_model(path: str | Path | None = None) -> LevelsModel:
     if path is None:
         return _bundled()
     p = Path(path)
-    try:
-        document = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("levels quality model not found", path=p) from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(f"not a valid TOML file: {exc}", path=p) from None
-    return parse_levels_model(document, source=str(p))
+    return parse_levels_model(read_model_file(p, what="levels quality model", format=FORMAT), source=p)
 
 
 @functools.cache
 def _bundled() -> LevelsModel:
-    item = resources.files("paraspinal.quality").joinpath("data", "levels.toml")
-    return parse_levels_model(tomllib.loads(item.read_text(encoding="utf-8")), source=str(item))
+    path = Path(str(resources.files("paraspinal.quality").joinpath("data", "levels.toml")))
+    return parse_levels_model(read_model_file(path, what="levels quality model", format=FORMAT), source=path)
 
 
 def _reason(name: str, value: float) -> str:
@@ -162,11 +120,12 @@ def _reason(name: str, value: float) -> str:
 def assess_signals(signals: dict[str, float], *, model: LevelsModel | None = None) -> Assessment:
     """The assessment of measured ``signals`` (see :data:`SIGNALS`) under ``model`` (default: the bundled one)."""
     model = model or _bundled()
-    contributions = model.logits(signals)
-    z = float(model.intercept + contributions.sum())
+    logistic = model.logistic
+    contributions = logistic.contributions(signals)
+    z = logistic.logit(signals)
     score = float(1.0 / (1.0 + math.exp(z)))  # 1 - sigmoid(z): 1 = trustworthy
-    status = status_of(score, model.thresholds)
-    names = list(SIGNALS)
+    status = status_of(score, logistic.thresholds)
+    names = list(logistic.features)
     worst = [i for i in np.argsort(-contributions, kind="stable") if contributions[i] >= model.min_logit]
     reasons = [_reason(names[i], signals[names[i]]) for i in worst[: model.max_reasons]]
     if status != "ok" and not reasons:

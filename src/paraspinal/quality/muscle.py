@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from paraspinal.errors import GeometryError
 from paraspinal.io import Image, LabelMap
 from paraspinal.quality.assessment import Assessment, StructureQuality, status_of
-from paraspinal.quality.muscle_model import LogisticModel, MuscleModel, load_muscle_model
+from paraspinal.quality.logistic import LogisticModel
+from paraspinal.quality.muscle_model import MuscleModel, load_muscle_model
 from paraspinal.quality.muscle_signals import StructureSignals, muscle_signals, structure_features
 
 __all__ = ["assess_muscles", "slice_reason", "structure_reason"]

@@ -21,7 +21,7 @@ import pandas as pd
 from paraspinal import __version__
 from paraspinal.evaluation.overlap import ALL_LEVELS, FOREGROUND
 from paraspinal.io.files import temp_file_for
-from paraspinal.reporting.html import Cell, Column, HtmlTable, ReportImage, Row, _environment
+from paraspinal.reporting.html_render import Cell, Column, HtmlTable, ReportImage, Row, _environment
 
 __all__ = [
     "SLOT_END",

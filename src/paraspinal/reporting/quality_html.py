@@ -1,5 +1,5 @@
 """What a case page shows of a case's quality: the verdict at the top, a ``qc`` per table row, reasons per
-structure and per flagged slice (plain values; :mod:`paraspinal.reporting.html` turns them into cells); and
+structure and per flagged slice (plain values; :mod:`paraspinal.reporting.html_tables` turns them into cells); and
 the cohort page's order of cases, worst first."""
 
 from __future__ import annotations
