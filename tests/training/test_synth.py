@@ -106,7 +106,7 @@ def test_every_case_gets_a_synthesis_source_single_channel_ones_too() -> None:
     from paraspinal.training.trainer import synth_sources
 
     channels, region = _two_channel_phantom()
-    classes = np.zeros(region.shape + (3,), dtype=np.uint8)
+    classes = np.zeros((*region.shape, 3), dtype=np.uint8)
     images = [
         TrainingImage("a/water", "a", "water", channels[0], classes),
         TrainingImage("a/fat", "a", "fat", channels[1], classes),
