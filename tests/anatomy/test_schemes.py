@@ -28,6 +28,7 @@ BUNDLED = [
     "musclemap_abdomen",
     "paraspinalseg",
     "spider",
+    "spine_bodies",
     "spineps",
     "total",
     "total_mr",

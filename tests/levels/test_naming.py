@@ -99,3 +99,12 @@ def test_a_thick_appendage_on_a_thin_stalk_stays_with_its_body(phantom) -> None:
     assert not any("fragment" in w for w in spine.warnings)
     appendage_voxels = int(np.sum((block | stalk) & ~phantom.bodies["L3"]))
     assert spine.body("L3").volume_mm3 == pytest.approx((phantom.bodies["L3"].sum() + appendage_voxels) * 4.0)
+
+
+def test_the_spine_bodies_scheme_votes_t12_and_anchors_on_its_sacrum() -> None:
+    from paraspinal.anatomy import load_registry, load_scheme
+    from paraspinal.levels.naming import SPINE_NAMES, body_value_roles
+
+    votes, bodies, anchors = body_value_roles(load_scheme("spine_bodies"), load_registry())
+    assert {v: SPINE_NAMES[i] for v, i in votes.items()} == {1: "L1", 2: "L2", 3: "L3", 4: "L4", 5: "L5", 6: "T12"}
+    assert bodies == {1, 2, 3, 4, 5, 6} and anchors == {7}
