@@ -12,11 +12,17 @@ see the same machine load; the table gives the median wall time of each and thei
 
 Rows without a target show ``--help`` of single commands for reference. A ratio is only as good as the
 machine is quiet: on a loaded machine the model's inference slows down more than imports do.
+
+Bytecode: the libraries of the reference were compiled to ``.pyc`` when they were installed; paraspinal is
+given the same (the untimed warm-up run writes its ``__pycache__``, ``PYTHONDONTWRITEBYTECODE`` is dropped from
+the environment of the timed commands). ``--no-bytecode-cache`` keeps it, so every paraspinal module is
+compiled from source at each start, as in an environment that sets that variable for an editable install.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -58,28 +64,35 @@ def rows(out_dir: Path) -> list[Row]:
     ]
 
 
-def wall_s(command: tuple[str, ...]) -> float:
+def wall_s(command: tuple[str, ...], *, env: dict[str, str]) -> float:
     """Seconds one run of ``command`` takes, start to exit (it must succeed)."""
     start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7, help="Runs of each command (median reported).")
+    parser.add_argument(
+        "--no-bytecode-cache", action="store_true", help="Keep PYTHONDONTWRITEBYTECODE (compile at every start)."
+    )
     args = parser.parse_args()
+    env = dict(os.environ)
+    if not args.no_bytecode_cache:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryDirectory() as tmp:
         table = rows(Path(tmp))
         for row in table:  # warm the file cache once, untimed
-            wall_s(row.reference)
-            wall_s(row.command)
+            wall_s(row.reference, env=env)
+            wall_s(row.command, env=env)
         times: dict[tuple[str, ...], list[float]] = {}
         for _ in range(args.repeats):
             for row in table:  # interleaved: a command and its reference see the same load
                 for command in (row.reference, row.command):
-                    times.setdefault(command, []).append(wall_s(command))
-    print(f"median wall time of {args.repeats} whole-process runs each ({sys.executable})")
+                    times.setdefault(command, []).append(wall_s(command, env=env))
+    cache = "compiled at every start" if "PYTHONDONTWRITEBYTECODE" in env else "bytecode cached"
+    print(f"median wall time of {args.repeats} whole-process runs each ({sys.executable}; {cache})")
     header = f"{'command':34} {'median s':>9}  {'reference':62} {'median s':>9} {'ratio':>6} {'target':>7}  result"
     print(header)
     print("-" * len(header))

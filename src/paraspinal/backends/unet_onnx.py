@@ -307,7 +307,22 @@ def smooth_across_slices(probs: np.ndarray, *, slice_spacing_mm: float, sigma_mm
     if sigma_mm <= 0.0 or probs.shape[axis] < 2:
         return probs
     sigma_px = sigma_mm / float(slice_spacing_mm)
-    return ndimage.gaussian_filter1d(probs, sigma_px, axis=axis, mode="nearest", truncate=2.0)
+    if axis != 0:
+        return ndimage.gaussian_filter1d(probs, sigma_px, axis=axis, mode="nearest", truncate=2.0)
+    # slices on the outer axis: sum whole slices (contiguous blocks) instead of filtering strided lines
+    radius = int(2.0 * sigma_px + 0.5)
+    offsets = np.arange(-radius, radius + 1)
+    weights = np.exp(-0.5 * (offsets / sigma_px) ** 2)
+    weights = (weights / weights.sum()).astype(probs.dtype)
+    n = probs.shape[0]
+    out = np.empty_like(probs)
+    term = np.empty_like(probs[0])
+    for k in range(n):
+        np.multiply(probs[min(max(k + offsets[0], 0), n - 1)], weights[0], out=out[k])
+        for offset, weight in zip(offsets[1:], weights[1:], strict=True):
+            np.multiply(probs[min(max(k + offset, 0), n - 1)], weight, out=term)
+            out[k] += term
+    return out
 
 
 def top_margin(probs: np.ndarray, *, axis: int = -1) -> np.ndarray:
