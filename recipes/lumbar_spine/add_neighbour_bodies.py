@@ -39,20 +39,11 @@ def _centroid(labels: np.ndarray, value: int) -> np.ndarray:
     return np.argwhere(labels == value).mean(axis=0)
 
 
-def _moved(mask: np.ndarray, step: np.ndarray) -> np.ndarray:
-    """``mask`` translated by ``step`` voxels (rounded), cut at the array's edges."""
-    shift = np.round(step).astype(int)
-    out = np.zeros_like(mask)
-    src = tuple(slice(max(-s, 0), n - max(s, 0)) for s, n in zip(shift, mask.shape, strict=True))
-    dst = tuple(slice(max(s, 0), n - max(-s, 0)) for s, n in zip(shift, mask.shape, strict=True))
-    out[dst] = mask[src]
-    return out
-
-
 def neighbour_label(image: np.ndarray, labels: np.ndarray, *, source: int, towards: int) -> tuple[np.ndarray, int]:
     """Pseudo-label mask of the body one segment beyond ``source`` (away from ``towards``) and its template size."""
     body = labels == source
-    template = _moved(body, _centroid(labels, source) - _centroid(labels, towards))
+    step = np.round(_centroid(labels, source) - _centroid(labels, towards))  # one segment, whole voxels
+    template = ndimage.shift(body.astype(np.uint8), step, order=0, mode="constant", cval=0) > 0
     lo, hi = np.percentile(image[body], [5, 95])
     keep = template & (image >= lo) & (image <= hi) & (labels == 0)
     keep = ndimage.binary_opening(keep, iterations=1)

@@ -26,6 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "recipes" / "quality"))
 
+from calibrate_muscle import MUSCLEMAP_TO_LPM4, SIDES  # noqa: E402
 from muscle_variants import tum01_variants  # noqa: E402
 
 from paraspinal.backends import UNetOnnxBackend  # noqa: E402
@@ -51,8 +52,6 @@ VARIANTS = (
     "fat_px1.2",
     "water_fovcut",
 )
-SIDES = {"right": (1, 2), "left": (3, 4)}  # lpm4 values per side: ES, MF
-MUSCLEMAP_TO_LPM4 = {1: 2, 2: 3, 3: 1, 4: 4}  # MuscleMap abdomen: 1/2 MF r/l, 3/4 ES r/l
 MUSCLEMAP = ROOT.parent / "shared" / "data" / "musclemap-sample"
 
 

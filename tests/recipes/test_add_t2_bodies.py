@@ -3,23 +3,17 @@ Recipe code, not shipped; tested on small label arrays."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "lumbar_spine"
+from tests.recipes.support import load_recipe
 
 
 @pytest.fixture(scope="module")
 def recipe() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("add_t2_bodies", RECIPE / "add_t2_bodies.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_recipe("lumbar_spine/add_t2_bodies.py")
 
 
 def _column(l1_rows: int) -> tuple[np.ndarray, np.ndarray]:

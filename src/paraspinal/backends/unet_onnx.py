@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from paraspinal.anatomy import LabelScheme, load_scheme
 from paraspinal.backends.base import model_provenance, segmentation
@@ -307,21 +306,20 @@ def smooth_across_slices(probs: np.ndarray, *, slice_spacing_mm: float, sigma_mm
     if sigma_mm <= 0.0 or probs.shape[axis] < 2:
         return probs
     sigma_px = sigma_mm / float(slice_spacing_mm)
-    if axis != 0:
-        return ndimage.gaussian_filter1d(probs, sigma_px, axis=axis, mode="nearest", truncate=2.0)
-    # slices on the outer axis: sum whole slices (contiguous blocks) instead of filtering strided lines
     radius = int(2.0 * sigma_px + 0.5)
     offsets = np.arange(-radius, radius + 1)
     weights = np.exp(-0.5 * (offsets / sigma_px) ** 2)
     weights = (weights / weights.sum()).astype(probs.dtype)
-    n = probs.shape[0]
+    slices = np.moveaxis(probs, axis, 0)  # views: with axis 0 every term is one contiguous block
     out = np.empty_like(probs)
-    term = np.empty_like(probs[0])
+    smoothed = np.moveaxis(out, axis, 0)
+    term = np.empty_like(slices[0])
+    n = slices.shape[0]
     for k in range(n):
-        np.multiply(probs[min(max(k + offsets[0], 0), n - 1)], weights[0], out=out[k])
+        np.multiply(slices[min(max(k + offsets[0], 0), n - 1)], weights[0], out=smoothed[k])
         for offset, weight in zip(offsets[1:], weights[1:], strict=True):
-            np.multiply(probs[min(max(k + offset, 0), n - 1)], weight, out=term)
-            out[k] += term
+            np.multiply(slices[min(max(k + offset, 0), n - 1)], weight, out=term)
+            smoothed[k] += term
     return out
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from scipy import ndimage
 
 from paraspinal.io import Image, LabelMap
+from paraspinal.preprocessing.intensity import foreground_box
 
 __all__ = [
     "CONFIDENCE_FEATURES",
@@ -104,23 +105,13 @@ def _largest_share(mask: np.ndarray) -> float:
     return float(1.0 - sizes.max() / sizes.sum())
 
 
-def _label_box(labels: np.ndarray) -> tuple[slice, slice]:
-    """In-plane bounding box (over all slices) of the labelled voxels, 1 voxel wider; the whole plane when empty."""
-    hits = [np.flatnonzero(np.any(labels, axis=other)) for other in ((1, 2), (0, 2))]
-    if hits[0].size == 0:
-        return slice(None), slice(None)
-    return tuple(  # type: ignore[return-value]
-        slice(max(int(h[0]) - 1, 0), min(int(h[-1]) + 2, n)) for h, n in zip(hits, labels.shape[:2], strict=True)
-    )
-
-
 def _clip(value: float) -> float:
     return float(min(max(value, 0.0), _CLIP)) if np.isfinite(value) else _CLIP
 
 
 def muscle_signals(label_map: LabelMap, image: Image) -> list[StructureSignals]:
     """The slice signals of every structure/side of ``label_map`` (``image``: intensities on its grid)."""
-    box = _label_box(label_map.array)  # every signal lives inside the labels' in-plane bounding box
+    box = foreground_box(label_map.array, threshold=0, margin_px=1)  # every signal lives inside the labels' box
     offset = np.array([box[0].start, box[1].start], dtype=np.float64)
     labels = label_map.array[box]
     intensity = np.asarray(image.array[box], dtype=np.float32)

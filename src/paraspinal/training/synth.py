@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from paraspinal.preprocessing.intensity import percentile_scale
+
 
 @dataclass(frozen=True)
 class SynthSource:
@@ -82,11 +84,6 @@ def _render(source: SynthSource, k: int, recipe: _Recipe, rng: np.random.Generat
     return (1.0 - recipe.texture) * x + recipe.texture * mix / scale
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    lo, hi = np.percentile(x, [0.5, 99.5])
-    return np.clip((x - lo) / max(float(hi - lo), 1e-6), 0.0, None).astype(np.float32)
-
-
 def synthesise_slice(
     source: SynthSource,
     k: int,
@@ -100,9 +97,9 @@ def synthesise_slice(
     x = _render(source, k, recipe, rng)
     if through_plane_weight > 0.0:
         n = source.tissue.shape[2]
-        around = [_render(source, min(max(j, 0), n - 1), recipe, rng) for j in (k - 1, k + 1)]
-        x = (1.0 - through_plane_weight) * x + 0.5 * through_plane_weight * (around[0] + around[1])
-    return _unit(x)
+        below, above = (_render(source, min(max(j, 0), n - 1), recipe, rng) for j in (k - 1, k + 1))
+        x = through_plane_slice(np.stack([below, x, above], axis=2), 1, weight=through_plane_weight)
+    return np.maximum(percentile_scale(x, clip=False), 0.0)
 
 
 def through_plane_slice(volume: np.ndarray, k: int, *, weight: float) -> np.ndarray:
