@@ -12,11 +12,13 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_TERMINATED", "Terminated", "run"]
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 EXIT_TERMINATED = 128 + signal.SIGTERM
+_RAISE_AGAIN_AFTER_S = 0.01  # a swallowed signal's exception is raised again this long after
 
 
 class Terminated(BaseException):
@@ -27,8 +29,8 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated()
 
 
-def run() -> None:
-    """Run the command line; exit 130 after Ctrl-C and 143 after SIGTERM, always.
+def run(*, command: Callable[[], int] | None = None) -> None:
+    """Run the command line (or ``command``, for tests); exit 130 after Ctrl-C and 143 after SIGTERM, always.
 
     A signal that arrives while the process is already on its way out no longer raises (no stray Python
     error output) but still sets the exit code.
@@ -43,29 +45,43 @@ def run() -> None:
         caught.append(EXIT_TERMINATED)
         _raise_terminated(signum, frame)
 
+    def raise_again(signum: int, frame: object) -> None:
+        """SIGALRM after a swallowed signal: raise the first signal's exception in ordinary code."""
+        if caught and caught[0] == EXIT_TERMINATED:
+            raise Terminated()
+        raise KeyboardInterrupt
+
     signal.signal(signal.SIGTERM, terminated)
     signal.signal(signal.SIGINT, interrupted)
+    rearm = hasattr(signal, "setitimer")
+    if rearm:
+        signal.signal(signal.SIGALRM, raise_again)
     python_hook = sys.unraisablehook
 
     def swallowed(unraisable: object) -> None:
         """A signal's exception raised where Python cannot propagate it (a weakref callback, ``__del__``):
-        raise it again in the main thread at the next safe point instead of printing it."""
-        import _thread
+        raise it again in the main thread once this hook has returned, instead of printing it.
 
-        exc = getattr(unraisable, "exc_value", None)
-        if isinstance(exc, KeyboardInterrupt):
-            _thread.interrupt_main(signal.SIGINT)
-        elif isinstance(exc, Terminated):
-            _thread.interrupt_main(signal.SIGTERM)
-        else:
-            python_hook(unraisable)  # type: ignore[arg-type]
+        Re-raising from here (``interrupt_main``, ``raise_signal``) would run the handler inside this hook,
+        where its exception is swallowed once more; a one-shot 10 ms timer raises it in ordinary code.
+        """
+        try:
+            exc = getattr(unraisable, "exc_value", None)
+            if not isinstance(exc, KeyboardInterrupt | Terminated):
+                python_hook(unraisable)  # type: ignore[arg-type]
+            elif rearm:
+                signal.setitimer(signal.ITIMER_REAL, _RAISE_AGAIN_AFTER_S)
+        except (KeyboardInterrupt, Terminated):  # the timer fired before this hook returned: once more
+            if rearm:
+                signal.setitimer(signal.ITIMER_REAL, _RAISE_AGAIN_AFTER_S)
 
     sys.unraisablehook = swallowed
     code = 1
     try:
-        from paraspinal.cli.main import main
+        if command is None:
+            from paraspinal.cli.main import main as command
 
-        code = main()
+        code = command()
     except KeyboardInterrupt:
         if not caught:
             caught.append(EXIT_INTERRUPTED)
@@ -76,6 +92,9 @@ def run() -> None:
         # from here on a signal only records itself: the exit code below is the last word
         signal.signal(signal.SIGINT, lambda *_: caught.append(EXIT_INTERRUPTED))
         signal.signal(signal.SIGTERM, lambda *_: caught.append(EXIT_TERMINATED))
+        if rearm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, signal.SIG_IGN)
     if code == EXIT_INTERRUPTED and not caught:  # typer turned a Ctrl-C into exit code 130 itself
         caught.append(EXIT_INTERRUPTED)
     if caught:

@@ -1,0 +1,64 @@
+"""A signal whose exception Python swallows (raised in a ``__del__`` or weakref callback) still ends the
+process with its exit code and no stray traceback: deterministic versions of what a Ctrl-C during garbage
+collection does to ``paraspinal run``."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.reliability.support import cli_env
+
+# A command whose object's __del__ receives the signal (the handler runs inside __del__, so its exception is
+# "ignored"); the command then keeps working for up to 10 s, as a run would, unless the signal is raised again.
+SCRIPT = textwrap.dedent(
+    """
+    import signal, time
+    from paraspinal.cli import entry
+
+    class Doomed:
+        def __del__(self):
+            signal.raise_signal(signal.{name})
+
+    def command():
+        Doomed()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            sum(range(1000))
+        print("the command ran to the end")
+        return 0
+
+    entry.run(command=command)
+    """
+)
+
+
+@pytest.mark.parametrize(("name", "code", "message"), [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")])
+def test_a_signal_swallowed_in_a_finaliser_still_stops_the_command(name: str, code: int, message: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(name=name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=cli_env(),
+    )
+    assert proc.returncode == code, proc.stderr
+    assert "ran to the end" not in proc.stdout
+    assert proc.stderr == f"paraspinal: {message}\n"
+
+
+def test_an_ordinary_error_in_a_finaliser_is_still_reported_by_python() -> None:
+    script = SCRIPT.replace("signal.raise_signal(signal.{name})", "raise ValueError('broken finaliser')")
+    script = script.replace("time.monotonic() + 10", "time.monotonic() + 0.1")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=cli_env())
+    assert proc.returncode == 0, proc.stderr
+    assert "ran to the end" in proc.stdout
+    assert "ValueError: broken finaliser" in proc.stderr
+
+
+def test_no_alarm_is_left_behind_for_the_exit() -> None:
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # the test process itself never arms one
