@@ -62,3 +62,33 @@ def test_an_ordinary_error_in_a_finaliser_is_still_reported_by_python() -> None:
 
 def test_no_alarm_is_left_behind_for_the_exit() -> None:
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # the test process itself never arms one
+
+
+BARRAGE = textwrap.dedent(
+    """
+    import os, signal, threading, time
+    from paraspinal.cli import entry
+
+    def barrage():
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            os.kill(os.getpid(), signal.{name})
+
+    def command():
+        threading.Thread(target=barrage, daemon=True).start()
+        time.sleep(10)
+        return 0
+
+    entry.run(command=command)
+    """
+)
+
+
+@pytest.mark.parametrize(("name", "code", "message"), [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")])
+def test_a_barrage_of_signals_on_the_way_out_only_sets_the_exit_code(name: str, code: int, message: str) -> None:
+    # what a held-down Ctrl-C or a killpg of many processes does: signals keep coming while the run unwinds
+    for _ in range(5):
+        proc = subprocess.run(
+            [sys.executable, "-c", BARRAGE.format(name=name)], capture_output=True, text=True, timeout=60, env=cli_env()
+        )
+        assert (proc.returncode, proc.stderr) == (code, f"paraspinal: {message}\n")

@@ -32,30 +32,36 @@ def _raise_terminated(signum: int, frame: object) -> None:
 def run(*, command: Callable[[], int] | None = None) -> None:
     """Run the command line (or ``command``, for tests); exit 130 after Ctrl-C and 143 after SIGTERM, always.
 
-    A signal that arrives while the process is already on its way out no longer raises (no stray Python
-    error output) but still sets the exit code.
+    Once the command has returned or raised, a signal no longer raises (no stray Python error output, however
+    late or often it arrives) but still sets the exit code. The flag that says so is set by the first statement
+    of each way out, before Python checks for pending signals again.
     """
     caught: list[int] = []
+    exiting: list[bool] = []
 
     def interrupted(signum: int, frame: object) -> None:
         caught.append(EXIT_INTERRUPTED)  # recorded first: a KeyboardInterrupt raised inside a weakref
-        raise KeyboardInterrupt  # callback or __del__ is swallowed by Python, the exit code is not
+        if not exiting:  # callback or __del__ is swallowed by Python, the exit code is not
+            raise KeyboardInterrupt
 
     def terminated(signum: int, frame: object) -> None:
         caught.append(EXIT_TERMINATED)
-        _raise_terminated(signum, frame)
+        if not exiting:
+            _raise_terminated(signum, frame)
 
     def raise_again(signum: int, frame: object) -> None:
         """SIGALRM after a swallowed signal: raise the first signal's exception in ordinary code."""
+        if exiting:
+            return
         if caught and caught[0] == EXIT_TERMINATED:
             raise Terminated()
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, terminated)
-    signal.signal(signal.SIGINT, interrupted)
     rearm = hasattr(signal, "setitimer")
     if rearm:
         signal.signal(signal.SIGALRM, raise_again)
+    signal.signal(signal.SIGTERM, terminated)
+    signal.signal(signal.SIGINT, interrupted)
     python_hook = sys.unraisablehook
 
     def swallowed(unraisable: object) -> None:
@@ -69,10 +75,10 @@ def run(*, command: Callable[[], int] | None = None) -> None:
             exc = getattr(unraisable, "exc_value", None)
             if not isinstance(exc, KeyboardInterrupt | Terminated):
                 python_hook(unraisable)  # type: ignore[arg-type]
-            elif rearm:
+            elif rearm and not exiting:
                 signal.setitimer(signal.ITIMER_REAL, _RAISE_AGAIN_AFTER_S)
         except (KeyboardInterrupt, Terminated):  # the timer fired before this hook returned: once more
-            if rearm:
+            if rearm and not exiting:
                 signal.setitimer(signal.ITIMER_REAL, _RAISE_AGAIN_AFTER_S)
 
     sys.unraisablehook = swallowed
@@ -83,18 +89,17 @@ def run(*, command: Callable[[], int] | None = None) -> None:
 
         code = command()
     except KeyboardInterrupt:
+        exiting.append(True)
         if not caught:
             caught.append(EXIT_INTERRUPTED)
     except Terminated:
+        exiting.append(True)
         if not caught:
             caught.append(EXIT_TERMINATED)
     finally:
-        # from here on a signal only records itself: the exit code below is the last word
-        signal.signal(signal.SIGINT, lambda *_: caught.append(EXIT_INTERRUPTED))
-        signal.signal(signal.SIGTERM, lambda *_: caught.append(EXIT_TERMINATED))
+        exiting.append(True)  # from here on a signal only records itself: the exit code below is the last word
         if rearm:
             signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, signal.SIG_IGN)
     if code == EXIT_INTERRUPTED and not caught:  # typer turned a Ctrl-C into exit code 130 itself
         caught.append(EXIT_INTERRUPTED)
     if caught:
