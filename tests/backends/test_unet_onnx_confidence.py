@@ -51,13 +51,18 @@ def test_resampled_input_gets_confidence_on_its_own_grid(slab):
     assert seg.confidence["mirror_agreement"].shape == (200, 200, 4)
 
 
-def test_top_margin_is_the_exact_gap_between_the_two_largest_probabilities_on_any_axis() -> None:
-    from paraspinal.backends.unet_onnx import top_margin
+def test_top_two_is_exactly_argmax_and_the_gap_between_the_two_largest_probabilities_on_any_axis() -> None:
+    from paraspinal.backends.unet_onnx import top_two
 
     rng = np.random.default_rng(4)
     probs = rng.dirichlet(np.ones(5), size=(6, 7, 3)).astype(np.float32)  # (6, 7, 3, 5): classes last
+    probs[0, 0, 0] = [0.1, 0.4, 0.1, 0.4, 0.0]  # tied maxima: argmax keeps the first
+    probs[0, 0, 1] = [0.2, 0.2, 0.2, 0.2, 0.2]
     top = np.sort(probs, axis=-1)
     expected = top[..., -1] - top[..., -2]
-    np.testing.assert_array_equal(top_margin(probs), expected)
-    np.testing.assert_array_equal(top_margin(np.moveaxis(probs, -1, 1), axis=1), expected)
-    assert top_margin(np.array([0.5, 0.5, 0.0], dtype=np.float32)) == 0.0
+    for arranged, axis in ((probs, -1), (np.moveaxis(probs, -1, 1), 1), (np.moveaxis(probs, -1, 0), 0)):
+        winner, margin = top_two(arranged, axis=axis)
+        np.testing.assert_array_equal(winner, np.argmax(arranged, axis=axis))
+        np.testing.assert_array_equal(margin, expected)
+    assert winner.dtype == np.uint8 and (winner[0, 0, 0], winner[0, 0, 1]) == (1, 0)
+    assert top_two(np.array([0.5, 0.5, 0.0], dtype=np.float32))[1] == 0.0

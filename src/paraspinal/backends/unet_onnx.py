@@ -235,21 +235,21 @@ class UNetOnnxBackend:
             probs[bx, by] = box
             del box
             original_xy = prepared.oriented.array.shape[:2]
-            classes = np.empty((*original_xy, volume.shape[2]), dtype=np.intp)
+            classes = np.empty((*original_xy, volume.shape[2]), dtype=np.uint8 if n_classes <= 256 else np.intp)
             margin = np.empty((*original_xy, volume.shape[2]), dtype=np.float32)
             for z0 in range(0, volume.shape[2], _RESIZE_SLAB):  # in slabs: bounded memory
                 slab = resize_inplane(probs[:, :, z0 : z0 + _RESIZE_SLAB], shape_xy=original_xy, order=1)
-                classes[:, :, z0 : z0 + _RESIZE_SLAB] = np.argmax(slab, axis=-1)
-                margin[:, :, z0 : z0 + _RESIZE_SLAB] = top_margin(slab)
+                classes[:, :, z0 : z0 + _RESIZE_SLAB], margin[:, :, z0 : z0 + _RESIZE_SLAB] = top_two(slab)
             if agreement is not None:
                 full = np.ones(volume.shape, dtype=np.float32)
                 full[bx, by] = agreement
                 agreement = np.clip(resize_inplane(full, shape_xy=original_xy, order=1), 0.0, 1.0).astype(np.float32)
         else:
-            classes = np.zeros(volume.shape, dtype=np.uint8)
-            classes[bx, by] = np.moveaxis(np.argmax(stack, axis=1), 0, 2)
+            winner, box_margin = top_two(stack, axis=1)  # (z, h, w)
+            classes = np.zeros(volume.shape, dtype=winner.dtype)
+            classes[bx, by] = np.moveaxis(winner, 0, 2)
             margin = np.ones(volume.shape, dtype=np.float32)  # outside the crop box: certain background
-            margin[bx, by] = np.moveaxis(top_margin(stack, axis=1), 0, 2)
+            margin[bx, by] = np.moveaxis(box_margin, 0, 2)
             if agreement is not None:
                 full = np.ones(volume.shape, dtype=np.float32)
                 full[bx, by] = agreement
@@ -323,17 +323,29 @@ def smooth_across_slices(probs: np.ndarray, *, slice_spacing_mm: float, sigma_mm
     return out
 
 
-def top_margin(probs: np.ndarray, *, axis: int = -1) -> np.ndarray:
-    """Top-1 minus top-2 class probability along ``axis`` (float32, in [0, 1]; probabilities are >= 0)."""
+def top_two(probs: np.ndarray, *, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """The winning class along ``axis`` (exactly ``np.argmax``: the first of tied maxima; uint8 for up to 256
+    classes) and its margin, top-1 minus top-2 probability (float32, in [0, 1]; probabilities are >= 0).
+
+    One running pass over the classes (contiguous blocks when ``axis`` is the outer one), instead of an
+    argmax and a partial sort along a short axis.
+    """
     classes = np.moveaxis(probs, axis, 0)
     first = np.array(classes[0], dtype=np.float32)  # a copy (0-d for a single pixel)
     second = np.zeros_like(first)
-    for p in classes[1:]:  # a running top two: a few passes over contiguous blocks, exact (max/min only)
+    winner = np.zeros(first.shape, dtype=np.uint8 if len(classes) <= 256 else np.intp)
+    better = np.empty(first.shape, dtype=bool)
+    for k, p in enumerate(classes[1:], start=1):
         np.maximum(second, np.minimum(first, p), out=second)
+        np.greater(p, first, out=better)  # strictly greater: ties keep the earlier class, as argmax does
+        np.copyto(winner, k, where=better)
         np.maximum(first, p, out=first)
-    return first - second
+    return winner, first - second
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+    """Softmax over axis 1, computed in place in ``logits`` (the session's output buffer, used once)."""
+    np.subtract(logits, logits.max(axis=1, keepdims=True), out=logits)
+    np.exp(logits, out=logits)
+    np.divide(logits, logits.sum(axis=1, keepdims=True), out=logits)
+    return logits
