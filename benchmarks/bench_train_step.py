@@ -48,10 +48,11 @@ def main() -> None:
 
     import torch
 
+    from paraspinal.backends.torch_support import torch_device
     from paraspinal.preprocessing import InputSpec
     from paraspinal.training.augment import AugmentConfig
     from paraspinal.training.config import TrainConfig
-    from paraspinal.training.steps import autocast, make_batch, segmentation_loss, torch_device
+    from paraspinal.training.steps import autocast, make_batch, segmentation_loss
     from paraspinal.training.unet import UNet2D, UNetConfig
 
     torch.set_num_threads(args.threads)

@@ -60,9 +60,9 @@ def misnamed(bodies, truth: dict[str, np.ndarray]) -> bool:
     return False
 
 
-def case_rows(files: list[Path]) -> list[dict[str, object]]:
-    """Signals, truth and the old warning of every cached prediction."""
-    scheme = load_scheme("lumbar_bodies")
+def case_rows(files: list[Path], *, scheme_key: str = "lumbar_bodies") -> list[dict[str, object]]:
+    """Signals, truth and the old warning of every cached prediction (labels in scheme ``scheme_key``)."""
+    scheme = load_scheme(scheme_key)
     rows = []
     for path in files:
         with np.load(path) as data:

@@ -48,9 +48,17 @@ def variant_plan(case_id: str, *, n_variants: int, seed: int) -> list[str]:
 
 
 def predict_all(
-    data: Path, cache: Path, *, n_variants: int, seed: int, dixon: int | None = None, threads: int = 1
+    data: Path,
+    cache: Path,
+    *,
+    n_variants: int,
+    seed: int,
+    dixon: int | None = None,
+    threads: int = 1,
+    model: Path | None = None,
 ) -> list[Path]:
-    """Run (or reuse) every prediction; the cached files."""
+    """Run (or reuse) every prediction of ``model`` (a model folder; None: the bundled spine model); the cached
+    files. One cache folder per model."""
     from paraspinal.backends import UNetOnnxBackend, bundled_model_dir, segment_on_grid
 
     cache.mkdir(parents=True, exist_ok=True)
@@ -67,7 +75,8 @@ def predict_all(
         labels = np.asarray(read_label_map(seg_path).array)
         truth = (truth_from_bodies if truth_kind == "bodies" else truth_from_discs)(labels, image.affine)
         if backend is None:
-            backend = UNetOnnxBackend(bundled_model_dir("spine"), threads=threads, test_time_flip=False)
+            folder = bundled_model_dir("spine") if model is None else model
+            backend = UNetOnnxBackend(folder, threads=threads, test_time_flip=False)
         for n, kind in todo:
             rng = np.random.default_rng([seed, sum(map(ord, case_id)), n])
             variant, what = image, "original"

@@ -76,13 +76,17 @@ def test_an_absent_gpu_is_named_before_training(tmp_path, tiny_config) -> None:
     assert not out.exists()
 
 
-def test_cli_train_takes_precision_and_device(tmp_path, tiny_config) -> None:
+def test_cli_train_takes_precision_and_device(tmp_path, tiny_config, capsys) -> None:
     import paraspinal.cli.train_cmd  # noqa: F401
     from paraspinal.cli.main import main
+    from paraspinal.training.steps import bfloat16_problem
 
     dataset = _dataset(tmp_path / "ds", cases=1)
     args = ["train", str(dataset), "-o", str(tmp_path / "m"), "-c", str(tiny_config), "--epochs", "1", "-q"]
     assert main([*args, "--precision", "bfloat16", "--device", "cpu"]) == 0
+    problem = bfloat16_problem(torch.device("cpu"))  # this machine's CPU: emulated (AVX2) or native (AVX-512 BF16)
+    warning = f"paraspinal: warning: {problem}; use --precision float32\n"
+    assert capsys.readouterr().err == ("" if problem is None else warning)
     card = json.loads((tmp_path / "m" / "model.json").read_text(encoding="utf-8"))
     assert card["training"]["config"]["precision"] == "bfloat16" and card["training"]["config"]["device"] == "cpu"
     x = np.zeros((1, 1, 32, 32), dtype=np.float32)
@@ -90,6 +94,17 @@ def test_cli_train_takes_precision_and_device(tmp_path, tiny_config) -> None:
 
     session = ort.InferenceSession(str(tmp_path / "m" / "model.onnx"), providers=["CPUExecutionProvider"])
     assert session.run(None, {"image": x})[0].dtype == np.float32
+
+
+def test_bfloat16_problem_follows_what_the_cpu_supports() -> None:
+    from paraspinal.training.steps import bfloat16_problem
+
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    problem = bfloat16_problem(torch.device("cpu"))
+    assert (problem is None) == native
+    if problem is not None:
+        assert torch.backends.cpu.get_cpu_capability() in problem and "10x slower than float32" in problem
+    assert bfloat16_problem(torch.device("meta")) is None  # no CPU or GPU to ask
 
 
 def test_class_weights_raise_the_cost_of_missing_the_weighted_class() -> None:

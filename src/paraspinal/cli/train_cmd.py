@@ -77,6 +77,13 @@ def train_command(
         validation_cases=None if val_cases is None else [c.strip() for c in val_cases.split(",") if c.strip()],
     )
     out_console = console(quiet=quiet)
+    if cfg.precision == "bfloat16":
+        from paraspinal.backends.torch_support import torch_device
+        from paraspinal.training.steps import bfloat16_problem
+
+        problem = bfloat16_problem(torch_device(cfg.device))
+        if problem is not None:  # a warning, not an error: the run is still correct, only slow
+            typer.echo(f"paraspinal: warning: {problem}; use --precision float32", err=True)
 
     def report(epoch: int, loss: float, dice: dict[str, dict[int, float | None]]) -> None:
         parts = [f"epoch {epoch + 1}/{cfg.epochs}  loss {loss:.4f}"]

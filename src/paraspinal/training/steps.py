@@ -30,6 +30,27 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
     return contextlib.nullcontext()
 
 
+def bfloat16_problem(device: torch.device) -> str | None:
+    """Why ``[training] precision = "bfloat16"`` would slow training down on ``device`` (None: it runs natively,
+    or torch cannot tell). CPUs without AVX-512 BF16 or AMX emulate it: about 10x slower steps than float32 on an
+    AVX2 CPU (``benchmarks/bench_train_step.py``)."""
+    if device.type == "cuda":
+        return None if torch.cuda.is_bf16_supported() else "bfloat16 is not supported natively by this GPU"
+    if device.type != "cpu":
+        return None
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without oneDNN: no way to tell
+        return None
+    if native:
+        return None
+    capability = torch.backends.cpu.get_cpu_capability()
+    return (
+        f"bfloat16 is emulated on this CPU ({capability}, no AVX-512 BF16 or AMX): "
+        "steps are about 10x slower than float32"
+    )
+
+
 def make_batch(
     images: list[TrainingImage],
     train: list[tuple[int, int]],
