@@ -15,6 +15,11 @@ L1). The T2 files carry disc masks, not body masks, so their body labels are mad
 3. where the model missed most of L1, the image is cut at the top of the L1/L2 disc, so that an unlabelled L1
    is never taught as background.
 
+With a Dixon dataset in scheme ``spine_bodies`` (``add_neighbour_bodies.py``) and a ``--model`` of that scheme,
+the foreground above L1 (up to one more motion segment) becomes T12 (6) and below L5/S1 the sacrum (7); where
+the model found under half of either (against L1 / L5), the image is cut at that end (above the top of L1, below
+the L5/S1 disc), so that a missed T12 or sacrum is never taught as background either.
+
 The outlines are the model's, so they are only as good as its Dice; the names are the manual ones. The
 output dataset holds the Dixon cases (links to the source dataset's files) and each T2 case ``REPEATS``
 times (``t2-NN-rK``), so T2 makes up about a fifth of the training slices. ``cross_validate.py`` keeps the
@@ -60,9 +65,13 @@ def disc_planes(discs: Image) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     return planes
 
 
-def name_by_discs(foreground: np.ndarray, discs: Image) -> np.ndarray:
+T12, SACRUM = 6, 7  # scheme spine_bodies (1-5 = L1-L5 as in lumbar_bodies)
+
+
+def name_by_discs(foreground: np.ndarray, discs: Image, *, neighbours: bool = False) -> np.ndarray:
     """Body labels (1 = L1 ... 5 = L5) for ``foreground`` voxels (on the grid of ``discs``), named from
-    the disc planes (disc values 1 = L5/S1 ... 5 = L1/L2)."""
+    the disc planes (disc values 1 = L5/S1 ... 5 = L1/L2). ``neighbours`` (scheme ``spine_bodies``): also T12
+    (6, the motion segment above L1) and the sacrum (7, below L5/S1); otherwise those are background."""
     planes = disc_planes(discs)
     ijk = np.argwhere(foreground)
     points = voxel_points_mm(ijk, discs.affine)
@@ -72,11 +81,29 @@ def name_by_discs(foreground: np.ndarray, discs: Image) -> np.ndarray:
     segment = float(np.linalg.norm(planes[5][0] - planes[4][0]))
     above_l1l2 = (points - planes[5][0]) @ planes[5][1]
     level = below + 1  # below no disc: L1; below L1/L2 only: L2; ...; below all five: 6 (sacrum)
-    level[(below == 0) & (above_l1l2 > segment)] = 0  # T12 and above
-    level[level == 6] = 0
+    above_l1 = (below == 0) & (above_l1l2 > segment)
+    sacrum = level == 6
+    level[above_l1 | sacrum] = 0  # T12 and above, the sacrum: background in lumbar_bodies
+    if neighbours:
+        level[above_l1 & (above_l1l2 <= 2.0 * segment)] = T12
+        level[sacrum] = SACRUM
     out = np.zeros(foreground.shape, dtype=np.uint8)
     out[tuple(ijk.T)] = level
     return out
+
+
+def missing_neighbour_rows(bodies: np.ndarray, discs: np.ndarray) -> tuple[int, int]:
+    """Rows ``[top, bottom)`` (axis 0, superior to inferior) to keep when T12 or the sacrum was mostly missed
+    (under half of L1's / L5's voxels): cut above the top of L1 (the L1/L2 disc's top less L1's height in
+    rows, at least 0) or below the L5/S1 disc; otherwise the whole image."""
+    counts = np.bincount(bodies.ravel(), minlength=SACRUM + 1)
+    top, bottom = 0, bodies.shape[0]
+    if counts[T12] < 0.5 * counts[1] and counts[1] > 0:
+        l1_rows = np.argwhere(bodies == 1)[:, 0]
+        top = max(int(l1_rows.min()), 0)
+    if counts[SACRUM] < 0.5 * counts[5] and counts[5] > 0:
+        bottom = int(np.argwhere(discs == 1)[:, 0].max()) + 1
+    return top, bottom
 
 
 def body_foreground(labels: np.ndarray, discs: np.ndarray) -> np.ndarray:
@@ -109,11 +136,12 @@ def missing_l1_crop(bodies: np.ndarray, discs: np.ndarray) -> int:
     return int(np.argwhere(discs == 5)[:, 0].min())
 
 
-def rows_from(image: Image, top: int) -> Image:
-    """``image`` without its first ``top`` rows (array axis 0), on the matching grid."""
+def rows_from(image: Image, top: int, bottom: int | None = None) -> Image:
+    """``image`` without its first ``top`` rows (array axis 0) and from row ``bottom`` on, on the matching grid."""
     affine = image.affine.copy()
     affine[:3, 3] += affine[:3, 0] * top
-    return Image(array=np.asarray(image.array)[top:], affine=affine, source=image.source, metadata=dict(image.metadata))
+    array = np.asarray(image.array)[top:bottom]
+    return Image(array=array, affine=affine, source=image.source, metadata=dict(image.metadata))
 
 
 def qc_image(image: np.ndarray, labels: np.ndarray, discs: np.ndarray, path: Path) -> None:
@@ -144,6 +172,9 @@ def link(source: Path, target: Path) -> None:
 def main(t2_dir: Path, dixon: Path, out: Path, *, model: Path) -> None:
     backend = UNetOnnxBackend(model)
     meta = json.loads((dixon / "dataset.json").read_text(encoding="utf-8"))
+    neighbours = "T12" in meta["labels"]  # the spine_bodies dataset of add_neighbour_bodies.py
+    if neighbours and backend.scheme.key != "spine_bodies":
+        raise SystemExit(f"{model}: a {backend.scheme.key} model cannot outline T12 and the sacrum (spine_bodies)")
     cases = []
     for image_path in sorted((dixon / "imagesTr").glob("*_0000.nii.gz")):
         case = image_path.name[: -len("_0000.nii.gz")]
@@ -156,13 +187,15 @@ def main(t2_dir: Path, dixon: Path, out: Path, *, model: Path) -> None:
         discs = read_label_map(t2_dir / f"{subject}_seg.nii.gz")
         predicted = backend.segment(image).labels
         disc_array = np.asarray(discs.array)
-        bodies = name_by_discs(body_foreground(np.asarray(predicted.array), disc_array), discs)
-        top = missing_l1_crop(bodies, disc_array)
-        if top:
-            image, discs = rows_from(image, top), rows_from(discs, top)
-            bodies, disc_array = bodies[top:], disc_array[top:]
-        counts = np.bincount(bodies.ravel(), minlength=6)[1:].tolist()
-        print(f"{subject}: voxels per body L1-L5 {counts}; rows above {top} cropped", flush=True)
+        bodies = name_by_discs(body_foreground(np.asarray(predicted.array), disc_array), discs, neighbours=neighbours)
+        top, bottom = missing_l1_crop(bodies, disc_array), bodies.shape[0]
+        if neighbours and not top:
+            top, bottom = missing_neighbour_rows(bodies, disc_array)
+        if top or bottom < bodies.shape[0]:
+            image, discs = rows_from(image, top, bottom), rows_from(discs, top, bottom)
+            bodies, disc_array = bodies[top:bottom], disc_array[top:bottom]
+        counts = np.bincount(bodies.ravel(), minlength=8)[1:].tolist()
+        print(f"{subject}: voxels per body L1-L5, T12, sacrum {counts}; rows kept {top}-{bottom}", flush=True)
         first = out / "imagesTr" / f"{T2_PREFIX}{subject}-r1_0000.nii.gz"
         write_nifti(image.with_array(np.asarray(image.array, dtype=np.float32)), first)
         first_labels = out / "labelsTr" / f"{T2_PREFIX}{subject}-r1.nii.gz"
