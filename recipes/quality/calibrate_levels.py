@@ -81,7 +81,7 @@ def case_rows(files: list[Path], *, scheme_key: str = "lumbar_bodies") -> list[d
         row["names"] = [b.name for b in spine.bodies]
         row["misnamed"] = misnamed(spine.bodies, truth)
         row["old_warning"] = bool(not named.counted_from_sacrum and named.naming_confidence < LOW_NAMING_CONFIDENCE)
-        row["signals"] = level_signals(spine, grid=image, sacrum_found=True)
+        row["signals"] = level_signals(spine, grid=image)
         rows.append(row)
     return rows
 

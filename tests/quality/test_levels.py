@@ -12,7 +12,7 @@ import pytest
 from paraspinal.anatomy import load_scheme
 from paraspinal.cli.main import main
 from paraspinal.errors import InputError
-from paraspinal.io.label_map import LabelMap, Provenance
+from paraspinal.io.label_map import LabelMap
 from paraspinal.levels import spine_levels_from_labels
 from paraspinal.quality.level_signals import SIGNALS, level_signals
 from paraspinal.quality.levels import (
@@ -67,32 +67,6 @@ def test_a_sacrum_named_l5_is_flagged(phantom) -> None:
     assert signals["lowest_height_dev"] == pytest.approx(math.log(40.0 / BODY_HEIGHT_MM), abs=0.1)
     assert quality.status in ("review", "fail")
     assert quality.reasons
-
-
-BODIES_SCHEME = load_scheme("spine_bodies")  # L1-L5 = 1-5, T12 = 6, sacrum = 7: a model that knows the sacrum
-
-
-def _segmented(labels):
-    label_map = LabelMap(labels, BODIES_SCHEME, Provenance("segmented"))
-    spine = spine_levels_from_labels(label_map)
-    return spine, assess_levels(spine=spine, label_map=label_map)
-
-
-def test_a_model_labelled_sacrum_is_checked_against_the_bodies_above(phantom) -> None:
-    right = phantom.encode({n: i + 1 for i, n in enumerate(NAMES)}, sacrum=7)
-    spine, quality = _segmented(right)
-    assert [b.name for b in spine.bodies] == [*NAMES, "S1"]
-    assert level_signals(spine, grid=right, sacrum_found=True)["sacrum_like_body"] < 0.5  # a whole sacrum
-    assert quality.status == "ok"
-    # a model that takes the real L5 for the sacrum (and names L1-L4 L2-L5, so the votes agree with the count)
-    wrong = phantom.encode({"L1": 2, "L2": 3, "L3": 4, "L4": 5, "L5": 7})
-    spine, quality = _segmented(wrong)
-    assert [b.name for b in spine.bodies] == ["L2", "L3", "L4", "L5", "S1"] and spine.named.counted_from_sacrum
-    signals = level_signals(spine, grid=wrong, sacrum_found=True)
-    assert signals["sacrum_like_body"] > 0.9 and signals["sacrum_by_position"] == 0.0
-    assert level_signals(spine, grid=wrong)["sacrum_like_body"] == 0.0  # a sacrum given with the labels is trusted
-    assert quality.status in ("review", "fail")
-    assert any("taken for the top of the sacrum by the model's labels" in r for r in quality.reasons)
 
 
 def test_irregular_heights_are_flagged(phantom) -> None:

@@ -30,8 +30,8 @@ SIGNALS: dict[str, tuple[float, str]] = {
     "sacrum_by_position": (0.0, "1 when the lowest piece was named S1 by its position (no sacrum class)"),
     "sacrum_like_body": (
         0.0,
-        "for a piece named S1 by position, or a sacrum a model labelled: exp(-|log height ratio| - |log volume "
-        "ratio|) to the bodies above (1 = a whole lumbar-sized body, 0 = a sacral fragment or a whole sacrum)",
+        "for a piece named S1 by position: exp(-|log height ratio| - |log volume ratio|) to "
+        "the bodies above (1 = a whole lumbar-sized body, 0 = a sacral fragment)",
     ),
     "lowest_height_dev": (0.0, "|log| of the lowest body's height over the median height of the bodies above"),
     "lowest_volume_dev": (0.0, "|log| of the lowest body's volume over the median volume of the bodies above"),
@@ -62,14 +62,10 @@ def _log_ratio(value: float, reference: float) -> float:
     return float(np.log(value / reference)) if value > 0 and reference > 0 else 0.0
 
 
-def level_signals(spine: SpineLevels, *, grid: Image, sacrum_found: bool = False) -> dict[str, float]:
+def level_signals(spine: SpineLevels, *, grid: Image) -> dict[str, float]:
     """The signals (see :data:`SIGNALS`) of ``spine``'s named bodies on the label ``grid`` they were found on.
 
-    ``sacrum_found``: the label map is a model's, so a labelled sacrum the naming counted from is a found piece
-    that may be wrong (a real L5 labelled sacrum shifts every name); it is then compared with the bodies above.
-    A sacrum given with the labels is trusted. The votes' disagreement counts with or without a sacrum (it is 0
-    when the labels carry no level votes). Levels from labelled discs (no named bodies) give every signal its
-    neutral value.
+    Levels from labelled discs (no named bodies) give every signal its neutral value.
     """
     out = {name: neutral for name, (neutral, _) in SIGNALS.items()}
     named: NamedBodies | None = spine.named
@@ -80,7 +76,7 @@ def level_signals(spine: SpineLevels, *, grid: Image, sacrum_found: bool = False
     points = [v.points_mm for v in named.voxels[:n]]
     kinds = named.kinds[:n]
     body_conf = [c for c, k in zip(named.confidences[:n], kinds, strict=True) if k == "body"]
-    out["vote_disagreement"] = 1.0 - float(named.naming_confidence)  # 1 - 1 when there are no votes
+    out["vote_disagreement"] = 1.0 - float(named.naming_confidence) if not named.counted_from_sacrum else 0.0
     out["body_disagreement"] = 1.0 - min(body_conf) if body_conf else 0.0
     out["extra_bodies"] = float(max(0, kinds.count("body") - 5))
     out["sacrum_by_position"] = float(not named.counted_from_sacrum and kinds[-1] == "sacrum")
@@ -105,8 +101,6 @@ def level_signals(spine: SpineLevels, *, grid: Image, sacrum_found: bool = False
         if out["sacrum_by_position"]:
             out["sacrum_like_body"] = float(np.exp(-abs(height_log) - abs(volume_log)))
         else:
-            if sacrum_found and named.counted_from_sacrum:  # whole bodies: those above and the lowest one
-                out["sacrum_like_body"] = _like_bodies(named.voxels[-1].points_mm, points, [*above, n - 1], axes[-1])
             out["lowest_height_dev"], out["lowest_volume_dev"] = abs(height_log), abs(volume_log)
             out["lowest_flatness_dev"] = abs(flat_log)
     if len(above) >= 2:
@@ -122,14 +116,6 @@ def level_signals(spine: SpineLevels, *, grid: Image, sacrum_found: bool = False
         column = _unit(centroids[-3] - centroids[-2]) if n >= 3 else axes[-1]
         out["lowest_tilt_deg"] = _tilt_deg(points[-1], column)
     return out
-
-
-def _like_bodies(piece: np.ndarray, points: list[np.ndarray], bodies: list[int], axis: np.ndarray) -> float:
-    """exp(-|log height ratio| - |log volume ratio|) of ``piece`` to the median of ``bodies`` (indices into
-    ``points``), heights along the column ``axis``: 1 for a piece the size of a lumbar body."""
-    height = _log_ratio(_extent(piece, axis), float(np.median([_extent(points[i], axis) for i in bodies])))
-    volume = _log_ratio(float(len(piece)), float(np.median([len(points[i]) for i in bodies])))
-    return float(np.exp(-abs(height) - abs(volume)))
 
 
 def _tilt_deg(points: np.ndarray, column: np.ndarray) -> float:

@@ -75,9 +75,8 @@ def _bundled() -> LevelsModel:
     return parse_levels_model(read_model_file(path, what="levels quality model", format=FORMAT), source=path)
 
 
-def _reason(name: str, signals: dict[str, float]) -> str:
-    """One line saying what the signal ``name`` measured (its value in ``signals``) and why it matters."""
-    value = signals[name]
+def _reason(name: str, value: float) -> str:
+    """One line saying what the signal ``name`` measured (``value``) and why it matters."""
     if name == "vote_disagreement":
         return f"the level votes barely prefer this numbering (margin {1 - value:.2f} of all votes)"
     if name == "body_disagreement":
@@ -87,9 +86,8 @@ def _reason(name: str, signals: dict[str, float]) -> str:
     if name == "sacrum_by_position":
         return "the lowest piece was taken for the top of the sacrum by its position: a real L5 there shifts every name"
     if name == "sacrum_like_body":
-        taken = "by its position" if signals.get("sacrum_by_position") else "by the model's labels"
         return (
-            f"the lowest piece was taken for the top of the sacrum {taken}, but it looks like a whole lumbar "
+            "the lowest piece was taken for the top of the sacrum by its position, but it looks like a whole lumbar "
             f"body (likeness {value:.2f}): a real L5 there shifts every name"
         )
     if name == "lowest_height_dev":
@@ -129,9 +127,9 @@ def assess_signals(signals: dict[str, float], *, model: LevelsModel | None = Non
     status = status_of(score, logistic.thresholds)
     names = list(logistic.features)
     worst = [i for i in np.argsort(-contributions, kind="stable") if contributions[i] >= model.min_logit]
-    reasons = [_reason(names[i], signals) for i in worst[: model.max_reasons]]
+    reasons = [_reason(names[i], signals[names[i]]) for i in worst[: model.max_reasons]]
     if status != "ok" and not reasons:
-        reasons = [_reason(names[int(np.argmax(contributions))], signals)]
+        reasons = [_reason(names[int(np.argmax(contributions))], signals[names[int(np.argmax(contributions))]])]
     return Assessment(status, min(max(score, 0.0), 1.0), tuple(reasons) if status != "ok" else ())
 
 
@@ -142,5 +140,4 @@ def assess_levels(*, spine: SpineLevels, label_map: LabelMap, model: LevelsModel
     """
     if spine.named is None:
         return Assessment("ok", 1.0, ())
-    found = label_map.provenance.source == "segmented"
-    return assess_signals(level_signals(spine, grid=label_map.labels, sacrum_found=found), model=model)
+    return assess_signals(level_signals(spine, grid=label_map.labels), model=model)
