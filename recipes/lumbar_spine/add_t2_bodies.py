@@ -17,8 +17,9 @@ L1). The T2 files carry disc masks, not body masks, so their body labels are mad
 
 With a Dixon dataset in scheme ``spine_bodies`` (``add_neighbour_bodies.py``) and a ``--model`` of that scheme,
 the foreground above L1 (up to one more motion segment) becomes T12 (6) and below L5/S1 the sacrum (7); where
-the model found under half of either (against L1 / L5), the image is cut at that end (above the top of L1, below
-the L5/S1 disc), so that a missed T12 or sacrum is never taught as background either.
+the model found under half of either (against L1 / L5), the image is cut at that end (through the top of L1,
+above the L5/S1 disc, so that nothing of the tilted neighbour is left), so that a missed T12 or sacrum is never
+taught as background either.
 
 The outlines are the model's, so they are only as good as its Dice; the names are the manual ones. The
 output dataset holds the Dixon cases (links to the source dataset's files) and each T2 case ``REPEATS``
@@ -94,15 +95,17 @@ def name_by_discs(foreground: np.ndarray, discs: Image, *, neighbours: bool = Fa
 
 def missing_neighbour_rows(bodies: np.ndarray, discs: np.ndarray) -> tuple[int, int]:
     """Rows ``[top, bottom)`` (axis 0, superior to inferior) to keep when T12 or the sacrum was mostly missed
-    (under half of L1's / L5's voxels): cut above the top of L1 (the L1/L2 disc's top less L1's height in
-    rows, at least 0) or below the L5/S1 disc; otherwise the whole image."""
+    (under half of L1's / L5's voxels); otherwise the whole image. Discs and endplates are tilted, so the cuts
+    are made where nothing of the missed neighbour can remain: below the lowest point of L1's upper edge (the
+    deepest first L1 row of any column; the top of L1 goes too) and above the highest row of the L5/S1 disc."""
     counts = np.bincount(bodies.ravel(), minlength=SACRUM + 1)
     top, bottom = 0, bodies.shape[0]
-    if counts[T12] < 0.5 * counts[1] and counts[1] > 0:
-        l1_rows = np.argwhere(bodies == 1)[:, 0]
-        top = max(int(l1_rows.min()), 0)
-    if counts[SACRUM] < 0.5 * counts[5] and counts[5] > 0:
-        bottom = int(np.argwhere(discs == 1)[:, 0].max()) + 1
+    if counts[1] > 0 and counts[T12] < 0.5 * counts[1]:
+        l1 = bodies == 1
+        columns = l1.any(axis=0)
+        top = int(np.argmax(l1, axis=0)[columns].max())
+    if counts[5] > 0 and counts[SACRUM] < 0.5 * counts[5]:
+        bottom = int(np.argwhere(discs == 1)[:, 0].min())
     return top, bottom
 
 
@@ -189,8 +192,9 @@ def main(t2_dir: Path, dixon: Path, out: Path, *, model: Path) -> None:
         disc_array = np.asarray(discs.array)
         bodies = name_by_discs(body_foreground(np.asarray(predicted.array), disc_array), discs, neighbours=neighbours)
         top, bottom = missing_l1_crop(bodies, disc_array), bodies.shape[0]
-        if neighbours and not top:
-            top, bottom = missing_neighbour_rows(bodies, disc_array)
+        if neighbours:  # both ends, whatever the L1 check cut
+            t12_top, bottom = missing_neighbour_rows(bodies, disc_array)
+            top = max(top, t12_top)
         if top or bottom < bodies.shape[0]:
             image, discs = rows_from(image, top, bottom), rows_from(discs, top, bottom)
             bodies, disc_array = bodies[top:bottom], disc_array[top:bottom]

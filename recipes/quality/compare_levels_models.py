@@ -4,9 +4,10 @@
         --model shipped=src/paraspinal/models/lumbar_spine --model bodies=/tmp/spine_bodies --dixon 0
 
 Each model (``name=folder``) segments the same variants (``levels_predict.py``, cached per model under
-``--cache``); the bodies are named by :func:`paraspinal.levels.spine_levels_from_labels` in the model's own label
-scheme, and a case is misnamed as in ``calibrate_levels.py`` (a found body within half a spacing of a manual body
-of another name). Printed: the share of cases named correctly per group (T2 spines as given, their T11-L5 and
+``--cache``, keyed by name and weights hash); the bodies are named by
+:func:`paraspinal.levels.spine_levels_from_labels` in the model's own label scheme, and a case is misnamed as in
+``calibrate_levels.py`` (a found body within half a spacing of a manual body of another name). Printed: the share
+of cases named correctly per group (T2 spines as given, their T11-L5 and
 extended views, all T2 variants, Dixon variants) and the naming failures; ``--report`` keeps every case.
 """
 
@@ -63,9 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, object]] = {}
     for item in args.model:
         name, _, folder = item.partition("=")
+        if not name or not folder or name in results:
+            parser.error(f"--model {item!r}: give name=folder, each name once")
         card = read_model_card(folder)
+        cache = args.cache / f"{name}-{card.onnx_sha256[:12]}"  # a retrained model never reuses old predictions
         files = predict_all(
-            args.data, args.cache / name, n_variants=args.variants, seed=args.seed, dixon=args.dixon, model=Path(folder)
+            args.data, cache, n_variants=args.variants, seed=args.seed, dixon=args.dixon, model=Path(folder)
         )
         rows = case_rows(files, scheme_key=card.scheme.key)
         results[name] = {"scheme": card.scheme.key, "summary": summary(rows), "cases": rows}

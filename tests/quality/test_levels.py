@@ -69,6 +69,24 @@ def test_a_sacrum_named_l5_is_flagged(phantom) -> None:
     assert quality.reasons
 
 
+def _assessed_with_sacrum(labels):
+    label_map = LabelMap.given(labels, load_scheme("spine_bodies"))  # L1-L5 = 1-5, T12 = 6, sacrum = 7
+    spine = spine_levels_from_labels(label_map)
+    return spine, level_signals(spine, grid=labels), assess_levels(spine=spine, label_map=label_map)
+
+
+def test_the_votes_count_against_a_sacrum_to_count_from(phantom) -> None:
+    consistent = phantom.encode({n: i + 1 for i, n in enumerate(NAMES)}, sacrum=7)
+    spine, signals, quality = _assessed_with_sacrum(consistent)
+    assert spine.named.counted_from_sacrum and signals["vote_disagreement"] == pytest.approx(0.0)
+    assert quality.status == "ok"
+    # labels one level off against the sacrum (real L5 labelled L4, ...): the count from S1 wins, the votes object
+    shifted = phantom.encode({"L2": 1, "L3": 2, "L4": 3, "L5": 4}, sacrum=7)
+    spine, signals, _ = _assessed_with_sacrum(shifted)
+    assert [b.name for b in spine.bodies] == ["L2", "L3", "L4", "L5", "S1"]
+    assert signals["vote_disagreement"] == pytest.approx(1.0)
+
+
 def test_irregular_heights_are_flagged(phantom) -> None:
     labels = phantom.encode({n: i + 1 for i, n in enumerate(NAMES)})
     array = labels.array.copy()

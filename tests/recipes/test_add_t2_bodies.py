@@ -65,4 +65,9 @@ def test_a_missed_t12_or_sacrum_cuts_the_image_at_that_end(recipe: ModuleType) -
     no_sacrum = np.where(both == recipe.SACRUM, 0, both)
     top_of_l1 = int(np.argwhere(both == 1)[:, 0].min())
     assert recipe.missing_neighbour_rows(no_t12, discs) == (top_of_l1, 100)
-    assert recipe.missing_neighbour_rows(no_sacrum, discs) == (0, 72)  # the row after the L5/S1 disc
+    assert recipe.missing_neighbour_rows(no_sacrum, discs) == (0, 70)  # the L5/S1 disc's first row
+    # tilted: the upper edge of L1 one row deeper in one column: the cut goes below it, no T12 voxel is left
+    tilted = no_t12.copy()
+    tilted[top_of_l1, 0, 0] = 0
+    top, _ = recipe.missing_neighbour_rows(tilted, discs)
+    assert top == top_of_l1 + 1 and not np.any(both[top:] == recipe.T12)

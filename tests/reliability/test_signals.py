@@ -4,7 +4,6 @@ collection does to ``paraspinal run``."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import textwrap
@@ -58,10 +57,6 @@ def test_an_ordinary_error_in_a_finaliser_is_still_reported_by_python() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "ran to the end" in proc.stdout
     assert "ValueError: broken finaliser" in proc.stderr
-
-
-def test_no_alarm_is_left_behind_for_the_exit() -> None:
-    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # the test process itself never arms one
 
 
 BARRAGE = textwrap.dedent(

@@ -57,6 +57,7 @@ def _worker_main(conn: Connection, parent: int, models: Models) -> None:
     """A worker's life: run cases until told to stop, each model loaded the first time a case needs it."""
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the driver decides
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked at start (the driver's mask): now ignored
     from threadpoolctl import threadpool_limits
 
     from paraspinal.pipeline.case_run import run_case
@@ -115,14 +116,18 @@ def run_in_workers(
         ours, theirs = context.Pipe()
         process = context.Process(target=_worker_main, args=(theirs, os.getpid(), models), daemon=True)
         # started with SIGINT ignored (inherited through exec, and Python keeps an ignored SIGINT ignored), so a
-        # Ctrl-C that reaches the group while a worker is still starting up prints no traceback there
+        # Ctrl-C that reaches the group while a worker is still starting up prints no traceback there; blocked
+        # meanwhile in the driver, so that a Ctrl-C in this window waits for the driver's handler (Linux keeps a
+        # blocked signal pending even while it is ignored) instead of being lost
         main = threading.current_thread() is threading.main_thread()  # signal.signal works there only
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if main else None
         try:
             process.start()
         finally:
             if main:
                 signal.signal(signal.SIGINT, previous)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a Ctrl-C that came meanwhile arrives now
         theirs.close()
         worker = _Worker(process, ours)
         pool.append(worker)

@@ -57,12 +57,12 @@ def run(*, command: Callable[[], int] | None = None) -> None:
             raise Terminated()
         raise KeyboardInterrupt
 
-    rearm = hasattr(signal, "setitimer")
-    if rearm:
-        signal.signal(signal.SIGALRM, raise_again)
-    signal.signal(signal.SIGTERM, terminated)
-    signal.signal(signal.SIGINT, interrupted)
+    rearm = hasattr(signal, "setitimer")  # not on Windows: there a swallowed signal only sets the exit code
     python_hook = sys.unraisablehook
+
+    def raise_soon() -> None:
+        if rearm and not exiting and signal.getitimer(signal.ITIMER_REAL)[0] == 0.0:  # one pending alarm at most
+            signal.setitimer(signal.ITIMER_REAL, _RAISE_AGAIN_AFTER_S)
 
     def swallowed(unraisable: object) -> None:
         """A signal's exception raised where Python cannot propagate it (a weakref callback, ``__del__``):
@@ -75,15 +75,18 @@ def run(*, command: Callable[[], int] | None = None) -> None:
             exc = getattr(unraisable, "exc_value", None)
             if not isinstance(exc, KeyboardInterrupt | Terminated):
                 python_hook(unraisable)  # type: ignore[arg-type]
-            elif rearm and not exiting:
-                signal.setitimer(signal.ITIMER_REAL, _RAISE_AGAIN_AFTER_S)
+            else:
+                raise_soon()
         except (KeyboardInterrupt, Terminated):  # the timer fired before this hook returned: once more
-            if rearm and not exiting:
-                signal.setitimer(signal.ITIMER_REAL, _RAISE_AGAIN_AFTER_S)
+            raise_soon()
 
-    sys.unraisablehook = swallowed
     code = 1
-    try:
+    try:  # entered before any handler is in place: a signal from the first one on lands in this try
+        if rearm:
+            signal.signal(signal.SIGALRM, raise_again)
+        signal.signal(signal.SIGTERM, terminated)
+        signal.signal(signal.SIGINT, interrupted)
+        sys.unraisablehook = swallowed
         if command is None:
             from paraspinal.cli.main import main as command
 

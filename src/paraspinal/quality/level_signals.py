@@ -76,7 +76,8 @@ def level_signals(spine: SpineLevels, *, grid: Image) -> dict[str, float]:
     points = [v.points_mm for v in named.voxels[:n]]
     kinds = named.kinds[:n]
     body_conf = [c for c, k in zip(named.confidences[:n], kinds, strict=True) if k == "body"]
-    out["vote_disagreement"] = 1.0 - float(named.naming_confidence) if not named.counted_from_sacrum else 0.0
+    # with a sacrum to count from the votes still say how well the count fits the labels (0 without votes)
+    out["vote_disagreement"] = 1.0 - float(named.naming_confidence)
     out["body_disagreement"] = 1.0 - min(body_conf) if body_conf else 0.0
     out["extra_bodies"] = float(max(0, kinds.count("body") - 5))
     out["sacrum_by_position"] = float(not named.counted_from_sacrum and kinds[-1] == "sacrum")

@@ -32,10 +32,11 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
 
 def bfloat16_problem(device: torch.device) -> str | None:
     """Why ``[training] precision = "bfloat16"`` would slow training down on ``device`` (None: it runs natively,
-    or torch cannot tell). CPUs without AVX-512 BF16 or AMX emulate it: about 10x slower steps than float32 on an
-    AVX2 CPU (``benchmarks/bench_train_step.py``)."""
-    if device.type == "cuda":
-        return None if torch.cuda.is_bf16_supported() else "bfloat16 is not supported natively by this GPU"
+    or torch cannot tell). CPUs without AVX-512 emulate it: about 10x slower steps than float32 on an AVX2 CPU
+    (``benchmarks/bench_train_step.py``)."""
+    if device.type == "cuda":  # native from compute capability 8 (Ampere) on; older GPUs emulate it
+        major = torch.cuda.get_device_properties(device).major
+        return None if major >= 8 else f"bfloat16 is emulated on this GPU (compute capability {major}.x, before 8.0)"
     if device.type != "cpu":
         return None
     try:
@@ -45,10 +46,7 @@ def bfloat16_problem(device: torch.device) -> str | None:
     if native:
         return None
     capability = torch.backends.cpu.get_cpu_capability()
-    return (
-        f"bfloat16 is emulated on this CPU ({capability}, no AVX-512 BF16 or AMX): "
-        "steps are about 10x slower than float32"
-    )
+    return f"bfloat16 is emulated on this CPU ({capability}, no AVX-512): steps are about 10x slower than float32"
 
 
 def make_batch(
