@@ -17,7 +17,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 from calibrate_levels import case_rows
 from levels_predict import HARD_T2, predict_all
 
@@ -84,14 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                 "-" if e is None else f"{e['correct']}/{e['cases']} ({e['correct_share']:.0%}), {e['failed']} failed"
             )
         print(f"| {group} | " + " | ".join(cells) + " |")
-    if args.report is not None:
-
-        def plain(value: object) -> object:
-            if isinstance(value, np.generic):
-                return value.item()
-            raise TypeError(type(value).__name__)
-
-        args.report.write_text(json.dumps(results, indent=1, default=plain), encoding="utf-8")
+    if args.report is not None:  # numpy scalars as floats, as calibrate_levels.py writes its report
+        args.report.write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
     return 0
 
 

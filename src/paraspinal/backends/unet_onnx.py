@@ -235,7 +235,7 @@ class UNetOnnxBackend:
             probs[bx, by] = box
             del box
             original_xy = prepared.oriented.array.shape[:2]
-            classes = np.empty((*original_xy, volume.shape[2]), dtype=np.uint8 if n_classes <= 256 else np.intp)
+            classes = np.empty((*original_xy, volume.shape[2]), dtype=_class_dtype(n_classes))
             margin = np.empty((*original_xy, volume.shape[2]), dtype=np.float32)
             for z0 in range(0, volume.shape[2], _RESIZE_SLAB):  # in slabs: bounded memory
                 slab = resize_inplane(probs[:, :, z0 : z0 + _RESIZE_SLAB], shape_xy=original_xy, order=1)
@@ -333,7 +333,7 @@ def top_two(probs: np.ndarray, *, axis: int = -1) -> tuple[np.ndarray, np.ndarra
     classes = np.moveaxis(probs, axis, 0)
     first = np.array(classes[0], dtype=np.float32)  # a copy (0-d for a single pixel)
     second = np.zeros_like(first)
-    winner = np.zeros(first.shape, dtype=np.uint8 if len(classes) <= 256 else np.intp)
+    winner = np.zeros(first.shape, dtype=_class_dtype(len(classes)))
     better = np.empty(first.shape, dtype=bool)
     for k, p in enumerate(classes[1:], start=1):
         np.maximum(second, np.minimum(first, p), out=second)
@@ -341,6 +341,11 @@ def top_two(probs: np.ndarray, *, axis: int = -1) -> tuple[np.ndarray, np.ndarra
         np.copyto(winner, k, where=better)
         np.maximum(first, p, out=first)
     return winner, first - second
+
+
+def _class_dtype(n_classes: int) -> type[np.integer]:
+    """The smallest index type for ``n_classes`` class indices (uint8 up to 256)."""
+    return np.uint8 if n_classes <= 256 else np.intp
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
