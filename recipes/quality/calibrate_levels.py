@@ -17,6 +17,14 @@
    flags ``--target-fpr`` of the correctly named cases (the issue allows 25 %), ``fail`` the highest score under
    which at least ``--fail-precision`` of the out-of-fold cases are misnamed (0 when none is).
    The final weights are fitted on all cases.
+   A second model (``[given_model]``) is fitted the same way without the two margin signals: it scores label
+   maps that carry no model margin (given labels).
+
+``--cross-model name=folder`` (repeatable) adds another model's predictions of the five T2 spines and their
+variants (cached per model and weights hash under ``--models-cache``, as ``compare_levels_models.py`` does): a
+spine model trained on Dixon only, run on T2, fails the way a model meets another scanner's contrast, with many
+more misnamings than the bundled model makes on the spines it was trained on. Their subjects share the groups of
+the bundled model's rows, so no subject is scored by weights fit on itself.
 
 Reported (``--report``): AUROC, the share of misnamed and of correct cases flagged (review or fail) out of fold,
 the same for the old warning (naming confidence under 0.5), per variant kind.
@@ -32,12 +40,13 @@ import numpy as np
 from levels_predict import predict_all
 
 from paraspinal.anatomy import load_scheme
+from paraspinal.backends import read_model_card
 from paraspinal.errors import LevelsError
 from paraspinal.io.image import Image
 from paraspinal.io.label_map import LabelMap, Provenance
 from paraspinal.levels import spine_levels_from_labels
 from paraspinal.levels.spine import LOW_NAMING_CONFIDENCE
-from paraspinal.quality.level_signals import SIGNALS, level_signals
+from paraspinal.quality.level_signals import MARGIN_SIGNALS, SIGNALS, level_signals
 from paraspinal.quality.levels import FORMAT
 
 TWINS = {"19": "18", "33": "32", "53": "51", "54": "52"}  # one scan under two ids: one group
@@ -67,8 +76,10 @@ def case_rows(files: list[Path], *, scheme_key: str = "lumbar_bodies") -> list[d
     for path in files:
         with np.load(path) as data:
             labels, affine, meta = data["labels"], data["affine"], json.loads(str(data["meta"]))
+            margin = data["margin"].astype(np.float32) if "margin" in data else None
         image = Image(labels, affine, source=path.name)
-        label_map = LabelMap(image, scheme, Provenance("segmented"))
+        confidence = {} if margin is None else {"margin": Image(margin, affine, source=path.name)}
+        label_map = LabelMap(image, scheme, Provenance("segmented"), confidence)
         truth = {k: np.asarray(v) for k, v in meta["truth"].items()}
         row: dict[str, object] = {"file": path.name, "case": meta["case"], "kind": meta["kind"], "what": meta["what"]}
         try:
@@ -81,7 +92,7 @@ def case_rows(files: list[Path], *, scheme_key: str = "lumbar_bodies") -> list[d
         row["names"] = [b.name for b in spine.bodies]
         row["misnamed"] = misnamed(spine.bodies, truth)
         row["old_warning"] = bool(not named.counted_from_sacrum and named.naming_confidence < LOW_NAMING_CONFIDENCE)
-        row["signals"] = level_signals(spine, grid=image)
+        row["signals"] = level_signals(spine, grid=image, margin=label_map.confidence.get("margin"))
         rows.append(row)
     return rows
 
@@ -161,23 +172,14 @@ def rates(flagged: np.ndarray, y: np.ndarray) -> dict[str, float]:
     }
 
 
-def toml_text(params, *, ok: float, fail: float, summary: dict[str, object]) -> str:
-    """``levels.toml``: the fitted model as the ``[model]`` table :func:`paraspinal.quality.levels.load_levels_model`
-    reads (a :class:`paraspinal.quality.logistic.LogisticModel`, one entry per signal), and the reason cut-off."""
+def _table(name: str, params, *, ok: float, fail: float) -> list[str]:
     intercept, weights, mean, scale = params
 
     def numbers(values) -> str:
         return "[" + ", ".join(f"{float(v):.6f}" for v in values) + "]"
 
-    lines = [
-        "# Levels quality: logistic model of the signals in paraspinal.quality.level_signals (issue 30).",
-        "# Written by recipes/quality/calibrate_levels.py; do not edit by hand (rerun it).",
-        f"# Out-of-fold on {summary['cases']} predictions ({summary['misnamed']} misnamed): AUROC "
-        f"{summary['auroc']:.3f}, misnamed flagged {summary['misnamed_flagged']:.1%}, "
-        f"correct flagged {summary['correct_flagged']:.1%}.",
-        f'format = "{FORMAT}"',
-        "",
-        "[model]",
+    return [
+        f"[{name}]",
         "features = [" + ", ".join(f'"{name}"' for name in SIGNALS) + "]",
         f"mean = {numbers(mean)}",
         f"scale = {numbers(scale)}",
@@ -185,6 +187,26 @@ def toml_text(params, *, ok: float, fail: float, summary: dict[str, object]) -> 
         f"intercept = {intercept:.6f}",
         f"thresholds = {{ ok = {ok:.6f}, fail = {fail:.6f} }}",
         "",
+    ]
+
+
+def toml_text(params, given, *, summary: dict[str, object]) -> str:
+    """``levels.toml``: the fitted models as the ``[model]`` and ``[given_model]`` tables
+    :func:`paraspinal.quality.levels.load_levels_model` reads (each a
+    :class:`paraspinal.quality.logistic.LogisticModel`, one entry per signal; ``params`` / ``given``: (fit, ok,
+    fail)), and the reason cut-off."""
+    lines = [
+        "# Levels quality: logistic model of the signals in paraspinal.quality.level_signals (issue 30).",
+        "# Written by recipes/quality/calibrate_levels.py; do not edit by hand (rerun it).",
+        f"# Out-of-fold on {summary['cases']} predictions ({summary['misnamed']} misnamed): AUROC "
+        f"{summary['auroc']:.3f}, misnamed flagged {summary['misnamed_flagged']:.1%}, "
+        f"correct flagged {summary['correct_flagged']:.1%}.",
+        f"# Given label maps (no model margin): AUROC {summary['given']['auroc']:.3f}, misnamed flagged "
+        f"{summary['given']['misnamed_flagged']:.1%}, correct flagged {summary['given']['correct_flagged']:.1%}.",
+        f'format = "{FORMAT}"',
+        "",
+        *_table("model", params[0], ok=params[1], fail=params[2]),
+        *_table("given_model", given[0], ok=given[1], fail=given[2]),
         "[reasons]",
         "min_logit = 0.5  # a signal adding at least this to the log-odds of a misnaming is named as a reason",
         "max_reasons = 3",
@@ -193,8 +215,33 @@ def toml_text(params, *, ok: float, fail: float, summary: dict[str, object]) -> 
     return "\n".join(lines)
 
 
-def write_toml(path: Path, params, *, ok: float, fail: float, summary: dict[str, object]) -> None:
-    path.write_text(toml_text(params, ok=ok, fail=fail, summary=summary), encoding="utf-8")
+def write_toml(path: Path, params, given, *, summary: dict[str, object]) -> None:
+    path.write_text(toml_text(params, given, summary=summary), encoding="utf-8")
+
+
+def fit_given(
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    *,
+    cs: list[float],
+    folds: int,
+    seed: int,
+    target_fpr: float,
+    fail_precision: float,
+):
+    """The model for label maps without the model's margin: the margin signals left out of the fit (weight 0,
+    mean 0, scale 1), L2 strength by out-of-fold AUROC; ``((fit), ok, fail)`` and its out-of-fold summary."""
+    keep = np.array([name not in MARGIN_SIGNALS for name in SIGNALS])
+    by_c = {c: out_of_fold(x[:, keep], y, groups, c=c, folds=folds, seed=seed) for c in cs}
+    aurocs = {c: auroc(oof[y == 1], oof[y == 0]) for c, oof in by_c.items()}
+    best = max(aurocs, key=lambda c: aurocs[c])
+    ok, fail = thresholds(by_c[best], y, target_fpr=target_fpr, fail_precision=fail_precision)
+    intercept, w, m, sd = fit(x[:, keep], y, c=best)
+    weights, mean, scale = np.zeros(len(SIGNALS)), np.zeros(len(SIGNALS)), np.ones(len(SIGNALS))
+    weights[keep], mean[keep], scale[keep] = w, m, sd
+    summary = {"c": best, "auroc": aurocs[best], **rates(by_c[best] < ok, y)}
+    return ((intercept, weights, mean, scale), ok, fail), summary, by_c[best] < ok
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,12 +259,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--c", type=float, nargs="+", default=[0.1, 1.0, 10.0, 100.0], help="L2 strengths tried")
     parser.add_argument("--target-fpr", type=float, default=0.2)
     parser.add_argument("--fail-precision", type=float, default=0.9)
+    parser.add_argument(
+        "--cross-model", action="append", default=[], help="name=model folder: its T2 predictions join (repeat)"
+    )
+    parser.add_argument("--models-cache", type=Path, default=Path("/tmp/levels_models_cache"))
     args = parser.parse_args(argv)
     files = predict_all(args.data, args.cache, n_variants=args.variants, seed=args.seed, dixon=args.dixon)
-    rows = case_rows(files)
+    rows = [{**r, "model": "bundled"} for r in case_rows(files)]
+    for item in args.cross_model:
+        name, _, folder = item.partition("=")
+        if not name or not folder or name == "bundled":
+            parser.error(f"--cross-model {item!r}: give name=folder (not 'bundled')")
+        card = read_model_card(folder)
+        cache = args.models_cache / f"{name}-{card.onnx_sha256[:12]}"
+        more = predict_all(args.data, cache, n_variants=args.variants, seed=args.seed, dixon=0, model=Path(folder))
+        rows += [{**r, "model": name} for r in case_rows(more, scheme_key=card.scheme.key)]
     usable = [r for r in rows if "signals" in r]
     x = np.array([[r["signals"][n] for n in SIGNALS] for r in usable])  # type: ignore[index]
     y = np.array([int(bool(r["misnamed"])) for r in usable])
+    if not np.isfinite(x).all():
+        raise SystemExit("calibrate_levels: a signal is not finite (a prediction cached without its margin?)")
     groups = np.array([group_of(str(r["case"])) for r in usable])
     by_c = {}
     for c in args.c:
@@ -230,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     old = np.array([bool(r["old_warning"]) for r in usable])
     kinds = np.array([str(r["kind"]) for r in usable])
     t2 = np.array([str(r["case"]).startswith("t2-") for r in usable])
+    models = np.array([str(r["model"]) for r in usable])
     summary: dict[str, object] = {
         "cases": len(usable),
         "naming_failed": len(rows) - len(usable),
@@ -246,15 +308,39 @@ def main(argv: list[str] | None = None) -> int:
         "failed_share": float(np.mean(oof < fail)),
         "old_warning": rates(old, y),
         "t2_only": {"new": rates(flagged[t2], y[t2]), "old": rates(old[t2], y[t2])},
+        "by_model": {
+            m: {
+                **rates(flagged[models == m], y[models == m]),
+                "auroc": auroc(oof[(models == m) & (y == 1)], oof[(models == m) & (y == 0)]),
+            }
+            for m in sorted(set(models))
+        },
         "by_kind": {
             k: {"new": rates(flagged[kinds == k], y[kinds == k]), "old": rates(old[kinds == k], y[kinds == k])}
             for k in sorted(set(kinds))
         },
     }
     params = fit(x, y, c=best_c)
+    given, summary["given"], given_flagged = fit_given(
+        x,
+        y,
+        groups,
+        cs=args.c,
+        folds=args.folds,
+        seed=args.seed,
+        target_fpr=args.target_fpr,
+        fail_precision=args.fail_precision,
+    )
+    summary["given"]["by_model"] = {m: rates(given_flagged[models == m], y[models == m]) for m in sorted(set(models))}
     summary["weights"] = dict(zip(SIGNALS, [round(float(w), 4) for w in params[1]], strict=True))
     missed = [
-        {"file": r["file"], "what": r["what"], "names": r["names"], "oof_score": round(float(s), 3)}
+        {
+            "model": r["model"],
+            "file": r["file"],
+            "what": r["what"],
+            "names": r["names"],
+            "oof_score": round(float(s), 3),
+        }
         for r, s, b in zip(usable, oof, y, strict=True)
         if b and s >= ok
     ]
@@ -265,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in summary["by_kind"].items():  # type: ignore[union-attr]
         print(k, v)
     if args.write:
-        write_toml(TOML, params, ok=ok, fail=fail, summary=summary)
+        write_toml(TOML, (params, ok, fail), given, summary=summary)
         print(f"wrote {TOML}")
     return 0
 

@@ -1,7 +1,8 @@
 """Stage 1 of ``calibrate_levels.py``: the bundled spine model on every spine and its shifted variants, cached.
 
 Each prediction is written once to ``<cache>/<case>__<n>_<kind>.npz`` (the model's labels on the variant's grid,
-its affine, the manual body centres in view, a description); an existing file is not recomputed.
+its probability margin there (float16), its affine, the manual body centres in view, a description); an
+existing file is not recomputed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ EXTRA_RESAMPLE = 0.25  # ... and a resampling
 # twice plus an extended view on the five T2 spines (the scanner the issue's failures came from is a T2 one)
 HARD_DIXON = ("t11_l5",)
 HARD_T2 = ("t11_l5", "t11_l5", "extend_top")
+
+
+def _cached(path: Path) -> bool:
+    """Whether ``path`` holds a prediction with its margin (files of older versions, without one, are redone)."""
+    if not path.is_file():
+        return False
+    with np.load(path) as data:
+        return "margin" in data
 
 
 def spine_cases(data: Path, *, dixon: int | None = None) -> list[tuple[str, Path, Path, str]]:
@@ -67,7 +76,7 @@ def predict_all(
     started = time.time()
     for case_id, img_path, seg_path, truth_kind in spine_cases(data, dixon=dixon):
         plan = variant_plan(case_id, n_variants=n_variants, seed=seed)
-        todo = [(n, k) for n, k in enumerate(plan) if not (cache / f"{case_id}__{n}_{k}.npz").is_file()]
+        todo = [(n, k) for n, k in enumerate(plan) if not _cached(cache / f"{case_id}__{n}_{k}.npz")]
         files += [cache / f"{case_id}__{n}_{k}.npz" for n, k in enumerate(plan)]
         if not todo:
             continue
@@ -94,11 +103,14 @@ def predict_all(
                         )
                         what += ", " + more
             variant = Image(np.asarray(variant.array), variant.affine, source=f"{case_id} {kind}")
-            predicted = np.asarray(segment_on_grid(backend, variant).labels.array).astype(np.uint8)
+            segmented = segment_on_grid(backend, variant)
+            predicted = np.asarray(segmented.labels.array).astype(np.uint8)
+            margin = np.asarray(segmented.confidence["margin"].array).astype(np.float16)
             centres = in_view(truth, variant)
             np.savez_compressed(
                 cache / f"{case_id}__{n}_{kind}.npz",
                 labels=predicted,
+                margin=margin,
                 affine=variant.affine,
                 meta=json.dumps(
                     {

@@ -9,7 +9,9 @@ like a sacrum, or the field of view ends at it. All lengths are mm along the loc
 neighbouring body centroids); ratios are natural logs (0 = like the neighbours).
 
 Every signal is a float, oriented so that larger is more suspicious (the calibration keeps every weight >= 0); one
-that cannot be measured (too few bodies) takes its neutral value 0.
+that cannot be measured (too few bodies) takes its neutral value 0. The margin signals need the model's
+probability margin (``LabelMap.confidence["margin"]``); for a label map without one (given labels) they are NaN,
+which the logistic model counts as no evidence either way.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from paraspinal.io.image import Image
 from paraspinal.levels import SpineLevels
 from paraspinal.levels.naming import NamedBodies
 
-__all__ = ["SIGNALS", "level_signals"]
+__all__ = ["MARGIN_SIGNALS", "SIGNALS", "level_signals"]
 
 # name -> (neutral value, what it measures): the order is the order of the calibrated weights
 SIGNALS: dict[str, tuple[float, str]] = {
@@ -43,7 +45,13 @@ SIGNALS: dict[str, tuple[float, str]] = {
     "lowest_at_edge": (0.0, "1 when the lowest piece touches the inferior end of the field of view"),
     "top_at_edge": (0.0, "1 when the top body touches the superior end of the field of view"),
     "short_fov_below": (0.0, "1 - the field of view below the lowest piece / 40 mm (0 from 40 mm on)"),
+    "weakest_body_margin": (
+        0.0,
+        "1 - the lowest mean probability margin (top-1 minus top-2) over a found piece's voxels (model output only)",
+    ),
+    "lowest_margin": (0.0, "1 - the mean probability margin over the lowest piece's voxels (model output only)"),
 }
+MARGIN_SIGNALS = ("weakest_body_margin", "lowest_margin")  # NaN (not measured) without the model's margin map
 _PERCENTILE = 2.0  # extents are 2nd-98th percentiles of the voxels' positions (a stray voxel does not count)
 _ENOUGH_BELOW_MM = 40.0
 
@@ -62,8 +70,9 @@ def _log_ratio(value: float, reference: float) -> float:
     return float(np.log(value / reference)) if value > 0 and reference > 0 else 0.0
 
 
-def level_signals(spine: SpineLevels, *, grid: Image) -> dict[str, float]:
-    """The signals (see :data:`SIGNALS`) of ``spine``'s named bodies on the label ``grid`` they were found on.
+def level_signals(spine: SpineLevels, *, grid: Image, margin: Image | None = None) -> dict[str, float]:
+    """The signals (see :data:`SIGNALS`) of ``spine``'s named bodies on the label ``grid`` they were found on;
+    ``margin``: the model's top-1 minus top-2 probability on that grid (None: margin signals NaN).
 
     Levels from labelled discs (no named bodies) give every signal its neutral value.
     """
@@ -71,6 +80,8 @@ def level_signals(spine: SpineLevels, *, grid: Image) -> dict[str, float]:
     named: NamedBodies | None = spine.named
     if named is None or not named.names:
         return out
+    if margin is None:
+        out.update(dict.fromkeys(MARGIN_SIGNALS, float("nan")))
     # the pieces found in the image (a labelled sacrum anchor is not one of them: it was given)
     n = len(named.names) - (1 if named.counted_from_sacrum else 0)
     points = [v.points_mm for v in named.voxels[:n]]
@@ -81,6 +92,10 @@ def level_signals(spine: SpineLevels, *, grid: Image) -> dict[str, float]:
     out["body_disagreement"] = 1.0 - min(body_conf) if body_conf else 0.0
     out["extra_bodies"] = float(max(0, kinds.count("body") - 5))
     out["sacrum_by_position"] = float(not named.counted_from_sacrum and kinds[-1] == "sacrum")
+    if margin is not None:
+        margins = [_mean_margin(p, margin) for p in points]
+        out["weakest_body_margin"] = 1.0 - min(margins)
+        out["lowest_margin"] = 1.0 - margins[-1]
     centroids = np.array([p.mean(axis=0) for p in points])
     axes = []
     for i in range(n):  # local column axis (cranial): central difference of the neighbours' centroids
@@ -117,6 +132,15 @@ def level_signals(spine: SpineLevels, *, grid: Image) -> dict[str, float]:
         column = _unit(centroids[-3] - centroids[-2]) if n >= 3 else axes[-1]
         out["lowest_tilt_deg"] = _tilt_deg(points[-1], column)
     return out
+
+
+def _mean_margin(points_mm: np.ndarray, margin: Image) -> float:
+    """Mean of ``margin`` (0-1) at the voxels whose world positions are ``points_mm`` (N, 3)."""
+    inverse = np.linalg.inv(margin.affine)
+    ijk = np.rint(points_mm @ inverse[:3, :3].T + inverse[:3, 3]).astype(np.intp)
+    ijk = np.clip(ijk, 0, np.array(margin.shape[:3]) - 1)
+    values = np.asarray(margin.array)[ijk[:, 0], ijk[:, 1], ijk[:, 2]]
+    return float(np.clip(values.astype(np.float64).mean(), 0.0, 1.0)) if len(values) else 1.0
 
 
 def _tilt_deg(points: np.ndarray, column: np.ndarray) -> float:

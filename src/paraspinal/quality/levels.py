@@ -5,7 +5,9 @@ The score is ``1 - p``, ``p`` the probability that some body is misnamed under a
 ``p = sigmoid(intercept + sum_i weight_i * (signal_i - mean_i) / scale_i)``. Weights, centring, thresholds and
 the reason cut-off are data (``quality/data/levels.toml``, written by ``recipes/quality/calibrate_levels.py``);
 each signal pushing the score down by at least ``min_logit`` becomes a reason, worst first. Levels read from
-labelled discs (a person drew and named them) are ``ok``.
+labelled discs (a person drew and named them) are ``ok``. Two models are kept: ``[model]`` for a model's label
+map (with its probability margin) and ``[given_model]``, fitted without the margin signals, for label maps that
+carry none (given body labels).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from paraspinal.errors import InputError
 from paraspinal.io.label_map import LabelMap
 from paraspinal.levels import SpineLevels
 from paraspinal.quality.assessment import Assessment, status_of
-from paraspinal.quality.level_signals import SIGNALS, level_signals
+from paraspinal.quality.level_signals import MARGIN_SIGNALS, SIGNALS, level_signals
 from paraspinal.quality.logistic import LogisticModel, parse_logistic_model, read_model_file
 
 __all__ = ["LevelsModel", "assess_levels", "assess_signals", "load_levels_model", "parse_levels_model"]
@@ -36,6 +38,7 @@ class LevelsModel:
     """The calibrated logistic model of the signals, and which of their terms become reasons."""
 
     logistic: LogisticModel
+    given: LogisticModel  # the same signals less the model's margin: for label maps that carry none
     min_logit: float
     max_reasons: int
     source: str
@@ -43,22 +46,30 @@ class LevelsModel:
 
 def parse_levels_model(document: dict, *, source: str | Path) -> LevelsModel:
     """A :class:`LevelsModel` from the TOML document of the file ``source``: a ``[model]`` table (a
-    :class:`~paraspinal.quality.logistic.LogisticModel` of every signal in :data:`SIGNALS`) and ``[reasons]``
-    (``min_logit``, ``max_reasons``); every problem is a one-line :class:`InputError` naming the file."""
+    :class:`~paraspinal.quality.logistic.LogisticModel` of every signal in :data:`SIGNALS`), ``[given_model]`` (the
+    same for label maps without the model's margin: margin weights 0) and ``[reasons]`` (``min_logit``,
+    ``max_reasons``); every problem is a one-line :class:`InputError` naming the file."""
     model, reasons = document.get("model"), document.get("reasons")
     if not isinstance(model, dict) or not isinstance(reasons, dict):
         raise InputError("levels quality model: [model] and [reasons] must be tables", path=source)
+    given_table = document.get("given_model")
+    if not isinstance(given_table, dict):
+        raise InputError("levels quality model: [given_model] must be a table", path=source)
     logistic = parse_logistic_model(model, where="model", known=SIGNALS, path=source)
-    missing = [name for name in SIGNALS if name not in logistic.features]
-    if missing:
-        raise InputError(f"model.features must name every signal (missing: {', '.join(missing)})", path=source)
+    given = parse_logistic_model(given_table, where="given_model", known=SIGNALS, path=source)
+    for where, table in (("model", logistic), ("given_model", given)):
+        missing = [name for name in SIGNALS if name not in table.features]
+        if missing:
+            raise InputError(f"{where}.features must name every signal (missing: {', '.join(missing)})", path=source)
+    if any(given.weights[given.features.index(name)] != 0 for name in MARGIN_SIGNALS):
+        raise InputError("given_model.weights must be 0 for the margin signals (a given map has none)", path=source)
     for key, minimum in (("min_logit", 0.0), ("max_reasons", 1.0)):
         value = reasons.get(key)
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise InputError(f"reasons.{key} must be a finite number", path=source)
         if value < minimum:
             raise InputError(f"reasons.{key} must be at least {minimum:g}, got {value:g}", path=source)
-    return LevelsModel(logistic, float(reasons["min_logit"]), int(reasons["max_reasons"]), str(source))
+    return LevelsModel(logistic, given, float(reasons["min_logit"]), int(reasons["max_reasons"]), str(source))
 
 
 def load_levels_model(path: str | Path | None = None) -> LevelsModel:
@@ -114,22 +125,29 @@ def _reason(name: str, value: float) -> str:
         return (
             f"the field of view ends {40 * (1 - value):.0f} mm below the lowest piece: nothing below to check against"
         )
+    if name == "weakest_body_margin":
+        return f"the model is unsure of a body's label (mean probability margin {1 - value:.2f})"
+    if name == "lowest_margin":
+        return f"the model is unsure of the lowest piece's label (mean probability margin {1 - value:.2f})"
     raise KeyError(name)
 
 
 def assess_signals(signals: dict[str, float], *, model: LevelsModel | None = None) -> Assessment:
-    """The assessment of measured ``signals`` (see :data:`SIGNALS`) under ``model`` (default: the bundled one)."""
+    """The assessment of measured ``signals`` (see :data:`SIGNALS`) under ``model`` (default: the bundled one):
+    its ``given`` weights when the margin signals were not measured (NaN: labels without the model's margin)."""
     model = model or _bundled()
-    logistic = model.logistic
+    unmeasured = any(math.isnan(signals.get(name, 0.0)) for name in MARGIN_SIGNALS)
+    logistic = model.given if unmeasured else model.logistic
     contributions = logistic.contributions(signals)
     z = logistic.logit(signals)
     score = float(1.0 / (1.0 + math.exp(z)))  # 1 - sigmoid(z): 1 = trustworthy
     status = status_of(score, logistic.thresholds)
     names = list(logistic.features)
-    worst = [i for i in np.argsort(-contributions, kind="stable") if contributions[i] >= model.min_logit]
+    measured = [i for i in np.argsort(-contributions, kind="stable") if not math.isnan(signals.get(names[i], 0.0))]
+    worst = [i for i in measured if contributions[i] >= model.min_logit]
     reasons = [_reason(names[i], signals[names[i]]) for i in worst[: model.max_reasons]]
-    if status != "ok" and not reasons:
-        reasons = [_reason(names[int(np.argmax(contributions))], signals[names[int(np.argmax(contributions))]])]
+    if status != "ok" and not reasons and measured:
+        reasons = [_reason(names[measured[0]], signals[names[measured[0]]])]
     return Assessment(status, min(max(score, 0.0), 1.0), tuple(reasons) if status != "ok" else ())
 
 
@@ -140,4 +158,5 @@ def assess_levels(*, spine: SpineLevels, label_map: LabelMap, model: LevelsModel
     """
     if spine.named is None:
         return Assessment("ok", 1.0, ())
-    return assess_signals(level_signals(spine, grid=label_map.labels), model=model)
+    signals = level_signals(spine, grid=label_map.labels, margin=label_map.confidence.get("margin"))
+    return assess_signals(signals, model=model)

@@ -41,9 +41,11 @@ class LogisticModel:
     thresholds: Thresholds
 
     def contributions(self, values: Mapping[str, float]) -> np.ndarray:
-        """Each feature's term in the logit (``weights * (x - mean) / scale``); a feature not given counts 0."""
+        """Each feature's term in the logit (``weights * (x - mean) / scale``); a feature not given counts as the
+        value 0, a NaN one (not measured) adds nothing."""
         x = np.array([float(values.get(name, 0.0)) for name in self.features])
-        return self.weights * (x - self.mean) / self.scale
+        terms = self.weights * (x - self.mean) / self.scale
+        return np.where(np.isnan(x), 0.0, terms)
 
     def logit(self, values: Mapping[str, float]) -> float:
         """The log-odds of a bad result (``intercept`` plus the contributions)."""
