@@ -219,20 +219,22 @@ def write_toml(path: Path, params, given, *, summary: dict[str, object]) -> None
     path.write_text(toml_text(params, given, summary=summary), encoding="utf-8")
 
 
-def fit_given(
+def calibrated(
     x: np.ndarray,
     y: np.ndarray,
     groups: np.ndarray,
     *,
+    keep: np.ndarray,
     cs: list[float],
     folds: int,
     seed: int,
     target_fpr: float,
     fail_precision: float,
-):
-    """The model for label maps without the model's margin: the margin signals left out of the fit (weight 0,
-    mean 0, scale 1), L2 strength by out-of-fold AUROC; ``((fit), ok, fail)`` and its out-of-fold summary."""
-    keep = np.array([name not in MARGIN_SIGNALS for name in SIGNALS])
+) -> dict[str, object]:
+    """Fit on the signal columns ``keep`` (boolean, in :data:`SIGNALS` order): L2 strength by out-of-fold AUROC,
+    thresholds from the out-of-fold scores, final weights on all cases, padded to every signal (left-out ones:
+    weight 0, mean 0, scale 1). Keys: ``params`` (intercept, weights, mean, scale), ``ok``, ``fail``, ``oof``,
+    ``c``, ``auroc_by_c``."""
     by_c = {c: out_of_fold(x[:, keep], y, groups, c=c, folds=folds, seed=seed) for c in cs}
     aurocs = {c: auroc(oof[y == 1], oof[y == 0]) for c, oof in by_c.items()}
     best = max(aurocs, key=lambda c: aurocs[c])
@@ -240,8 +242,14 @@ def fit_given(
     intercept, w, m, sd = fit(x[:, keep], y, c=best)
     weights, mean, scale = np.zeros(len(SIGNALS)), np.zeros(len(SIGNALS)), np.ones(len(SIGNALS))
     weights[keep], mean[keep], scale[keep] = w, m, sd
-    summary = {"c": best, "auroc": aurocs[best], **rates(by_c[best] < ok, y)}
-    return ((intercept, weights, mean, scale), ok, fail), summary, by_c[best] < ok
+    return {
+        "params": (intercept, weights, mean, scale),
+        "ok": ok,
+        "fail": fail,
+        "oof": by_c[best],
+        "c": best,
+        "auroc_by_c": aurocs,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -280,14 +288,20 @@ def main(argv: list[str] | None = None) -> int:
     if not np.isfinite(x).all():
         raise SystemExit("calibrate_levels: a signal is not finite (a prediction cached without its margin?)")
     groups = np.array([group_of(str(r["case"])) for r in usable])
-    by_c = {}
-    for c in args.c:
-        oof = out_of_fold(x, y, groups, c=c, folds=args.folds, seed=args.seed)
-        by_c[c] = (auroc(oof[y == 1], oof[y == 0]), oof)
-    best_c = max(by_c, key=lambda c: by_c[c][0])
-    oof = by_c[best_c][1]
-    ok, fail = thresholds(oof, y, target_fpr=args.target_fpr, fail_precision=args.fail_precision)
+    options = {
+        "cs": args.c,
+        "folds": args.folds,
+        "seed": args.seed,
+        "target_fpr": args.target_fpr,
+        "fail_precision": args.fail_precision,
+    }
+    every = np.ones(len(SIGNALS), dtype=bool)
+    full = calibrated(x, y, groups, keep=every, **options)
+    # label maps without the model's margin (given labels) get a model fitted without the margin signals
+    given = calibrated(x, y, groups, keep=np.array([n not in MARGIN_SIGNALS for n in SIGNALS]), **options)
+    best_c, oof, ok, fail, params = full["c"], full["oof"], full["ok"], full["fail"], full["params"]
     flagged = oof < ok
+    given_flagged = given["oof"] < given["ok"]
     old = np.array([bool(r["old_warning"]) for r in usable])
     kinds = np.array([str(r["kind"]) for r in usable])
     t2 = np.array([str(r["case"]).startswith("t2-") for r in usable])
@@ -297,8 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         "naming_failed": len(rows) - len(usable),
         "misnamed": int(y.sum()),
         "c": best_c,
-        "auroc_by_c": {str(c): v[0] for c, v in by_c.items()},
-        "auroc": by_c[best_c][0],
+        "auroc_by_c": {str(c): v for c, v in full["auroc_by_c"].items()},
+        "auroc": full["auroc_by_c"][best_c],
         "auroc_old_naming_confidence": auroc(
             1 - x[y == 1, list(SIGNALS).index("vote_disagreement")],
             1 - x[y == 0, list(SIGNALS).index("vote_disagreement")],
@@ -320,18 +334,12 @@ def main(argv: list[str] | None = None) -> int:
             for k in sorted(set(kinds))
         },
     }
-    params = fit(x, y, c=best_c)
-    given, summary["given"], given_flagged = fit_given(
-        x,
-        y,
-        groups,
-        cs=args.c,
-        folds=args.folds,
-        seed=args.seed,
-        target_fpr=args.target_fpr,
-        fail_precision=args.fail_precision,
-    )
-    summary["given"]["by_model"] = {m: rates(given_flagged[models == m], y[models == m]) for m in sorted(set(models))}
+    summary["given"] = {
+        "c": given["c"],
+        "auroc": given["auroc_by_c"][given["c"]],
+        **rates(given_flagged, y),
+        "by_model": {m: rates(given_flagged[models == m], y[models == m]) for m in sorted(set(models))},
+    }
     summary["weights"] = dict(zip(SIGNALS, [round(float(w), 4) for w in params[1]], strict=True))
     missed = [
         {
@@ -351,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in summary["by_kind"].items():  # type: ignore[union-attr]
         print(k, v)
     if args.write:
-        write_toml(TOML, (params, ok, fail), given, summary=summary)
+        write_toml(TOML, (params, ok, fail), (given["params"], given["ok"], given["fail"]), summary=summary)
         print(f"wrote {TOML}")
     return 0
 

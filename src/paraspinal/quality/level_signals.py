@@ -80,8 +80,6 @@ def level_signals(spine: SpineLevels, *, grid: Image, margin: Image | None = Non
     named: NamedBodies | None = spine.named
     if named is None or not named.names:
         return out
-    if margin is None:
-        out.update(dict.fromkeys(MARGIN_SIGNALS, float("nan")))
     # the pieces found in the image (a labelled sacrum anchor is not one of them: it was given)
     n = len(named.names) - (1 if named.counted_from_sacrum else 0)
     points = [v.points_mm for v in named.voxels[:n]]
@@ -92,7 +90,9 @@ def level_signals(spine: SpineLevels, *, grid: Image, margin: Image | None = Non
     out["body_disagreement"] = 1.0 - min(body_conf) if body_conf else 0.0
     out["extra_bodies"] = float(max(0, kinds.count("body") - 5))
     out["sacrum_by_position"] = float(not named.counted_from_sacrum and kinds[-1] == "sacrum")
-    if margin is not None:
+    if margin is None:
+        out.update(dict.fromkeys(MARGIN_SIGNALS, float("nan")))
+    else:
         margins = [_mean_margin(p, margin) for p in points]
         out["weakest_body_margin"] = 1.0 - min(margins)
         out["lowest_margin"] = 1.0 - margins[-1]
