@@ -60,6 +60,7 @@ def spine_phantom(
     """The phantom on a sagittal RAS+ grid (i: x, sagittal slices; j: y; k: z), origin so the spine is central.
 
     ``top_mm``: world z of L1's centre along the axis from the origin point (0, 0, 0) of the spine line.
+    ``names``: the bodies drawn, of L1-L5 and T12 (one pitch above L1).
     """
     t = np.radians(tilt_deg)
     axis = np.array([0.0, np.sin(t), np.cos(t)])
@@ -80,6 +81,7 @@ def spine_phantom(
         return inside.reshape(shape)
 
     body_centres = {name: axis * (top_mm - i * PITCH_MM) for i, name in enumerate(NAMES)}
+    body_centres["T12"] = axis * (top_mm + PITCH_MM)  # only where ``names`` asks for it (it needs a taller grid)
     bodies = {name: box(body_centres[name], BODY_HEIGHT_MM / 2) for name in names}
     order = [*NAMES, "S1"]
     centres = {}

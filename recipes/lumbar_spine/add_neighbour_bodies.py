@@ -1,6 +1,8 @@
 """Pseudo-label the body above L1 (T12) and the top of the sacrum in a lumbar_bodies dataset (scheme spine_bodies).
 
     python recipes/lumbar_spine/add_neighbour_bodies.py /tmp/Dataset902_LumbarSpine /tmp/Dataset906_SpineBodies
+    python recipes/lumbar_spine/add_neighbour_bodies.py /tmp/Dataset905_LumbarSpineMixed \
+        /tmp/Dataset907_SpineBodiesMixed
 
 The MyoSegmenTUM spines label L1-L5 only, but most show part of T12 above L1 and part of S1 below L5 (a median
 26 and 22 mm of image beyond them). A model trained on them learns those as background, and on a scan with more
@@ -15,6 +17,10 @@ in view squeezes T12 into L1-L5. Here each neighbour gets a pseudo-label from th
 
 Writes ``imagesTr`` (copied), ``labelsTr`` (6 = T12, 7 = sacrum added) and ``dataset.json``; prints per case the
 voxels kept. The image's axis 0 must run superior to inferior (as in these files).
+
+The second command does the same for the Dixon + T2 dataset of ``add_t2_bodies.py``: its T2 bodies were outlined by
+a Dixon-only model and named from the manual discs, so their T12 and sacrum come from those L1 and L5 in the same
+way (none where that image was cut at L1/L2, or the sacrum is unlike L5).
 """
 
 from __future__ import annotations
@@ -92,7 +98,7 @@ def _qc(rows: list[tuple[str, np.ndarray, np.ndarray]], path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("source", type=Path, help="lumbar_bodies dataset (make_dataset.py)")
+    ap.add_argument("source", type=Path, help="lumbar_bodies dataset (make_dataset.py, or add_t2_bodies.py's)")
     ap.add_argument("out", type=Path, help="dataset folder to write")
     args = ap.parse_args()
     meta = json.loads((args.source / "dataset.json").read_text(encoding="utf-8"))
@@ -110,7 +116,7 @@ def main() -> None:
     _qc(rows, args.out / "qc.png")
     meta.update(
         name=args.out.name,
-        description="MyoSegmenTUM spine sagittal Dixon, L1-L5 bodies plus T12 and sacrum pseudo-labels (spine_bodies)",
+        description=f"{meta.get('description', 'L1-L5 bodies')}; plus T12 and sacrum pseudo-labels (spine_bodies)",
         labels=LABELS,
     )
     (args.out / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

@@ -90,6 +90,34 @@ def test_the_votes_count_against_a_sacrum_to_count_from(phantom) -> None:
     assert signals["vote_disagreement"] == pytest.approx(1.0)
 
 
+def test_six_lumbar_type_bodies_are_flagged_as_transitional() -> None:
+    """T12 in view above a sacrum, on a grid tall enough for it (spine_bodies: T12 = 6, sacrum = 7)."""
+    tall = spine_phantom(tilt_deg=10.0, shape=(14, 90, 270), top_mm=75.0, names=("T12", *NAMES))
+    normal = tall.encode({"T12": 6, **{n: i + 1 for i, n in enumerate(NAMES)}}, sacrum=7)
+    spine, _, quality = _assessed_with_sacrum(normal)
+    assert [b.name for b in spine.bodies] == ["T12", *NAMES, "S1"]
+    assert spine.named.lumbar_type_bodies == 5
+    assert quality.status == "ok" and not any("lumbar labels" in w for w in spine.warnings)
+    # six bodies labelled lumbar above the sacrum (a lumbarised S1, or T12 taken for L1): counted from the
+    # sacrum the top one is named T12 against its own labels, so the names are a guess and say so
+    six = tall.encode({"T12": 1, "L1": 1, "L2": 2, "L3": 3, "L4": 4, "L5": 5}, sacrum=7)
+    spine, _, quality = _assessed_with_sacrum(six)
+    assert [b.name for b in spine.bodies] == ["T12", *NAMES, "S1"]
+    assert spine.named.lumbar_type_bodies == 6
+    note = (
+        "6 bodies carry lumbar labels where the model also knows thoracic ones: transitional anatomy (a lumbarised "
+        "S1, a sixth lumbar vertebra) or a thoracic body taken for lumbar; the names are counted by position and "
+        "may be one level off; check the QC image"
+    )
+    assert note in spine.warnings
+    assert quality.status in ("review", "fail") and quality.reasons[0] == note
+    given = load_levels_model().given.thresholds
+    assert quality.score <= (given.ok + given.fail) / 2
+    # a scheme without a class above L1 cannot say a body is not lumbar: not counted
+    spine, _, _ = _assessed(tall.encode({"T12": 1, "L1": 1, "L2": 2, "L3": 3, "L4": 4, "L5": 5}))
+    assert spine.named.lumbar_type_bodies is None
+
+
 def test_irregular_heights_are_flagged(phantom) -> None:
     labels = phantom.encode({n: i + 1 for i, n in enumerate(NAMES)})
     array = labels.array.copy()

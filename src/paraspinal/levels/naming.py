@@ -21,6 +21,10 @@ Works for any field of view (only L3-S1 visible, say) and for imperfect model ou
    component may be named S1: a model that knows only lumbar bodies often marks the top of the
    sacrum too, and naming the five bodies above it L1-L5 then wins on votes. That component becomes
    the sacrum (``kind == "sacrum"``) and is not a body.
+5. Where the scheme has classes above L1 (``spine_bodies``: T12), the bodies whose voxels mostly vote a lumbar
+   level are counted (``lumbar_type_bodies``): six or more is transitional anatomy (a lumbarised S1, a sixth
+   lumbar vertebra) or a thoracic body the labels took for lumbar, and the names, counted by position, are a
+   guess that :mod:`paraspinal.levels.spine` flags.
 
 Confidence of a body: the share of its voxels voting for the name it got (1 for a consistent mask;
 1 for bodies of a level-less scheme counted up from the sacrum; the overall naming confidence for a
@@ -46,6 +50,7 @@ SPINE_NAMES: tuple[str, ...] = tuple(
     [f"C{i}" for i in range(1, 8)] + [f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 6)] + ["S1"]
 )
 S1_INDEX = SPINE_NAMES.index("S1")
+L1_INDEX = SPINE_NAMES.index("L1")
 DEFAULT_MIN_BODY_MM3 = 1000.0
 SPLIT_SHARE = 0.4
 SPLIT_TYPICAL = 0.5  # ... or on at least half the voxels of a typical body (several bodies merged)
@@ -65,6 +70,7 @@ class NamedBodies:
     naming_confidence: float
     counted_from_sacrum: bool
     discarded: int
+    lumbar_type_bodies: int | None = None  # bodies whose own labels say lumbar; None: the scheme has no class above L1
 
 
 def body_value_roles(scheme: LabelScheme, registry: AnatomyRegistry) -> tuple[dict[int, int], set[int], set[int]]:
@@ -162,6 +168,10 @@ def name_bodies(
     if names[-1] == "S1":  # the lowest component is the top of the sacrum (model output without a sacrum class)
         kinds[-1] = "sacrum"
         confidences[-1] = float(np.clip(margin, 0.0, 1.0))
+    lumbar_type = None
+    if any(index < L1_INDEX for index in votes_of.values()):  # the labels could have said "not lumbar"
+        majority = [int(np.argmax(row)) if row.sum() > 0 else -1 for row in votes]
+        lumbar_type = sum(L1_INDEX <= v < S1_INDEX for v, kind in zip(majority, kinds, strict=True) if kind == "body")
     voxel_matrix = affine[:3, :3]
     bodies = [BodyVoxels(p, voxel_matrix) for p in points]
     if anchor is not None:
@@ -177,6 +187,7 @@ def name_bodies(
         naming_confidence=float(np.clip(margin, 0.0, 1.0)),
         counted_from_sacrum=anchor is not None,
         discarded=discarded,
+        lumbar_type_bodies=lumbar_type,
     )
 
 

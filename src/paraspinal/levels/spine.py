@@ -82,6 +82,16 @@ class SpineLevels:
 
 #: Supernumerary vertebrae some models name (SPINEPS, VerSe numbering), which the level naming does not count.
 TRANSITIONAL_LEVELS = ("T13", "L6")
+LUMBAR_COUNT = 5
+
+
+def transitional_note(lumbar_type_bodies: int) -> str:
+    """The warning for more lumbar-type bodies (by their own labels) than there are lumbar vertebrae."""
+    return (
+        f"{lumbar_type_bodies} bodies carry lumbar labels where the model also knows thoracic ones: transitional "
+        "anatomy (a lumbarised S1, a sixth lumbar vertebra) or a thoracic body taken for lumbar; the names are "
+        "counted by position and may be one level off; check the QC image"
+    )
 
 
 def spine_levels_from_labels(
@@ -143,6 +153,8 @@ def spine_levels_from_labels(
             "five lumbar vertebrae, so these levels are named by position and can differ from the model's own "
             "names; check the QC image"
         )
+    if named.lumbar_type_bodies is not None and named.lumbar_type_bodies > LUMBAR_COUNT:
+        warnings.append(transitional_note(named.lumbar_type_bodies))
     if named.counted_from_sacrum:
         warnings.append("vertebrae named by counting up from the sacrum")
     elif named.kinds and named.kinds[-1] == "sacrum":

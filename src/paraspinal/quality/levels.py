@@ -23,7 +23,8 @@ import numpy as np
 from paraspinal.errors import InputError
 from paraspinal.io.label_map import LabelMap
 from paraspinal.levels import SpineLevels
-from paraspinal.quality.assessment import Assessment, status_of
+from paraspinal.levels.spine import LUMBAR_COUNT, transitional_note
+from paraspinal.quality.assessment import Assessment, status_of, worst_status
 from paraspinal.quality.level_signals import MARGIN_SIGNALS, SIGNALS, level_signals
 from paraspinal.quality.logistic import LogisticModel, parse_logistic_model, read_model_file
 
@@ -154,9 +155,20 @@ def assess_signals(signals: dict[str, float], *, model: LevelsModel | None = Non
 def assess_levels(*, spine: SpineLevels, label_map: LabelMap, model: LevelsModel | None = None) -> Assessment:
     """How far to trust ``spine``'s level names, found on ``label_map`` (its grid gives the field of view).
 
-    Levels from labelled discs are ``ok`` (score 1): their names were given, not inferred.
+    Levels from labelled discs are ``ok`` (score 1): their names were given, not inferred. More lumbar-type
+    bodies than five (:attr:`~paraspinal.levels.naming.NamedBodies.lumbar_type_bodies`) is at least ``review``,
+    the score at most midway between the thresholds, whatever the signals say.
     """
     if spine.named is None:
         return Assessment("ok", 1.0, ())
     signals = level_signals(spine, grid=label_map.labels, margin=label_map.confidence.get("margin"))
-    return assess_signals(signals, model=model)
+    assessed = assess_signals(signals, model=model)
+    lumbar_type = spine.named.lumbar_type_bodies
+    if lumbar_type is None or lumbar_type <= LUMBAR_COUNT:
+        return assessed
+    # transitional anatomy (or a thoracic body labelled lumbar): the names are a guess, never ok
+    model = model or _bundled()
+    thresholds = (model.given if any(math.isnan(signals[n]) for n in MARGIN_SIGNALS) else model.logistic).thresholds
+    score = min(assessed.score, (thresholds.ok + thresholds.fail) / 2.0)
+    reasons = (transitional_note(lumbar_type), *assessed.reasons)
+    return Assessment(worst_status([assessed.status, "review"]), score, reasons)
