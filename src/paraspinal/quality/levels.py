@@ -133,12 +133,17 @@ def _reason(name: str, value: float) -> str:
     raise KeyError(name)
 
 
+def _logistic_for(signals: dict[str, float], model: LevelsModel) -> LogisticModel:
+    """``model``'s given-labels weights when the margin signals were not measured (NaN), else its full ones."""
+    unmeasured = any(math.isnan(signals.get(name, 0.0)) for name in MARGIN_SIGNALS)
+    return model.given if unmeasured else model.logistic
+
+
 def assess_signals(signals: dict[str, float], *, model: LevelsModel | None = None) -> Assessment:
     """The assessment of measured ``signals`` (see :data:`SIGNALS`) under ``model`` (default: the bundled one):
     its ``given`` weights when the margin signals were not measured (NaN: labels without the model's margin)."""
     model = model or _bundled()
-    unmeasured = any(math.isnan(signals.get(name, 0.0)) for name in MARGIN_SIGNALS)
-    logistic = model.given if unmeasured else model.logistic
+    logistic = _logistic_for(signals, model)
     contributions = logistic.contributions(signals)
     z = logistic.logit(signals)
     score = float(1.0 / (1.0 + math.exp(z)))  # 1 - sigmoid(z): 1 = trustworthy
@@ -167,8 +172,7 @@ def assess_levels(*, spine: SpineLevels, label_map: LabelMap, model: LevelsModel
     if lumbar_type is None or lumbar_type <= LUMBAR_COUNT:
         return assessed
     # transitional anatomy (or a thoracic body labelled lumbar): the names are a guess, never ok
-    model = model or _bundled()
-    thresholds = (model.given if any(math.isnan(signals[n]) for n in MARGIN_SIGNALS) else model.logistic).thresholds
+    thresholds = _logistic_for(signals, model or _bundled()).thresholds
     score = min(assessed.score, (thresholds.ok + thresholds.fail) / 2.0)
     reasons = (transitional_note(lumbar_type), *assessed.reasons)
     return Assessment(worst_status([assessed.status, "review"]), score, reasons)
